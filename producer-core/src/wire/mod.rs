@@ -1,0 +1,1 @@
+//! Sans-IO Kafka protocol codec (issue #3): being written.

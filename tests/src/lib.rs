@@ -1,0 +1,1 @@
+//! Integration tests against real brokers (issue #4) will live here.

@@ -1,0 +1,188 @@
+//! Project automation: `cargo xtask test` (every check CI runs) and, as the issues bring them,
+//! `demo` and `bench`.
+//!
+//! Each command installs what it needs first, so a fresh machine needs only a Rust toolchain:
+//! CI runs `bash .ci/run`, which is exactly `cargo xtask test`.
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Targets the no_std core must build for: the gateway class (Cortex-M4F) and the smallest
+/// Cortex-M3 we test on.
+const TARGETS: &[&str] = &["thumbv7em-none-eabihf", "thumbv7m-none-eabi"];
+
+/// Default number of simulation seeds run by `cargo xtask test`; `SIM_SEEDS=N` overrides it.
+const DEFAULT_SIM_SEEDS: &str = "10000";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            usage();
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`; run `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() {
+    println!(
+        "cargo xtask <command>\n\n\
+         test    install missing toolchain parts, then run fmt, clippy, docs, the thumbv7em\n\
+         \x20       build of producer-core and every test suite (SIM_SEEDS=N for more seeds)"
+    );
+}
+
+fn test() -> Result<(), String> {
+    let started = Instant::now();
+    ensure_toolchain()?;
+
+    step("cargo", &["fmt", "--all", "--check"], &[])?;
+    step(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    for features in ["", "log"] {
+        step(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "producer-core",
+                "--all-targets",
+                "--features",
+                features,
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+    }
+    step(
+        "cargo",
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    // The core must stay no_std and allocation-free: build it for a Cortex-M4F with nothing
+    // enabled, and with the defmt logging a firmware would turn on.
+    for features in ["", "defmt"] {
+        step(
+            "cargo",
+            &[
+                "build",
+                "-p",
+                "producer-core",
+                "--target",
+                TARGETS[0],
+                "--no-default-features",
+                "--features",
+                features,
+            ],
+            &[],
+        )?;
+    }
+    step("cargo", &["test", "--workspace"], &[])?;
+    // The deterministic simulation runs optimised: thousands of seeds in a few minutes.
+    let seeds = env::var("SIM_SEEDS").unwrap_or_else(|_| DEFAULT_SIM_SEEDS.to_string());
+    step(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "producer-core",
+            "--test",
+            "simulation",
+            "--",
+            "--include-ignored",
+            "many_seeds",
+        ],
+        &[("SIM_SEEDS", seeds.as_str())],
+    )?;
+    println!(
+        "xtask: every check passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Adds the cross targets and the rustfmt/clippy components when a fresh machine lacks them.
+fn ensure_toolchain() -> Result<(), String> {
+    let installed = capture("rustup", &["target", "list", "--installed"])?;
+    let missing: Vec<&str> = TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if !missing.is_empty() {
+        let mut args = vec!["target", "add"];
+        args.extend(missing);
+        step("rustup", &args, &[])?;
+    }
+    let components = capture("rustup", &["component", "list", "--installed"])?;
+    for component in ["rustfmt", "clippy"] {
+        if !components.lines().any(|l| l.starts_with(component)) {
+            step("rustup", &["component", "add", component], &[])?;
+        }
+    }
+    Ok(())
+}
+
+fn step(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), String> {
+    let shown: Vec<String> = envs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(std::iter::once(program.to_string()))
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect();
+    println!("xtask: $ {}", shown.join(" "));
+    let started = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+    println!(
+        "xtask: ({:.1} s) {}",
+        started.elapsed().as_secs_f64(),
+        shown.join(" ")
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed with {status}", shown.join(" ")))
+    }
+}
+
+fn capture(program: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
