@@ -1,5 +1,27 @@
+//! The core of an idempotent Kafka producer for microcontrollers and hosts alike: `no_std`,
+//! no allocator, no clock, no sockets.
+//!
+//! The problem it exists for: a caller's deadline fires while a produce request's outcome is
+//! unknown. It answers with a truthful three-valued [`Outcome`](state::Outcome) on time and
+//! never corrupts the sequence state the broker deduplicates with.
+//!
+//! - [`state`]: producer identity, per-partition sequence ledger, cancel eligibility, error
+//!   classification and fencing, all in the [`Sequencer`](state::Sequencer).
+//! - [`wire`]: the sans-IO Kafka codec.
+//! - [`time`]: time as an input.
+//!
+//! Logging goes through `defmt` (feature `defmt`) or `log` (feature `log`); nothing logs by
+//! default.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[macro_use]
+mod fmt;
+
+pub mod error_code;
+pub mod state;
+pub mod time;
 pub mod wire;
+
+pub use error_code::ErrorCode;

@@ -1,0 +1,111 @@
+//! The sequencer's settings, checked once at construction.
+
+use core::fmt;
+use core::time::Duration;
+
+use super::eligibility::UnknownOutcome;
+
+/// Kafka brokers keep the metadata of the last five batches per producer and partition;
+/// more in flight and a retry could fall outside that window and be appended twice.
+pub const MAX_IN_FLIGHT_LIMIT: u8 = 5;
+
+/// How the sequencer behaves. `Default` gives the gateway defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config {
+    /// What a deadline does to a batch whose fate is unknown.
+    pub unknown_outcome: UnknownOutcome,
+    /// Requests in flight per partition once the current epoch has had a success (1 until
+    /// then, as franz-go learned in its issue 223: a first batch that fails must not leave four
+    /// later ones to be rejected out of order). `1..=5`.
+    pub max_in_flight_per_partition: u8,
+    /// Wait before the first resend of a refused or lost batch; doubles per attempt.
+    pub retry_backoff: Duration,
+    /// Upper bound of the doubling backoff.
+    pub retry_backoff_max: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            unknown_outcome: UnknownOutcome::FailAndFence,
+            max_in_flight_per_partition: MAX_IN_FLIGHT_LIMIT,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A configuration the sequencer refuses, and what to change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    /// `max_in_flight_per_partition` is outside `1..=5`.
+    MaxInFlight {
+        /// The value given.
+        given: u8,
+    },
+    /// `retry_backoff` is zero, which would resend in a busy loop.
+    ZeroRetryBackoff,
+    /// `retry_backoff_max` is below `retry_backoff`.
+    BackoffMaxBelowBackoff,
+    /// The `PARTITIONS` capacity is 0 or above 65,535.
+    PartitionCapacity,
+    /// The `BATCHES` capacity is 0 or above 65,535.
+    BatchCapacity,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::MaxInFlight { given } => write!(
+                f,
+                "max in flight per partition is {given}: set it between 1 and {MAX_IN_FLIGHT_LIMIT} \
+                 (brokers deduplicate only the last {MAX_IN_FLIGHT_LIMIT} batches)"
+            ),
+            ConfigError::ZeroRetryBackoff => {
+                f.write_str("retry backoff is zero: set it to at least 1 ms (100 ms is usual)")
+            }
+            ConfigError::BackoffMaxBelowBackoff => {
+                f.write_str("retry backoff max is below retry backoff: raise it to at least the backoff")
+            }
+            ConfigError::PartitionCapacity => {
+                f.write_str("the PARTITIONS capacity must be between 1 and 65535")
+            }
+            ConfigError::BatchCapacity => {
+                f.write_str("the BATCHES capacity must be between 1 and 65535")
+            }
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn validate(&self, partitions: usize, batches: usize) -> Result<(), ConfigError> {
+        if !(1..=MAX_IN_FLIGHT_LIMIT).contains(&self.max_in_flight_per_partition) {
+            return Err(ConfigError::MaxInFlight {
+                given: self.max_in_flight_per_partition,
+            });
+        }
+        if self.retry_backoff.is_zero() {
+            return Err(ConfigError::ZeroRetryBackoff);
+        }
+        if self.retry_backoff_max < self.retry_backoff {
+            return Err(ConfigError::BackoffMaxBelowBackoff);
+        }
+        if partitions == 0 || partitions > usize::from(u16::MAX) {
+            return Err(ConfigError::PartitionCapacity);
+        }
+        if batches == 0 || batches > usize::from(u16::MAX) {
+            return Err(ConfigError::BatchCapacity);
+        }
+        Ok(())
+    }
+
+    /// Backoff before resend number `attempt` (1 = first resend), doubling up to the max.
+    pub(crate) fn backoff(&self, attempt: u16) -> Duration {
+        let shift = u32::from(attempt.saturating_sub(1)).min(16);
+        self.retry_backoff
+            .saturating_mul(1u32 << shift)
+            .min(self.retry_backoff_max)
+    }
+}

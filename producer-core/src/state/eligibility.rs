@@ -1,0 +1,91 @@
+//! Cancel eligibility: what may happen to a batch when its deadline passes or its caller
+//! cancels. This is the one place that decides it; the table in DESIGN.md, as code.
+//!
+//! | batch state | `Wait` | `FailAndFence` |
+//! |---|---|---|
+//! | `Buffered` (no sequence) | fail now, `NotPersisted` | fail now, `NotPersisted` |
+//! | `Stamped`, no attempt maybe written | wait for the resend's answer | fail now, `NotPersisted`, then fence |
+//! | `Stamped`, an attempt maybe written | wait for the resend's answer | fail now, `PossiblyPersisted`, then fence |
+//! | `InFlight` | wait for the answer | fail now, `PossiblyPersisted`, then fence |
+//! | `Decided` | already final | already final |
+//!
+//! A stamped batch that is given up leaves its sequence range unusable (the broker would see a
+//! gap, or a later batch deduplicated against it), so every later batch of the partition is
+//! stuck until the sequence state is reset: hence "then fence".
+
+use super::batch::BatchState;
+use super::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
+
+/// What to do with batches whose fate is unknown when their deadline passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum UnknownOutcome {
+    /// Keep waiting for an answer, however long (franz-go's default): outcomes are always
+    /// certain, deadlines of sent batches are not honoured.
+    Wait,
+    /// Report `PossiblyPersisted` at the deadline and fence before sending more: deadlines are
+    /// always honoured. The default for gateways, whose callers cannot wait forever.
+    #[default]
+    FailAndFence,
+}
+
+/// What must happen before the producer sends anything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BeforeNextSend {
+    /// Nothing: the sequence state is untouched.
+    Nothing,
+    /// Fence: drain the epoch, then bump it, resetting every partition's sequence.
+    Fence,
+}
+
+/// The answer of [`cancel_decision`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum CancelDecision {
+    /// Report `outcome` now, and do `first` before the next send.
+    Fail {
+        /// The outcome to report now.
+        outcome: Outcome,
+        /// What must happen before anything else is sent.
+        first: BeforeNextSend,
+    },
+    /// Keep the batch: an answer to its request, or to a resend, will decide it.
+    Wait,
+    /// Nothing to do: the batch already has its outcome.
+    AlreadyDecided,
+}
+
+/// Decides what a deadline (or a cancel) does to a batch in `state` under `policy`.
+pub fn cancel_decision(state: &BatchState, policy: UnknownOutcome) -> CancelDecision {
+    use CancelDecision::*;
+    match (*state, policy) {
+        (BatchState::Decided { .. }, _) => AlreadyDecided,
+        (BatchState::Buffered, _) => Fail {
+            outcome: Outcome::NotPersisted(NotPersistedReason::Deadline),
+            first: BeforeNextSend::Nothing,
+        },
+        (BatchState::Stamped { .. } | BatchState::InFlight { .. }, UnknownOutcome::Wait) => Wait,
+        (
+            BatchState::Stamped {
+                maybe_written: false,
+                ..
+            },
+            UnknownOutcome::FailAndFence,
+        ) => Fail {
+            outcome: Outcome::NotPersisted(NotPersistedReason::Deadline),
+            first: BeforeNextSend::Fence,
+        },
+        (
+            BatchState::Stamped {
+                maybe_written: true,
+                ..
+            }
+            | BatchState::InFlight { .. },
+            UnknownOutcome::FailAndFence,
+        ) => Fail {
+            outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline),
+            first: BeforeNextSend::Fence,
+        },
+    }
+}

@@ -1,0 +1,661 @@
+//! The sequencer: the producer's idempotence state, which outlives every connection.
+//!
+//! It owns the identity (producer id, epoch, lifecycle), the per-partition sequence ledger and
+//! every batch's state, and it is the only thing that decides outcomes. It moves no bytes and
+//! reads no clock: a client feeds it `now`, answers and connection losses, and asks it what to
+//! send. Its life, in calls:
+//!
+//! 1. [`Sequencer::poll_init_producer_id`] says when to ask for a producer id;
+//!    [`Sequencer::on_init_producer_id`] takes the answer.
+//! 2. [`Sequencer::enqueue`] accepts a batch (a token, a partition, a record count and a
+//!    deadline); the bytes stay with the client.
+//! 3. [`Sequencer::next_send`] hands out the next batch of a partition with its [`Stamp`],
+//!    when the in-flight window and the identity allow.
+//! 4. [`Sequencer::on_produce_result`] takes what became of the attempt (answer, or connection
+//!    lost before or after writing) and applies the [classification](super::classify).
+//! 5. [`Sequencer::poll`] applies deadlines through [`cancel_decision`], completes fences and
+//!    says when it next needs `now`; [`Sequencer::poll_event`] yields each batch's one outcome.
+
+use super::batch::{Batch, BatchState, BatchToken, PartitionIndex, Slot, Stamp};
+use super::classify::{
+    Attempt, Classification, Fence, InitProducerIdNext, Next, ProduceResult, classify,
+    classify_init_producer_id,
+};
+use super::config::{Config, ConfigError};
+use super::eligibility::{BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision};
+use super::identity::{FatalReason, FenceReason, Identity, ProducerEpoch, ProducerId};
+use super::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
+use super::partition::PartitionLedger;
+use super::stats::{Counters, PartitionCounters};
+use crate::error_code::ErrorCode;
+use crate::time::Instant;
+
+/// A batch handed out for sending: put `stamp` in its header and send it to the partition's
+/// leader, then report what became of it with [`Sequencer::on_produce_result`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SendPermit {
+    /// The batch.
+    pub token: BatchToken,
+    /// Producer id, epoch and base sequence to write into the batch header.
+    pub stamp: Stamp,
+    /// Records in the batch.
+    pub records: u32,
+    /// 1 for the first attempt under this stamp, more for resends.
+    pub attempt: u16,
+}
+
+/// A batch's outcome, handed to the caller once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Delivery {
+    /// The batch.
+    pub token: BatchToken,
+    /// Its partition.
+    pub partition: PartitionIndex,
+    /// Records it held.
+    pub records: u32,
+    /// What is true of them.
+    pub outcome: Outcome,
+}
+
+/// Why a batch was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum EnqueueError {
+    /// Every batch slot is taken: wait for outcomes (and drain them) before adding more. A full
+    /// buffer never blocks; the caller decides whether to drop, retry later or spill.
+    Full,
+    /// The partition index is not below `PARTITIONS`.
+    NoSuchPartition,
+    /// A batch needs at least one record and at most `i32::MAX`.
+    RecordCount,
+    /// The producer stopped for good.
+    Fatal(FatalReason),
+}
+
+/// A call that does not fit the batch's state: a client bug, never caused by network input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TokenError {
+    /// No batch holds this token (any more).
+    Unknown,
+    /// The batch has no request out.
+    NotInFlight,
+}
+
+/// The idempotence state of one producer, for `PARTITIONS` partitions and up to `BATCHES`
+/// batches held at once (buffered, in flight, or decided and not yet drained).
+#[derive(Debug)]
+pub struct Sequencer<const PARTITIONS: usize, const BATCHES: usize> {
+    config: Config,
+    identity: Identity,
+    partitions: [PartitionLedger; PARTITIONS],
+    slots: [Slot; BATCHES],
+    next_order: u64,
+    counters: Counters,
+}
+
+impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+    /// A sequencer with no producer id yet; it asks for one on its first poll.
+    pub fn new(config: Config) -> Result<Self, ConfigError> {
+        config.validate(PARTITIONS, BATCHES)?;
+        Ok(Sequencer {
+            config,
+            identity: Identity::NoId {
+                retry_at: Instant::ZERO,
+            },
+            partitions: [PartitionLedger::default(); PARTITIONS],
+            slots: [Slot::default(); BATCHES],
+            next_order: 0,
+            counters: Counters::default(),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the producer is in its lifecycle.
+    pub fn identity(&self) -> Identity {
+        self.identity
+    }
+
+    /// Producer-wide counters.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        (c.producer_id, c.epoch) = match self.identity {
+            Identity::Ready { id, epoch } | Identity::Fencing { id, epoch, .. } => {
+                (Some(id), Some(epoch))
+            }
+            _ => (None, None),
+        };
+        c
+    }
+
+    /// One partition's counters, `None` for an index out of range.
+    pub fn partition_counters(&self, partition: PartitionIndex) -> Option<PartitionCounters> {
+        let ledger = self.partitions.get(usize::from(partition.0))?;
+        let pending = self
+            .batches()
+            .filter(|b| b.partition == partition && !matches!(b.state, BatchState::Decided { .. }))
+            .count();
+        Some(PartitionCounters {
+            next_sequence: ledger.next_sequence,
+            acked_sequence: ledger.last_acked.map(|(s, _)| s),
+            acked_offset: ledger.last_acked.and_then(|(_, o)| o),
+            in_flight: ledger.in_flight,
+            pending: u16::try_from(pending).unwrap_or(u16::MAX),
+        })
+    }
+
+    /// The state of a held batch.
+    pub fn batch_state(&self, token: BatchToken) -> Option<BatchState> {
+        self.batch(token).map(|b| b.state)
+    }
+
+    /// No batch is held: everything accepted has been decided and drained.
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(|s| s.batch.is_none())
+    }
+
+    /// Accepts a batch of `records` records for `partition`, to be decided by `deadline`.
+    pub fn enqueue(
+        &mut self,
+        partition: PartitionIndex,
+        records: u32,
+        deadline: Instant,
+    ) -> Result<BatchToken, EnqueueError> {
+        if let Identity::Fatal(reason) = self.identity {
+            return Err(EnqueueError::Fatal(reason));
+        }
+        if usize::from(partition.0) >= PARTITIONS {
+            return Err(EnqueueError::NoSuchPartition);
+        }
+        if records == 0 || records > i32::MAX as u32 {
+            return Err(EnqueueError::RecordCount);
+        }
+        let (index, slot) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.batch.is_none())
+            .ok_or(EnqueueError::Full)?;
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.batch = Some(Batch {
+            partition,
+            records,
+            deadline,
+            order: self.next_order,
+            attempts: 0,
+            state: BatchState::Buffered,
+            delivered: false,
+        });
+        self.next_order += 1;
+        Ok(BatchToken {
+            // `new` checked BATCHES fits in u16.
+            slot: index as u16,
+            generation: slot.generation,
+        })
+    }
+
+    /// Treats `token`'s deadline as reached now (the caller gave up on it) and returns what
+    /// that did: see [`cancel_decision`].
+    pub fn cancel(&mut self, token: BatchToken, now: Instant) -> Result<CancelDecision, TokenError> {
+        let policy = self.config.unknown_outcome;
+        let batch = self.batch_mut(token).ok_or(TokenError::Unknown)?;
+        batch.deadline = batch.deadline.min(now);
+        let decision = cancel_decision(&batch.state, policy);
+        self.apply_cancel(token.slot(), decision);
+        self.try_complete_fence(now);
+        Ok(decision)
+    }
+
+    /// Applies every deadline that has passed by `now`, completes a fence whose epoch has
+    /// drained, and returns the next instant the sequencer needs to be polled at (`None`
+    /// when only an answer or a new batch can change anything).
+    pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        for index in 0..BATCHES {
+            let Some(batch) = self.slots[index].batch else {
+                continue;
+            };
+            if batch.deadline <= now {
+                let decision = cancel_decision(&batch.state, self.config.unknown_outcome);
+                self.apply_cancel(index, decision);
+            }
+        }
+        self.try_complete_fence(now);
+        self.next_wakeup()
+    }
+
+    /// Whether to send an InitProducerId request now. When this returns true the sequencer
+    /// counts the request as out; answer it with [`Sequencer::on_init_producer_id`] (also
+    /// when the connection is lost, with `Err(None)`).
+    pub fn poll_init_producer_id(&mut self, now: Instant) -> bool {
+        match self.identity {
+            Identity::NoId { retry_at } if retry_at <= now => {
+                self.identity = Identity::RequestingId;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the answer to InitProducerId: `Ok` with the granted id and epoch, or `Err` with
+    /// the error code (`None` when no answer came). A malformed grant (negative id or epoch) is
+    /// treated as a failed request.
+    pub fn on_init_producer_id(
+        &mut self,
+        now: Instant,
+        answer: Result<(ProducerId, ProducerEpoch), Option<ErrorCode>>,
+    ) {
+        if self.identity != Identity::RequestingId {
+            return;
+        }
+        let error = match answer {
+            Ok((id, epoch)) if id.0 >= 0 && epoch.0 >= 0 => {
+                info!("producer id {:?} epoch {:?}", id.0, epoch.0);
+                self.identity = Identity::Ready { id, epoch };
+                self.counters.producer_ids += 1;
+                for ledger in &mut self.partitions {
+                    ledger.reset();
+                }
+                return;
+            }
+            Ok(_) => None,
+            Err(error) => error,
+        };
+        match classify_init_producer_id(error) {
+            InitProducerIdNext::Retry => {
+                self.identity = Identity::NoId {
+                    retry_at: now + self.config.retry_backoff,
+                };
+            }
+            InitProducerIdNext::Fatal => {
+                let code = error.unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR);
+                self.become_fatal(FatalReason::Broker(code));
+            }
+        }
+    }
+
+    /// Hands out the next batch of `partition` to send, stamped, or `None` when nothing may be
+    /// sent on it now (no id, fencing, window full, draining for a resend, or backing off).
+    /// The batch counts as in flight from here: report its fate with
+    /// [`Sequencer::on_produce_result`], `ProduceResult::NotWritten` if it never left.
+    pub fn next_send(&mut self, partition: PartitionIndex, now: Instant) -> Option<SendPermit> {
+        let (id, epoch) = self.identity.ready()?;
+        let p = usize::from(partition.0);
+        let ledger = *self.partitions.get(p)?;
+        // Resends first, lowest sequence first (acceptance order is sequence order within one
+        // identity), and only once nothing else of the partition is out: the broker must see
+        // the retried sequences in order.
+        if let Some(index) = self.oldest(partition, |s| matches!(s, BatchState::Stamped { .. })) {
+            let Some(Batch {
+                state:
+                    BatchState::Stamped {
+                        stamp,
+                        maybe_written,
+                        retry_at,
+                    },
+                ..
+            }) = self.slots[index].batch
+            else {
+                return None;
+            };
+            if ledger.in_flight > 0 || retry_at > now {
+                return None;
+            }
+            self.counters.retries += 1;
+            return self.launch(index, stamp, maybe_written);
+        }
+        if ledger.in_flight >= ledger.window(self.config.max_in_flight_per_partition) {
+            return None;
+        }
+        let index = self.oldest(partition, |s| matches!(s, BatchState::Buffered))?;
+        let records = self.slots[index].batch.as_ref()?.records;
+        let stamp = Stamp {
+            producer_id: id,
+            epoch,
+            base_sequence: self.partitions[p].take_sequences(records),
+        };
+        self.launch(index, stamp, false)
+    }
+
+    /// Takes what became of a batch's request and returns its classification, so the client
+    /// can refresh metadata when it says so. Outcomes it decides are queued for
+    /// [`Sequencer::poll_event`].
+    pub fn on_produce_result(
+        &mut self,
+        token: BatchToken,
+        now: Instant,
+        result: ProduceResult,
+    ) -> Result<Classification, TokenError> {
+        let batch = *self.batch(token).ok_or(TokenError::Unknown)?;
+        let index = token.slot();
+        let class = classify(result);
+        let code = match result {
+            ProduceResult::Answered { error, .. } => error,
+            _ => ErrorCode::NONE,
+        };
+        let partition = usize::from(batch.partition.0);
+        let state = match batch.state {
+            BatchState::InFlight {
+                stamp,
+                maybe_written,
+            } => {
+                debug!(
+                    "batch {:?} seq {:?}: {:?} -> {:?}",
+                    token.slot,
+                    stamp.base_sequence.get(),
+                    result,
+                    class
+                );
+                // Sticky: an attempt that may have been appended marks the batch for good.
+                let maybe_written = maybe_written || class.attempt == Attempt::MaybeAppended;
+                let outcome = match (class.next, class.attempt) {
+                    (Next::Persisted, Attempt::Appended { offset }) => {
+                        let ledger = &mut self.partitions[partition];
+                        ledger.acked_this_epoch = true;
+                        ledger.last_acked =
+                            Some((stamp.base_sequence.last_of(batch.records), offset));
+                        Some(Outcome::Persisted { offset })
+                    }
+                    (Next::Fail, _) if maybe_written => Some(Outcome::PossiblyPersisted(
+                        PossiblyPersistedReason::Unclassified(code),
+                    )),
+                    (Next::Fail, _) => {
+                        Some(Outcome::NotPersisted(NotPersistedReason::Rejected(code)))
+                    }
+                    _ => None,
+                };
+                match outcome {
+                    Some(outcome) => {
+                        self.counters.count(outcome.kind(), batch.records);
+                        BatchState::Decided {
+                            outcome,
+                            outstanding: false,
+                        }
+                    }
+                    None => BatchState::Stamped {
+                        stamp,
+                        maybe_written,
+                        retry_at: now + self.config.backoff(batch.attempts),
+                    },
+                }
+            }
+            // Decided at a deadline or by a fatal error while its request was out: the answer
+            // only frees the slot, and may still tell the fence to get a new producer id.
+            BatchState::Decided {
+                outcome,
+                outstanding: true,
+            } => BatchState::Decided {
+                outcome,
+                outstanding: false,
+            },
+            _ => return Err(TokenError::NotInFlight),
+        };
+        if let Some(b) = self.slots[index].batch.as_mut() {
+            b.state = state;
+        }
+        let ledger = &mut self.partitions[partition];
+        ledger.in_flight = ledger.in_flight.saturating_sub(1);
+        self.release_if_done(index);
+        let reason = FenceReason::Broker(code);
+        match class.fence {
+            Fence::None => {}
+            Fence::BumpEpoch => self.start_fence(reason, false),
+            Fence::NewProducerId => self.start_fence(reason, true),
+            Fence::Fatal => self.become_fatal(FatalReason::Broker(code)),
+        }
+        self.try_complete_fence(now);
+        Ok(class)
+    }
+
+    /// Takes the next decided outcome, oldest batch first. Each batch yields exactly one.
+    pub fn poll_event(&mut self) -> Option<Delivery> {
+        let (index, _) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.batch.as_ref().map(|b| (i, b)))
+            .filter(|(_, b)| !b.delivered && matches!(b.state, BatchState::Decided { .. }))
+            .min_by_key(|(_, b)| b.order)?;
+        let slot = &mut self.slots[index];
+        let batch = slot.batch.as_mut()?;
+        let BatchState::Decided { outcome, .. } = batch.state else {
+            return None;
+        };
+        batch.delivered = true;
+        let delivery = Delivery {
+            token: BatchToken {
+                slot: index as u16,
+                generation: slot.generation,
+            },
+            partition: batch.partition,
+            records: batch.records,
+            outcome,
+        };
+        self.release_if_done(index);
+        Some(delivery)
+    }
+
+    fn batches(&self) -> impl Iterator<Item = &Batch> {
+        self.slots.iter().filter_map(|s| s.batch.as_ref())
+    }
+
+    fn batch(&self, token: BatchToken) -> Option<&Batch> {
+        let slot = self.slots.get(token.slot())?;
+        (slot.generation == token.generation)
+            .then_some(slot.batch.as_ref())
+            .flatten()
+    }
+
+    fn batch_mut(&mut self, token: BatchToken) -> Option<&mut Batch> {
+        let slot = self.slots.get_mut(token.slot())?;
+        if slot.generation != token.generation {
+            return None;
+        }
+        slot.batch.as_mut()
+    }
+
+    /// The slot of the partition's earliest-accepted batch whose state matches.
+    fn oldest(&self, partition: PartitionIndex, matches: impl Fn(&BatchState) -> bool) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.batch.as_ref().map(|b| (i, b)))
+            .filter(|(_, b)| b.partition == partition && matches(&b.state))
+            .min_by_key(|(_, b)| b.order)
+            .map(|(i, _)| i)
+    }
+
+    fn launch(&mut self, index: usize, stamp: Stamp, maybe_written: bool) -> Option<SendPermit> {
+        let slot = self.slots.get_mut(index)?;
+        let generation = slot.generation;
+        let batch = slot.batch.as_mut()?;
+        batch.state = BatchState::InFlight {
+            stamp,
+            maybe_written,
+        };
+        batch.attempts = batch.attempts.saturating_add(1);
+        let permit = SendPermit {
+            token: BatchToken {
+                slot: index as u16,
+                generation,
+            },
+            stamp,
+            records: batch.records,
+            attempt: batch.attempts,
+        };
+        let ledger = &mut self.partitions[usize::from(batch.partition.0)];
+        ledger.in_flight = ledger.in_flight.saturating_add(1);
+        Some(permit)
+    }
+
+    fn apply_cancel(&mut self, index: usize, decision: CancelDecision) {
+        let CancelDecision::Fail { outcome, first } = decision else {
+            return;
+        };
+        let Some(batch) = self.slots[index].batch.as_mut() else {
+            return;
+        };
+        let outstanding = batch.state.is_outstanding();
+        batch.state = BatchState::Decided {
+            outcome,
+            outstanding,
+        };
+        let records = batch.records;
+        self.counters.count(outcome.kind(), records);
+        if first == BeforeNextSend::Fence {
+            self.start_fence(FenceReason::DeadlineAfterStamp, false);
+        }
+    }
+
+    fn start_fence(&mut self, reason: FenceReason, new_id: bool) {
+        match self.identity {
+            Identity::Ready { id, epoch } => {
+                info!("fencing epoch {:?}: {:?}", epoch.0, reason);
+                self.counters.fences += 1;
+                self.identity = Identity::Fencing {
+                    id,
+                    epoch,
+                    reason,
+                    new_id,
+                };
+            }
+            Identity::Fencing {
+                id,
+                epoch,
+                reason: first,
+                new_id: already,
+            } => {
+                self.identity = Identity::Fencing {
+                    id,
+                    epoch,
+                    reason: first,
+                    new_id: already || new_id,
+                };
+            }
+            // Without an identity there is no epoch to fence; a fatal producer sends nothing.
+            Identity::NoId { .. } | Identity::RequestingId | Identity::Fatal(_) => {}
+        }
+    }
+
+    /// Bumps the epoch (or drops the id) once no request of the old epoch is out: then nothing
+    /// stamped with it can be appended after a request of the new epoch, and resetting the
+    /// sequences is safe.
+    fn try_complete_fence(&mut self, now: Instant) {
+        let Identity::Fencing {
+            id,
+            epoch,
+            reason,
+            new_id,
+        } = self.identity
+        else {
+            return;
+        };
+        if self.batches().any(|b| b.state.is_outstanding()) {
+            return;
+        }
+        for index in 0..BATCHES {
+            let Some(batch) = self.slots[index].batch.as_mut() else {
+                continue;
+            };
+            match batch.state {
+                BatchState::Stamped {
+                    maybe_written: true,
+                    ..
+                } => {
+                    let outcome = Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(reason));
+                    batch.state = BatchState::Decided {
+                        outcome,
+                        outstanding: false,
+                    };
+                    let records = batch.records;
+                    self.counters.count(outcome.kind(), records);
+                }
+                // Refused by every attempt: nothing of it is in the log, so it may take a
+                // fresh sequence under the new epoch.
+                BatchState::Stamped {
+                    maybe_written: false,
+                    ..
+                } => {
+                    batch.state = BatchState::Buffered;
+                    batch.attempts = 0;
+                }
+                _ => {}
+            }
+        }
+        for ledger in &mut self.partitions {
+            ledger.reset();
+        }
+        self.identity = match epoch.bumped() {
+            Some(bumped) if !new_id => {
+                info!("epoch bumped to {:?}", bumped.0);
+                self.counters.epoch_bumps += 1;
+                Identity::Ready { id, epoch: bumped }
+            }
+            _ => Identity::NoId { retry_at: now },
+        };
+    }
+
+    fn become_fatal(&mut self, reason: FatalReason) {
+        warn!("producer fatal: {:?}", reason);
+        self.identity = Identity::Fatal(reason);
+        for index in 0..BATCHES {
+            let Some(batch) = self.slots[index].batch.as_mut() else {
+                continue;
+            };
+            let outcome = match batch.state {
+                BatchState::Decided { .. } => continue,
+                BatchState::Buffered
+                | BatchState::Stamped {
+                    maybe_written: false,
+                    ..
+                } => Outcome::NotPersisted(NotPersistedReason::ProducerFatal(reason)),
+                BatchState::Stamped { .. } | BatchState::InFlight { .. } => {
+                    Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(reason))
+                }
+            };
+            let outstanding = batch.state.is_outstanding();
+            batch.state = BatchState::Decided {
+                outcome,
+                outstanding,
+            };
+            let records = batch.records;
+            self.counters.count(outcome.kind(), records);
+        }
+    }
+
+    fn release_if_done(&mut self, index: usize) {
+        if let Some(slot) = self.slots.get_mut(index)
+            && let Some(batch) = slot.batch
+            && batch.delivered
+            && !batch.state.is_outstanding()
+        {
+            slot.batch = None;
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        let policy = self.config.unknown_outcome;
+        let batch_times = self.batches().filter_map(|b| match b.state {
+            BatchState::Buffered => Some(b.deadline),
+            BatchState::Stamped { retry_at, .. } => Some(match policy {
+                UnknownOutcome::Wait => retry_at,
+                UnknownOutcome::FailAndFence => retry_at.min(b.deadline),
+            }),
+            BatchState::InFlight { .. } => match policy {
+                UnknownOutcome::Wait => None,
+                UnknownOutcome::FailAndFence => Some(b.deadline),
+            },
+            BatchState::Decided { .. } => None,
+        });
+        let identity_time = match self.identity {
+            Identity::NoId { retry_at } => Some(retry_at),
+            _ => None,
+        };
+        batch_times.chain(identity_time).min()
+    }
+}
