@@ -23,6 +23,13 @@ pub struct Config {
     pub retry_backoff: Duration,
     /// Upper bound of the doubling backoff.
     pub retry_backoff_max: Duration,
+    /// After a request was abandoned (its connection closed unanswered), how long to wait
+    /// before sending under a *new producer id*. A broker may still process a request it had
+    /// read before the connection closed; an epoch bump fences such a straggler on the broker,
+    /// but a new producer id does not, and the straggler could land after newer batches of its
+    /// partition. Waiting this long gives the broker time to process or drop it. Zero disables
+    /// the wait (order across a producer id change is then not protected).
+    pub abandoned_request_grace: Duration,
 }
 
 impl Default for Config {
@@ -32,6 +39,7 @@ impl Default for Config {
             max_in_flight_per_partition: MAX_IN_FLIGHT_LIMIT,
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
+            abandoned_request_grace: Duration::from_secs(1),
         }
     }
 }
@@ -66,9 +74,9 @@ impl fmt::Display for ConfigError {
             ConfigError::ZeroRetryBackoff => {
                 f.write_str("retry backoff is zero: set it to at least 1 ms (100 ms is usual)")
             }
-            ConfigError::BackoffMaxBelowBackoff => {
-                f.write_str("retry backoff max is below retry backoff: raise it to at least the backoff")
-            }
+            ConfigError::BackoffMaxBelowBackoff => f.write_str(
+                "retry backoff max is below retry backoff: raise it to at least the backoff",
+            ),
             ConfigError::PartitionCapacity => {
                 f.write_str("the PARTITIONS capacity must be between 1 and 65535")
             }

@@ -13,7 +13,11 @@ impl Sequence {
 
     /// `None` for negative values, which Kafka reserves (-1 means "no sequence").
     pub const fn new(value: i32) -> Option<Sequence> {
-        if value < 0 { None } else { Some(Sequence(value)) }
+        if value < 0 {
+            None
+        } else {
+            Some(Sequence(value))
+        }
     }
 
     /// The value as it goes on the wire.

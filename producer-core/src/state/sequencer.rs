@@ -94,6 +94,8 @@ pub struct Sequencer<const PARTITIONS: usize, const BATCHES: usize> {
     slots: [Slot; BATCHES],
     next_order: u64,
     counters: Counters,
+    /// When a request was last abandoned unanswered: see `Config::abandoned_request_grace`.
+    last_abandoned: Option<Instant>,
 }
 
 impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
@@ -109,6 +111,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             slots: [Slot::default(); BATCHES],
             next_order: 0,
             counters: Counters::default(),
+            last_abandoned: None,
         })
     }
 
@@ -202,7 +205,11 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
 
     /// Treats `token`'s deadline as reached now (the caller gave up on it) and returns what
     /// that did: see [`cancel_decision`].
-    pub fn cancel(&mut self, token: BatchToken, now: Instant) -> Result<CancelDecision, TokenError> {
+    pub fn cancel(
+        &mut self,
+        token: BatchToken,
+        now: Instant,
+    ) -> Result<CancelDecision, TokenError> {
         let policy = self.config.unknown_outcome;
         let batch = self.batch_mut(token).ok_or(TokenError::Unknown)?;
         batch.deadline = batch.deadline.min(now);
@@ -213,9 +220,15 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     }
 
     /// Applies every deadline that has passed by `now`, completes a fence whose epoch has
-    /// drained, and returns the next instant the sequencer needs to be polled at (`None`
-    /// when only an answer or a new batch can change anything).
+    /// drained, and returns the next instant, after `now`, at which the sequencer needs to be
+    /// polled (`None` when only an answer or a new batch can change anything).
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        self.expire(now);
+        self.next_wakeup(now)
+    }
+
+    /// Applies every deadline that has passed by `now`, and completes a drained fence.
+    fn expire(&mut self, now: Instant) {
         for index in 0..BATCHES {
             let Some(batch) = self.slots[index].batch else {
                 continue;
@@ -226,7 +239,6 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             }
         }
         self.try_complete_fence(now);
-        self.next_wakeup()
     }
 
     /// Whether to send an InitProducerId request now. When this returns true the sequencer
@@ -284,6 +296,8 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     /// The batch counts as in flight from here: report its fate with
     /// [`Sequencer::on_produce_result`], `ProduceResult::NotWritten` if it never left.
     pub fn next_send(&mut self, partition: PartitionIndex, now: Instant) -> Option<SendPermit> {
+        // A batch whose deadline has passed must not leave: its caller has its outcome.
+        self.expire(now);
         let (id, epoch) = self.identity.ready()?;
         let p = usize::from(partition.0);
         let ledger = *self.partitions.get(p)?;
@@ -334,6 +348,9 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         let batch = *self.batch(token).ok_or(TokenError::Unknown)?;
         let index = token.slot();
         let class = classify(result);
+        if result == ProduceResult::LostAfterWrite {
+            self.last_abandoned = Some(now);
+        }
         let code = match result {
             ProduceResult::Answered { error, .. } => error,
             _ => ErrorCode::NONE,
@@ -460,7 +477,11 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     }
 
     /// The slot of the partition's earliest-accepted batch whose state matches.
-    fn oldest(&self, partition: PartitionIndex, matches: impl Fn(&BatchState) -> bool) -> Option<usize> {
+    fn oldest(
+        &self,
+        partition: PartitionIndex,
+        matches: impl Fn(&BatchState) -> bool,
+    ) -> Option<usize> {
         self.slots
             .iter()
             .enumerate()
@@ -567,7 +588,8 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                     maybe_written: true,
                     ..
                 } => {
-                    let outcome = Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(reason));
+                    let outcome =
+                        Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(reason));
                     batch.state = BatchState::Decided {
                         outcome,
                         outstanding: false,
@@ -596,7 +618,13 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 self.counters.epoch_bumps += 1;
                 Identity::Ready { id, epoch: bumped }
             }
-            _ => Identity::NoId { retry_at: now },
+            // A new producer id does not fence stragglers of the old one on the broker: give
+            // any request abandoned on a closed connection time to be processed or dropped.
+            _ => Identity::NoId {
+                retry_at: self.last_abandoned.map_or(now, |at| {
+                    (at + self.config.abandoned_request_grace).max(now)
+                }),
+            },
         };
     }
 
@@ -638,24 +666,29 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         }
     }
 
-    fn next_wakeup(&self) -> Option<Instant> {
+    /// The earliest instant after `now` at which time alone changes something: a deadline, the
+    /// end of a backoff. Instants already reached are the client's to act on (a resend or an
+    /// InitProducerId it can make now), not a reason to poll again.
+    fn next_wakeup(&self, now: Instant) -> Option<Instant> {
         let policy = self.config.unknown_outcome;
-        let batch_times = self.batches().filter_map(|b| match b.state {
-            BatchState::Buffered => Some(b.deadline),
-            BatchState::Stamped { retry_at, .. } => Some(match policy {
-                UnknownOutcome::Wait => retry_at,
-                UnknownOutcome::FailAndFence => retry_at.min(b.deadline),
-            }),
-            BatchState::InFlight { .. } => match policy {
-                UnknownOutcome::Wait => None,
-                UnknownOutcome::FailAndFence => Some(b.deadline),
-            },
-            BatchState::Decided { .. } => None,
+        // Under FailAndFence every deadline matters; under Wait only those of batches that
+        // were never sent. Backoffs end on their own and may allow a resend.
+        let batch_times = self.batches().flat_map(|b| {
+            let deadline = match (b.state, policy) {
+                (BatchState::Decided { .. }, _) => None,
+                (BatchState::Buffered, _) | (_, UnknownOutcome::FailAndFence) => Some(b.deadline),
+                (_, UnknownOutcome::Wait) => None,
+            };
+            let backoff = match b.state {
+                BatchState::Stamped { retry_at, .. } => Some(retry_at),
+                _ => None,
+            };
+            deadline.into_iter().chain(backoff)
         });
         let identity_time = match self.identity {
             Identity::NoId { retry_at } => Some(retry_at),
             _ => None,
         };
-        batch_times.chain(identity_time).min()
+        batch_times.chain(identity_time).filter(|&t| t > now).min()
     }
 }

@@ -1,0 +1,1128 @@
+//! Deterministic simulation: the sequencer, driven by a small client, against a model Kafka
+//! cluster that drops requests, loses responses after appending, delays, resets connections,
+//! moves leaders, restarts brokers and forgets producer state, while callers set deadlines and
+//! cancel. After every seed settles, the model's log is checked against what the producer said.
+//!
+//! Two broker flavours: `Kafka` (the real idempotence rules: an exact retry of one of the last
+//! five batches answers success with the original offset, a gap 45, a stale epoch 47, an
+//! unknown producer with a non-zero sequence 59) and `Tansu` (46 with offset -1 for a retry, 90
+//! for a locally bumped epoch, 59 for a producer id it never issued).
+//!
+//! `SIM_SEEDS=N` sets how many seeds `many_seeds` runs; a failure prints its seed, and
+//! `SIM_SEED=N cargo test -p producer-core --test simulation replay_seed -- --nocapture`
+//! replays it with a trace.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use producer_core::ErrorCode;
+use producer_core::state::{
+    BatchState, BatchToken, Config, Identity, Outcome, PartitionIndex, PossiblyPersistedReason,
+    ProduceResult, ProducerEpoch, ProducerId, Sequence, Sequencer, Stamp, UnknownOutcome,
+};
+use producer_core::time::Instant;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const PARTITIONS: usize = 3;
+const BROKERS: usize = 3;
+const SLOTS: usize = 24;
+/// Kafka's per-connection limit of unanswered requests.
+const MAX_REQUESTS_PER_CONNECTION: usize = 5;
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
+/// How long after a connection closes the broker may still process requests it had read.
+const LINGER_AFTER_CLOSE: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavour {
+    Kafka,
+    Tansu,
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model cluster: partitions with leaders, a log per partition, producer state per
+// (producer id, partition) replicated with the log (it survives leader moves and restarts, as
+// Kafka rebuilds it), and a separate "state loss" fault that forgets it.
+
+#[derive(Clone, Copy, Debug)]
+struct LogEntry {
+    uid: u32,
+    base_offset: i64,
+}
+
+#[derive(Clone, Debug)]
+struct ProducerState {
+    epoch: i16,
+    last_seq: i32,
+    /// Last five batches: (first seq, last seq, base offset).
+    cache: VecDeque<(i32, i32, i64)>,
+}
+
+struct Cluster {
+    flavour: Flavour,
+    leader: [usize; PARTITIONS],
+    up: [bool; BROKERS],
+    logs: [Vec<LogEntry>; PARTITIONS],
+    next_offset: [i64; PARTITIONS],
+    producers: BTreeMap<(i64, usize), ProducerState>,
+    /// Producer ids issued and their epoch (tansu checks these; Kafka does not).
+    issued: BTreeMap<i64, i16>,
+    next_pid: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    Append,
+    Duplicate(i64),
+    Refuse(ErrorCode),
+}
+
+impl Cluster {
+    fn check(&self, p: usize, stamp: Stamp, records: u32) -> Check {
+        let pid = stamp.producer_id.0;
+        let epoch = stamp.epoch.0;
+        let first = stamp.base_sequence.get();
+        let last = stamp.base_sequence.last_of(records).get();
+        if self.flavour == Flavour::Tansu {
+            match self.issued.get(&pid) {
+                None => return Check::Refuse(ErrorCode::UNKNOWN_PRODUCER_ID),
+                Some(&issued) if epoch > issued => {
+                    return Check::Refuse(ErrorCode::PRODUCER_FENCED);
+                }
+                Some(&issued) if epoch < issued => {
+                    return Check::Refuse(ErrorCode::INVALID_PRODUCER_EPOCH);
+                }
+                Some(_) => {}
+            }
+        }
+        match self.producers.get(&(pid, p)) {
+            None if first == 0 => Check::Append,
+            None => Check::Refuse(ErrorCode::UNKNOWN_PRODUCER_ID),
+            Some(st) if epoch < st.epoch => Check::Refuse(ErrorCode::INVALID_PRODUCER_EPOCH),
+            // A new epoch (a local bump) must start at sequence 0.
+            Some(st) if epoch > st.epoch && first == 0 => Check::Append,
+            Some(st) if epoch > st.epoch => Check::Refuse(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+            Some(st) => {
+                if let Some(&(_, _, offset)) =
+                    st.cache.iter().find(|&&(f, l, _)| f == first && l == last)
+                {
+                    return Check::Duplicate(offset);
+                }
+                let expected = Sequence::new(st.last_seq).unwrap().add(1).get();
+                if first == expected {
+                    Check::Append
+                } else {
+                    Check::Refuse(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, p: usize, stamp: Stamp, records: u32, uid: u32) -> i64 {
+        let pid = stamp.producer_id.0;
+        let first = stamp.base_sequence.get();
+        let last = stamp.base_sequence.last_of(records).get();
+        let base_offset = self.next_offset[p];
+        self.next_offset[p] += i64::from(records);
+        self.logs[p].push(LogEntry { uid, base_offset });
+        let st = self.producers.entry((pid, p)).or_insert(ProducerState {
+            epoch: stamp.epoch.0,
+            last_seq: -1,
+            cache: VecDeque::new(),
+        });
+        if stamp.epoch.0 != st.epoch {
+            st.epoch = stamp.epoch.0;
+            st.cache.clear();
+        }
+        st.last_seq = last;
+        st.cache.push_back((first, last, base_offset));
+        if st.cache.len() > 5 {
+            st.cache.pop_front();
+        }
+        base_offset
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client: connections with pipelined requests and a request timeout, a metadata view,
+// and the application submitting and cancelling batches.
+
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    token: BatchToken,
+    uid: u32,
+    partition: usize,
+    stamp: Stamp,
+    records: u32,
+}
+
+#[derive(Clone, Debug)]
+enum Body {
+    InitProducerId,
+    Produce(Vec<Item>),
+}
+
+#[derive(Clone, Debug)]
+enum Answer {
+    Init(Result<(i64, i16), ErrorCode>),
+    Produce(Vec<(BatchToken, ErrorCode, i64)>),
+}
+
+#[derive(Debug)]
+struct Request {
+    corr: u64,
+    body: Body,
+    sent_at: Instant,
+}
+
+#[derive(Debug)]
+struct Conn {
+    broker: usize,
+    up: bool,
+    requests: VecDeque<Request>,
+    /// Requests from here on vanish (a silent half-open path).
+    blackhole_requests: bool,
+    /// Responses from here on vanish, though the broker still processes the requests.
+    blackhole_responses: bool,
+    last_arrival: Instant,
+    last_response: Instant,
+}
+
+#[derive(Debug)]
+enum Ev {
+    Connected(u64),
+    ConnectFailed(u64),
+    Arrive(u64, u64, Body),
+    Response(u64, u64, Answer),
+    Reset(u64),
+    Submit,
+    Cancel(u32),
+    LeaderMove,
+    BrokerDown(usize),
+    BrokerUp(usize),
+    StateLoss,
+    MetadataRefreshed,
+}
+
+#[derive(Clone, Debug)]
+struct AppBatch {
+    partition: usize,
+    records: u32,
+    deadline: Instant,
+    too_large: bool,
+    sent: bool,
+    token: Option<BatchToken>,
+    submitted_at: Option<Instant>,
+    cancelled_at: Option<Instant>,
+    outcome: Option<(Outcome, Instant)>,
+}
+
+struct Sim {
+    rng: ChaCha8Rng,
+    policy: UnknownOutcome,
+    now: Instant,
+    fault_end: Instant,
+    events: BinaryHeap<Reverse<(Instant, u64)>>,
+    payloads: HashMap<u64, Ev>,
+    next_event: u64,
+    cluster: Cluster,
+    seq: Sequencer<PARTITIONS, SLOTS>,
+    conns: BTreeMap<u64, Conn>,
+    /// Connections the client closed, and how many of their in-transit requests still reach
+    /// the broker afterwards (the broker may process what it already read).
+    closed: BTreeMap<u64, (usize, u32, Instant)>,
+    next_conn: u64,
+    next_corr: u64,
+    reconnect_at: [Instant; BROKERS],
+    view: [usize; PARTITIONS],
+    refresh_pending: bool,
+    app: Vec<AppBatch>,
+    next_submit: usize,
+    tokens: HashMap<BatchToken, u32>,
+    trace: Option<String>,
+}
+
+impl Sim {
+    fn new(seed: u64, trace: bool) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let flavour = if seed % 2 == 0 {
+            Flavour::Kafka
+        } else {
+            Flavour::Tansu
+        };
+        let policy = if (seed / 2) % 2 == 0 {
+            UnknownOutcome::FailAndFence
+        } else {
+            UnknownOutcome::Wait
+        };
+        let config = Config {
+            unknown_outcome: policy,
+            max_in_flight_per_partition: rng.random_range(1..=5),
+            retry_backoff: ms(rng.random_range(5..=50)),
+            retry_backoff_max: ms(400),
+            abandoned_request_grace: LINGER_AFTER_CLOSE + ms(rng.random_range(1..200)),
+        };
+        let batches = rng.random_range(20..=70);
+        let mut t = 0u64;
+        let app = (0..batches)
+            .map(|_| {
+                t += rng.random_range(0..40);
+                let deadline_ms = if rng.random_bool(0.5) {
+                    rng.random_range(30..400)
+                } else {
+                    rng.random_range(400..6000)
+                };
+                AppBatch {
+                    partition: rng.random_range(0..PARTITIONS),
+                    records: rng.random_range(1..=6),
+                    // The deadline counts from the planned submission time.
+                    deadline: Instant::from_millis(t + deadline_ms),
+                    too_large: rng.random_bool(0.02),
+                    sent: false,
+                    token: None,
+                    submitted_at: None,
+                    cancelled_at: None,
+                    outcome: None,
+                }
+            })
+            .collect();
+        let fault_end = Instant::from_millis(t + rng.random_range(500..3000));
+        let mut sim = Sim {
+            rng,
+            policy,
+            now: Instant::ZERO,
+            fault_end,
+            events: BinaryHeap::new(),
+            payloads: HashMap::new(),
+            next_event: 0,
+            cluster: Cluster {
+                flavour,
+                leader: [0, 1, 2],
+                up: [true; BROKERS],
+                logs: Default::default(),
+                next_offset: [0; PARTITIONS],
+                producers: BTreeMap::new(),
+                issued: BTreeMap::new(),
+                next_pid: 1000,
+            },
+            seq: Sequencer::new(config).expect("valid config"),
+            conns: BTreeMap::new(),
+            closed: BTreeMap::new(),
+            next_conn: 0,
+            next_corr: 0,
+            reconnect_at: [Instant::ZERO; BROKERS],
+            view: [0, 1, 2],
+            refresh_pending: false,
+            app,
+            next_submit: 0,
+            tokens: HashMap::new(),
+            trace: trace.then(String::new),
+        };
+        sim.schedule(Instant::ZERO, Ev::Submit);
+        for _ in 0..sim.rng.random_range(0..6) {
+            let at = sim.random_time();
+            sim.schedule(at, Ev::LeaderMove);
+        }
+        for _ in 0..sim.rng.random_range(0..3) {
+            let at = sim.random_time();
+            let b = sim.rng.random_range(0..BROKERS);
+            sim.schedule(at, Ev::BrokerDown(b));
+        }
+        for _ in 0..sim.rng.random_range(0..3) {
+            let at = sim.random_time();
+            sim.schedule(at, Ev::StateLoss);
+        }
+        for _ in 0..sim.rng.random_range(0..8) {
+            let at = sim.random_time();
+            let uid = sim.rng.random_range(0..batches) as u32;
+            sim.schedule(at, Ev::Cancel(uid));
+        }
+        sim
+    }
+
+    fn random_time(&mut self) -> Instant {
+        Instant::from_micros(self.rng.random_range(0..self.fault_end.as_micros()))
+    }
+
+    fn faults(&self) -> bool {
+        self.now < self.fault_end
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.faults() && self.rng.random_bool(p)
+    }
+
+    fn log(&mut self, line: impl FnOnce() -> String) {
+        if let Some(trace) = &mut self.trace {
+            let _ = writeln!(
+                trace,
+                "{:>9.3} ms  {}",
+                self.now.as_micros() as f64 / 1000.0,
+                line()
+            );
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, ev: Ev) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.payloads.insert(id, ev);
+        self.events.push(Reverse((at, id)));
+    }
+
+    fn latency(&mut self) -> Duration {
+        if self.chance(0.03) {
+            ms(self.rng.random_range(300..2500))
+        } else {
+            Duration::from_micros(self.rng.random_range(200..8000))
+        }
+    }
+
+    // -- the run loop --------------------------------------------------------------------
+
+    fn run(&mut self) -> Result<(), String> {
+        let limit = self.fault_end + Duration::from_secs(120);
+        let mut wake: Option<Instant> = Some(Instant::ZERO);
+        loop {
+            let next_event = self.events.peek().map(|Reverse((t, _))| *t);
+            let next_timeout = self
+                .conns
+                .values()
+                .filter_map(|c| c.requests.front().map(|r| r.sent_at + REQUEST_TIMEOUT))
+                .min();
+            let next_reconnect = self
+                .reconnect_at
+                .iter()
+                .copied()
+                .filter(|&t| t > self.now)
+                .min();
+            let fault_end = Some(self.fault_end).filter(|&t| t > self.now);
+            let Some(next) = [next_event, wake, next_timeout, next_reconnect, fault_end]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
+                break;
+            };
+            if next > limit {
+                return Err(format!("did not settle by {limit:?}"));
+            }
+            self.now = self.now.max(next);
+            while let Some(Reverse((t, id))) = self.events.peek().copied() {
+                if t > self.now {
+                    break;
+                }
+                self.events.pop();
+                let ev = self.payloads.remove(&id).expect("payload");
+                self.handle(ev)?;
+            }
+            self.expire_requests()?;
+            let before = self.seq.identity();
+            self.pump()?;
+            let after = self.seq.identity();
+            if before != after {
+                self.log(|| format!("identity {before:?} -> {after:?}"));
+            }
+            let before = self.seq.identity();
+            wake = self.seq.poll(self.now);
+            let after = self.seq.identity();
+            if before != after {
+                self.log(|| format!("identity {before:?} -> {after:?}"));
+            }
+            self.drain_outcomes()?;
+            if self.settled() {
+                return Ok(());
+            }
+        }
+        if self.settled() {
+            Ok(())
+        } else {
+            Err("ran out of things to do before settling: a hang".into())
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.next_submit == self.app.len()
+            && self.app.iter().all(|b| b.outcome.is_some())
+            && self.seq.is_empty()
+            && self.now >= self.fault_end
+    }
+
+    fn handle(&mut self, ev: Ev) -> Result<(), String> {
+        match ev {
+            Ev::Submit => self.submit(),
+            Ev::Cancel(uid) => {
+                let uid = uid as usize;
+                if let Some(token) = self.app[uid].token
+                    && self.app[uid].outcome.is_none()
+                {
+                    let decision = self
+                        .seq
+                        .cancel(token, self.now)
+                        .map_err(|e| format!("{e:?}"))?;
+                    self.app[uid].cancelled_at.get_or_insert(self.now);
+                    self.log(|| format!("cancel batch {uid}: {decision:?}"));
+                }
+            }
+            Ev::Connected(id) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.up = true;
+                }
+            }
+            Ev::ConnectFailed(id) => {
+                if let Some(c) = self.conns.remove(&id) {
+                    self.reconnect_at[c.broker] = self.now + ms(50);
+                }
+            }
+            Ev::Arrive(conn, corr, body) => self.arrive(conn, corr, body),
+            Ev::Response(conn, corr, answer) => self.response(conn, corr, answer)?,
+            Ev::Reset(conn) => {
+                if self.conns.contains_key(&conn) {
+                    self.log(|| format!("connection {conn} reset"));
+                    self.close(conn)?;
+                }
+            }
+            Ev::LeaderMove => {
+                let p = self.rng.random_range(0..PARTITIONS);
+                let candidates: Vec<usize> = (0..BROKERS)
+                    .filter(|&b| self.cluster.up[b] && b != self.cluster.leader[p])
+                    .collect();
+                if let Some(&b) = candidates.get(self.rng.random_range(0..candidates.len().max(1)))
+                {
+                    self.log(|| format!("leader of {p} moves to {b}"));
+                    self.cluster.leader[p] = b;
+                }
+            }
+            Ev::BrokerDown(b) => {
+                if self.cluster.up.iter().filter(|u| **u).count() > 1 && self.cluster.up[b] {
+                    self.log(|| format!("broker {b} goes down"));
+                    self.cluster.up[b] = false;
+                    for p in 0..PARTITIONS {
+                        if self.cluster.leader[p] == b {
+                            self.cluster.leader[p] =
+                                (0..BROKERS).find(|&x| self.cluster.up[x]).unwrap();
+                        }
+                    }
+                    let doomed: Vec<u64> = self
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.broker == b)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in doomed {
+                        let at = self.now + ms(1);
+                        self.schedule(at, Ev::Reset(id));
+                    }
+                    let at = self.now + ms(self.rng.random_range(50..1500));
+                    self.schedule(at, Ev::BrokerUp(b));
+                }
+            }
+            Ev::BrokerUp(b) => {
+                self.log(|| format!("broker {b} is back"));
+                self.cluster.up[b] = true;
+            }
+            Ev::StateLoss => {
+                // Only when nothing that may have been appended can be resent: a broker that
+                // forgets producer state while a retry is pending would append it twice, and
+                // no client can prevent that (the guarantee rests on the broker keeping it).
+                let lingering = self
+                    .closed
+                    .values()
+                    .any(|&(_, n, at)| n > 0 && self.now <= at + LINGER_AFTER_CLOSE);
+                let quiet = !lingering
+                    && self.app.iter().filter_map(|b| b.token).all(|t| {
+                        !matches!(
+                            self.seq.batch_state(t),
+                            Some(
+                                BatchState::InFlight { .. }
+                                    | BatchState::Stamped {
+                                        maybe_written: true,
+                                        ..
+                                    }
+                                    | BatchState::Decided {
+                                        outstanding: true,
+                                        ..
+                                    }
+                            )
+                        )
+                    });
+                if quiet {
+                    self.log(|| "brokers forget producer state".into());
+                    self.cluster.producers.clear();
+                    if self.cluster.flavour == Flavour::Tansu {
+                        self.cluster.issued.clear();
+                    }
+                }
+            }
+            Ev::MetadataRefreshed => {
+                self.refresh_pending = false;
+                self.view = self.cluster.leader;
+            }
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self) {
+        while self.next_submit < self.app.len() {
+            let planned = self.app[self.next_submit].deadline;
+            let b = &self.app[self.next_submit];
+            let partition = PartitionIndex(b.partition as u16);
+            match self.seq.enqueue(partition, b.records, planned) {
+                Ok(token) => {
+                    let uid = self.next_submit as u32;
+                    self.tokens.insert(token, uid);
+                    let b = &mut self.app[self.next_submit];
+                    b.token = Some(token);
+                    b.submitted_at = Some(self.now);
+                    self.next_submit += 1;
+                    if self.rng.random_bool(0.7) {
+                        continue;
+                    }
+                    let at = self.now + ms(self.rng.random_range(0..30));
+                    self.schedule(at, Ev::Submit);
+                    return;
+                }
+                Err(_) => {
+                    // Full: the application waits for outcomes and tries again.
+                    let at = self.now + ms(5);
+                    self.schedule(at, Ev::Submit);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, broker: usize) {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        self.conns.insert(
+            id,
+            Conn {
+                broker,
+                up: false,
+                requests: VecDeque::new(),
+                blackhole_requests: false,
+                blackhole_responses: false,
+                last_arrival: self.now,
+                last_response: self.now,
+            },
+        );
+        let at = self.now + ms(self.rng.random_range(1..4));
+        if self.cluster.up[broker] {
+            self.schedule(at, Ev::Connected(id));
+        } else {
+            self.schedule(at, Ev::ConnectFailed(id));
+        }
+    }
+
+    fn conn_to(&self, broker: usize) -> Option<u64> {
+        self.conns
+            .iter()
+            .find(|(_, c)| c.broker == broker)
+            .map(|(id, _)| *id)
+    }
+
+    fn pump(&mut self) -> Result<(), String> {
+        // Connections to every broker the metadata names, and to one for InitProducerId.
+        let mut wanted: Vec<usize> = self.view.to_vec();
+        wanted.push(0);
+        for b in wanted {
+            if self.conn_to(b).is_none() && self.reconnect_at[b] <= self.now {
+                self.open(b);
+            }
+        }
+        let ready: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.up && c.requests.len() < MAX_REQUESTS_PER_CONNECTION)
+            .map(|(id, _)| *id)
+            .collect();
+        if let Some(&conn) = ready.first()
+            && matches!(self.seq.identity(), Identity::NoId { .. })
+            && self.seq.poll_init_producer_id(self.now)
+        {
+            self.send(conn, Body::InitProducerId);
+        }
+        for conn in ready {
+            let broker = self.conns[&conn].broker;
+            let mut items = Vec::new();
+            for p in 0..PARTITIONS {
+                if self.view[p] != broker {
+                    continue;
+                }
+                while let Some(permit) = self.seq.next_send(PartitionIndex(p as u16), self.now) {
+                    let uid = self.tokens[&permit.token];
+                    self.app[uid as usize].sent = true;
+                    items.push(Item {
+                        token: permit.token,
+                        uid,
+                        partition: p,
+                        stamp: permit.stamp,
+                        records: permit.records,
+                    });
+                }
+            }
+            if !items.is_empty() {
+                self.send(conn, Body::Produce(items));
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, conn: u64, body: Body) {
+        let corr = self.next_corr;
+        self.next_corr += 1;
+        self.log(|| format!("conn {conn} corr {corr} sends {body:?}"));
+        let black = self.chance(0.015);
+        let reset = self.chance(0.01);
+        let latency = self.latency();
+        let now = self.now;
+        let c = self.conns.get_mut(&conn).expect("conn");
+        c.requests.push_back(Request {
+            corr,
+            body: body.clone(),
+            sent_at: now,
+        });
+        c.blackhole_requests |= black;
+        let blackholed = c.blackhole_requests;
+        let arrival = c.last_arrival.max(now + latency);
+        c.last_arrival = arrival;
+        if !blackholed {
+            self.schedule(arrival, Ev::Arrive(conn, corr, body));
+        }
+        if reset {
+            let at = now + Duration::from_micros(self.rng.random_range(0..20_000));
+            self.schedule(at, Ev::Reset(conn));
+        }
+    }
+
+    fn arrive(&mut self, conn: u64, corr: u64, body: Body) {
+        let broker = if let Some(c) = self.conns.get(&conn) {
+            c.broker
+        } else {
+            // The client closed it: the broker processes what it had already read.
+            match self.closed.get_mut(&conn) {
+                Some((broker, n, closed_at))
+                    if *n > 0 && self.now <= *closed_at + LINGER_AFTER_CLOSE =>
+                {
+                    *n -= 1;
+                    *broker
+                }
+                _ => return,
+            }
+        };
+        if !self.cluster.up[broker] {
+            return;
+        }
+        let answer = match body {
+            Body::InitProducerId => {
+                if self.chance(0.05) {
+                    Answer::Init(Err(ErrorCode::COORDINATOR_NOT_AVAILABLE))
+                } else {
+                    let pid = self.cluster.next_pid;
+                    self.cluster.next_pid += 1;
+                    // A Kafka broker may hand out any epoch; near the top, exhaustion is tested.
+                    let epoch =
+                        if self.cluster.flavour == Flavour::Kafka && self.rng.random_bool(0.2) {
+                            i16::MAX - self.rng.random_range(0..3)
+                        } else {
+                            0
+                        };
+                    self.cluster.issued.insert(pid, epoch);
+                    Answer::Init(Ok((pid, epoch)))
+                }
+            }
+            Body::Produce(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    let (code, offset) = self.produce_one(broker, item);
+                    out.push((item.token, code, offset));
+                }
+                Answer::Produce(out)
+            }
+        };
+        self.log(|| format!("broker {broker} answers corr {corr}: {answer:?}"));
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.blackhole_responses {
+            return;
+        }
+        let black = self.faults() && self.rng.random_bool(0.015);
+        let latency = self.latency();
+        let c = self.conns.get_mut(&conn).expect("conn");
+        c.blackhole_responses |= black;
+        if black {
+            return;
+        }
+        let at = c.last_response.max(self.now + latency);
+        c.last_response = at;
+        self.schedule(at, Ev::Response(conn, corr, answer));
+    }
+
+    fn produce_one(&mut self, broker: usize, item: Item) -> (ErrorCode, i64) {
+        let p = item.partition;
+        if self.cluster.leader[p] != broker {
+            return (ErrorCode::NOT_LEADER_OR_FOLLOWER, -1);
+        }
+        if self.app[item.uid as usize].too_large {
+            return (ErrorCode::MESSAGE_TOO_LARGE, -1);
+        }
+        if self.chance(0.02) {
+            return (ErrorCode::NOT_ENOUGH_REPLICAS, -1);
+        }
+        match self.cluster.check(p, item.stamp, item.records) {
+            Check::Refuse(code) => (code, -1),
+            Check::Duplicate(offset) => match self.cluster.flavour {
+                Flavour::Kafka => (ErrorCode::NONE, offset),
+                Flavour::Tansu => (ErrorCode::DUPLICATE_SEQUENCE_NUMBER, -1),
+            },
+            Check::Append => {
+                // Codes that arrive whether or not the leader appended: an unknown code may
+                // mean either, so the model flips a coin.
+                if self.chance(0.005) {
+                    if self.rng.random_bool(0.5) {
+                        self.cluster.append(p, item.stamp, item.records, item.uid);
+                    }
+                    return (ErrorCode(999), -1);
+                }
+                let offset = self.cluster.append(p, item.stamp, item.records, item.uid);
+                if self.chance(0.02) {
+                    (ErrorCode::REQUEST_TIMED_OUT, -1)
+                } else if self.chance(0.01) {
+                    (ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1)
+                } else {
+                    (ErrorCode::NONE, offset)
+                }
+            }
+        }
+    }
+
+    fn response(&mut self, conn: u64, corr: u64, answer: Answer) -> Result<(), String> {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return Ok(());
+        };
+        let request = c
+            .requests
+            .pop_front()
+            .ok_or("response with nothing in flight")?;
+        if request.corr != corr {
+            return Err(format!(
+                "response {corr} out of order (expected {})",
+                request.corr
+            ));
+        }
+        match answer {
+            Answer::Init(result) => {
+                let result = result
+                    .map(|(id, epoch)| (ProducerId(id), ProducerEpoch(epoch)))
+                    .map_err(Some);
+                self.seq.on_init_producer_id(self.now, result);
+            }
+            Answer::Produce(parts) => {
+                for (token, error, base_offset) in parts {
+                    let class = self
+                        .seq
+                        .on_produce_result(
+                            token,
+                            self.now,
+                            ProduceResult::Answered { error, base_offset },
+                        )
+                        .map_err(|e| format!("{e:?}"))?;
+                    if class.refresh_metadata {
+                        self.refresh_metadata();
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn refresh_metadata(&mut self) {
+        if !self.refresh_pending {
+            self.refresh_pending = true;
+            let at = self.now + ms(self.rng.random_range(1..20));
+            self.schedule(at, Ev::MetadataRefreshed);
+        }
+    }
+
+    fn expire_requests(&mut self) -> Result<(), String> {
+        let expired: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.requests
+                    .front()
+                    .is_some_and(|r| r.sent_at + REQUEST_TIMEOUT <= self.now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in expired {
+            self.log(|| format!("conn {conn} request timeout"));
+            self.close(conn)?;
+        }
+        Ok(())
+    }
+
+    /// The client closes a connection: every request still on it is lost after being written.
+    fn close(&mut self, conn: u64) -> Result<(), String> {
+        let Some(c) = self.conns.remove(&conn) else {
+            return Ok(());
+        };
+        let still_arriving = self.rng.random_range(0..=c.requests.len() as u32);
+        self.closed
+            .insert(conn, (c.broker, still_arriving, self.now));
+        self.reconnect_at[c.broker] = self.now + ms(self.rng.random_range(1..30));
+        for request in c.requests {
+            match request.body {
+                Body::InitProducerId => self.seq.on_init_producer_id(self.now, Err(None)),
+                Body::Produce(items) => {
+                    for item in items {
+                        self.seq
+                            .on_produce_result(item.token, self.now, ProduceResult::LostAfterWrite)
+                            .map_err(|e| format!("{e:?}"))?;
+                    }
+                }
+            }
+        }
+        self.refresh_metadata();
+        Ok(())
+    }
+
+    fn drain_outcomes(&mut self) -> Result<(), String> {
+        while let Some(d) = self.seq.poll_event() {
+            let uid = self
+                .tokens
+                .remove(&d.token)
+                .ok_or("outcome for an unknown token")?;
+            let b = &mut self.app[uid as usize];
+            if b.outcome.is_some() {
+                return Err(format!("batch {uid} got a second outcome {:?}", d.outcome));
+            }
+            b.outcome = Some((d.outcome, self.now));
+            let line = format!("batch {uid} (p{}) -> {:?}", b.partition, d.outcome);
+            self.log(|| line);
+        }
+        Ok(())
+    }
+
+    // -- the checks ------------------------------------------------------------------------
+
+    fn verify(&self) -> Result<(), String> {
+        let mut where_in_log: BTreeMap<u32, Vec<(usize, i64)>> = BTreeMap::new();
+        for (p, log) in self.cluster.logs.iter().enumerate() {
+            let mut last_uid = None;
+            for entry in log {
+                where_in_log
+                    .entry(entry.uid)
+                    .or_default()
+                    .push((p, entry.base_offset));
+                // Order per partition: batches appear in the order the application gave them.
+                if let Some(prev) = last_uid
+                    && entry.uid <= prev
+                {
+                    return Err(format!(
+                        "partition {p}: batch {} after batch {prev}",
+                        entry.uid
+                    ));
+                }
+                last_uid = Some(entry.uid);
+            }
+        }
+        for (uid, b) in self.app.iter().enumerate() {
+            let uid = uid as u32;
+            let copies = where_in_log.get(&uid).map_or(&[][..], |v| v.as_slice());
+            if copies.len() > 1 {
+                return Err(format!("batch {uid} is in the log {} times", copies.len()));
+            }
+            if let Some(&(p, _)) = copies.first()
+                && p != b.partition
+            {
+                return Err(format!(
+                    "batch {uid} landed in partition {p}, not {}",
+                    b.partition
+                ));
+            }
+            let Some((outcome, at)) = b.outcome else {
+                return Err(format!("batch {uid} has no outcome"));
+            };
+            match outcome {
+                Outcome::Persisted { offset } => {
+                    let Some(&(_, base)) = copies.first() else {
+                        return Err(format!(
+                            "batch {uid} reported persisted but is not in the log (a silent gap)"
+                        ));
+                    };
+                    if let Some(o) = offset
+                        && o != base
+                    {
+                        return Err(format!(
+                            "batch {uid} reported offset {o}, the log has it at {base}"
+                        ));
+                    }
+                }
+                Outcome::NotPersisted(_) if !copies.is_empty() => {
+                    return Err(format!(
+                        "batch {uid} reported not persisted but is in the log"
+                    ));
+                }
+                Outcome::NotPersisted(_) | Outcome::PossiblyPersisted(_) => {}
+            }
+            // Deadlines: under FailAndFence every one is honoured the moment it passes (or the
+            // moment of a cancel); under Wait, those of batches never sent are.
+            let submitted = b.submitted_at.ok_or("never submitted")?;
+            let limit = match b.cancelled_at {
+                Some(c) => c.min(b.deadline),
+                None => b.deadline,
+            }
+            .max(submitted);
+            let must_honour = match self.policy {
+                UnknownOutcome::FailAndFence => true,
+                UnknownOutcome::Wait => !b.sent,
+            };
+            if must_honour && at > limit {
+                return Err(format!(
+                    "batch {uid}: outcome {outcome:?} at {at:?}, after its deadline {limit:?}"
+                ));
+            }
+            if self.policy == UnknownOutcome::Wait
+                && matches!(
+                    outcome,
+                    Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline)
+                )
+            {
+                return Err(format!(
+                    "batch {uid}: a deadline gave up an unknown batch under Wait"
+                ));
+            }
+            if b.too_large && matches!(outcome, Outcome::Persisted { .. }) {
+                return Err(format!("batch {uid} is too large yet got {outcome:?}"));
+            }
+        }
+        let c = self.seq.counters();
+        let persisted = self
+            .app
+            .iter()
+            .filter(|b| matches!(b.outcome, Some((Outcome::Persisted { .. }, _))))
+            .count();
+        if c.persisted.batches != persisted as u64 {
+            return Err(format!(
+                "counters say {} persisted, callers saw {persisted}",
+                c.persisted.batches
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    persisted: u64,
+    not_persisted: u64,
+    possibly_persisted: u64,
+    epoch_bumps: u64,
+    producer_ids: u64,
+}
+
+fn run_seed(seed: u64, trace: bool) -> Result<(Tally, Option<String>), (String, Option<String>)> {
+    let mut sim = Sim::new(seed, trace);
+    let result = sim.run().and_then(|()| sim.verify());
+    let trace = sim.trace.take();
+    match result {
+        Ok(()) => {
+            let c = sim.seq.counters();
+            Ok((
+                Tally {
+                    persisted: c.persisted.batches,
+                    not_persisted: c.not_persisted.batches,
+                    possibly_persisted: c.possibly_persisted.batches,
+                    epoch_bumps: c.epoch_bumps,
+                    producer_ids: c.producer_ids,
+                },
+                trace,
+            ))
+        }
+        Err(e) => Err((
+            format!(
+                "seed {seed} ({:?}, {:?}) failed: {e}\n  replay: SIM_SEED={seed} cargo test -p producer-core --test simulation replay_seed -- --nocapture",
+                sim.cluster.flavour, sim.policy
+            ),
+            trace,
+        )),
+    }
+}
+
+fn run_seeds(seeds: u64) {
+    let started = std::time::Instant::now();
+    let mut total = Tally::default();
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        match std::panic::catch_unwind(|| run_seed(seed, false)) {
+            Ok(Ok((t, _))) => {
+                total.persisted += t.persisted;
+                total.not_persisted += t.not_persisted;
+                total.possibly_persisted += t.possibly_persisted;
+                total.epoch_bumps += t.epoch_bumps;
+                total.producer_ids += t.producer_ids;
+            }
+            Ok(Err((e, _))) => failures.push(e),
+            Err(_) => failures.push(format!(
+                "seed {seed} panicked\n  replay: SIM_SEED={seed} cargo test -p producer-core --test simulation replay_seed -- --nocapture"
+            )),
+        }
+        if failures.len() >= 5 {
+            break;
+        }
+    }
+    println!(
+        "simulation: {seeds} seeds in {:.1} s; batches persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}",
+        started.elapsed().as_secs_f64(),
+        total.persisted,
+        total.not_persisted,
+        total.possibly_persisted,
+        total.epoch_bumps,
+        total.producer_ids
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A quick sweep for every `cargo test`.
+#[test]
+fn some_seeds() {
+    run_seeds(200);
+}
+
+/// The full sweep `cargo xtask test` runs optimised (`SIM_SEEDS`, default 10,000).
+#[test]
+#[ignore = "run optimised by `cargo xtask test`"]
+fn many_seeds() {
+    let seeds = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    run_seeds(seeds);
+}
+
+/// Replays one seed with a trace: `SIM_SEED=N`.
+#[test]
+fn replay_seed() {
+    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
+        return;
+    };
+    match run_seed(seed, true) {
+        Ok((tally, trace)) => {
+            println!("{}", trace.unwrap_or_default());
+            println!("seed {seed} passed: {tally:?}");
+        }
+        Err((e, trace)) => {
+            println!("{}", trace.unwrap_or_default());
+            panic!("{e}");
+        }
+    }
+}
