@@ -1001,6 +1001,23 @@ impl Sim {
                     "batch {uid}: a deadline gave up an unknown batch under Wait"
                 ));
             }
+            // Precision: the only codes the model answers without saying whether it appended
+            // are its unknown code (999); the only refusal retrying cannot fix is 10.
+            match outcome {
+                Outcome::PossiblyPersisted(PossiblyPersistedReason::Unclassified(code))
+                    if code != ErrorCode(999) && code != ErrorCode::MESSAGE_TOO_LARGE =>
+                {
+                    return Err(format!("batch {uid}: {code:?} should have been classified"));
+                }
+                Outcome::NotPersisted(producer_core::state::NotPersistedReason::Rejected(code))
+                    if code != ErrorCode::MESSAGE_TOO_LARGE =>
+                {
+                    return Err(format!(
+                        "batch {uid}: refused with {code:?}, which is retriable"
+                    ));
+                }
+                _ => {}
+            }
             if b.too_large && matches!(outcome, Outcome::Persisted { .. }) {
                 return Err(format!("batch {uid} is too large yet got {outcome:?}"));
             }
