@@ -251,12 +251,12 @@ struct Sim {
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let flavour = if seed % 2 == 0 {
+        let flavour = if seed.is_multiple_of(2) {
             Flavour::Kafka
         } else {
             Flavour::Tansu
         };
-        let policy = if (seed / 2) % 2 == 0 {
+        let policy = if (seed / 2).is_multiple_of(2) {
             UnknownOutcome::FailAndFence
         } else {
             UnknownOutcome::Wait

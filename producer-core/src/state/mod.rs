@@ -2,7 +2,7 @@
 //! cancel eligibility, error classification and fencing.
 //!
 //! Start at [`Sequencer`]; the cancel decision is [`cancel_decision`] in
-//! [`eligibility`], and the error policy is the table in [`classify`].
+//! [`eligibility`], and the error policy is the table in [`mod@classify`].
 
 pub mod batch;
 pub mod classify;

@@ -12,7 +12,7 @@
 //! 3. [`Sequencer::next_send`] hands out the next batch of a partition with its [`Stamp`],
 //!    when the in-flight window and the identity allow.
 //! 4. [`Sequencer::on_produce_result`] takes what became of the attempt (answer, or connection
-//!    lost before or after writing) and applies the [classification](super::classify).
+//!    lost before or after writing) and applies the [classification](mod@super::classify).
 //! 5. [`Sequencer::poll`] applies deadlines through [`cancel_decision`], completes fences and
 //!    says when it next needs `now`; [`Sequencer::poll_event`] yields each batch's one outcome.
 
