@@ -1115,14 +1115,14 @@ fn some_seeds() {
     run_seeds(200);
 }
 
-/// The full sweep `cargo xtask test` runs optimised (`SIM_SEEDS`, default 10,000).
+/// The full sweep `cargo xtask test` runs optimised (`SIM_SEEDS`, default 100,000).
 #[test]
 #[ignore = "run optimised by `cargo xtask test`"]
 fn many_seeds() {
     let seeds = std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
+        .unwrap_or(100_000);
     run_seeds(seeds);
 }
 
