@@ -1,1 +1,101 @@
-//! Sans-IO Kafka protocol codec (issue #3): being written.
+//! Sans-IO Kafka protocol codec.
+//!
+//! Everything here works on caller-provided byte slices: encoders write into
+//! `&mut [u8]` through a [`Writer`] that reports a full buffer as an error,
+//! decoders borrow from the input through a [`Reader`] and return
+//! [`DecodeError`] for any malformed input, never panicking or allocating.
+//! Arrays are [`List`]s: caller slices when encoding, lazily iterated wire
+//! bytes when decoding.
+//!
+//! Layers, bottom up:
+//!
+//! - [`varint`], [`writer`], [`reader`], [`tagged`], [`list`]: primitive types.
+//! - [`frame`]: the size prefix and partial-read handling ([`FrameDecoder`]).
+//! - [`header`], [`message`]: request/response headers and whole messages.
+//! - [`api_versions`], [`metadata`], [`init_producer_id`], [`produce`]: API
+//!   bodies; [`api_key`] holds the implemented version ranges and the
+//!   negotiation rule.
+//! - [`record_batch`], [`record`], [`compression`], [`crc`]: record batch v2.
+//!
+//! # Example: one idempotent produce round trip
+//!
+//! ```
+//! use producer_core::wire::{self, *};
+//!
+//! // Versions: negotiated from the broker's ApiVersions answer.
+//! let keys = [ApiVersion { api_key: 0, min_version: 0, max_version: 13 }];
+//! let versions = ApiVersionsResponse { api_keys: List::from_slice(&keys), ..Default::default() };
+//! let produce_version = versions.negotiate(ApiKey::Produce).unwrap(); // 11
+//!
+//! // Build a batch in place while records accumulate...
+//! let mut batch_buf = [0u8; 1024];
+//! let mut builder = BatchBuilder::new(&mut batch_buf, Attributes::default(), 1_700_000_000_000)?;
+//! builder.append(1_700_000_000_000, Some(b"key"), Some(b"value"), &[])?;
+//! let batch = builder.finish()?;
+//! // ...and stamp it with the producer identity when it is sent.
+//! wire::record_batch::stamp(batch, 1000, 0, 0)?;
+//!
+//! // Frame a Produce request around it.
+//! let partitions = [ProducePartition { index: 0, records: Some(&*batch) }];
+//! let topics = [ProduceTopic { name: "events", partitions: List::from_slice(&partitions) }];
+//! let request = ProduceRequest { transactional_id: None, acks: -1, timeout_ms: 30_000, topics: List::from_slice(&topics) };
+//! let mut out = [0u8; 2048];
+//! let n = encode_request(&mut out, produce_version, 7, Some("my-client"), &request)?;
+//!
+//! // The receive side: find a complete frame, then decode the response.
+//! let mut reply = [0u8; 256];
+//! let partition = [ProducePartitionResponse { base_offset: 42, ..Default::default() }];
+//! let topic = [ProduceTopicResponse { name: "events", partitions: List::from_slice(&partition) }];
+//! let m = encode_response(&mut reply, produce_version, 7, &ProduceResponse { topics: List::from_slice(&topic), ..Default::default() })?;
+//! let FrameStatus::Complete { frame, .. } = FrameDecoder::new(1 << 20).decode(&reply[..m])? else { unreachable!() };
+//! let (header, response): (_, ProduceResponse<'_>) = decode_response(frame, produce_version)?;
+//! assert_eq!(header.correlation_id, 7);
+//! let p = response.topics.iter().next().unwrap().partitions.iter().next().unwrap();
+//! assert_eq!((p.error_code, p.base_offset), (0, 42));
+//! # let _ = n;
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
+
+pub mod api_key;
+pub mod api_versions;
+pub mod compression;
+pub mod crc;
+pub mod error;
+pub mod frame;
+pub mod header;
+pub mod init_producer_id;
+pub mod list;
+pub mod message;
+pub mod metadata;
+pub mod produce;
+pub mod reader;
+pub mod record;
+pub mod record_batch;
+pub mod tagged;
+pub mod varint;
+pub mod writer;
+
+pub use api_key::{ApiKey, VersionRange};
+pub use api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse, NegotiatedVersions};
+pub use compression::{Attributes, Compression, TimestampType};
+pub use error::{DecodeError, EncodeError};
+pub use frame::{FrameDecoder, FrameStatus};
+pub use header::{RequestHeader, ResponseHeader};
+pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
+pub use list::{Item, List};
+pub use message::{
+    Body, Request, RequestBody, Response, ResponseBody, decode_any_response, decode_request,
+    decode_request_as, decode_response, encode_request, encode_response,
+};
+pub use metadata::{
+    MetadataBroker, MetadataPartition, MetadataRequest, MetadataRequestTopic, MetadataResponse,
+    MetadataTopic,
+};
+pub use produce::{
+    LeaderIdAndEpoch, NodeEndpoint, ProducePartition, ProducePartitionResponse, ProduceRequest,
+    ProduceResponse, ProduceTopic, ProduceTopicResponse, RecordError,
+};
+pub use reader::Reader;
+pub use record::{Record, RecordHeader};
+pub use record_batch::{BatchBuilder, RecordBatch, RecordBatchHeader, RecordBatches, stamp};
+pub use writer::Writer;
