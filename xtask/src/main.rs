@@ -118,11 +118,66 @@ fn test() -> Result<(), String> {
         ],
         &[("SIM_SEEDS", seeds.as_str())],
     )?;
+    fuzz_wire_codec()?;
     println!(
         "xtask: every check passed in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Seconds of coverage-guided fuzzing of the wire decoders per `cargo xtask test`.
+const FUZZ_SECONDS: &str = "30";
+
+/// Fuzzes the wire decoders for a short while when a nightly toolchain can be had (libFuzzer
+/// needs one). A machine that cannot get nightly or cargo-fuzz skips with a warning; a crash
+/// found by the fuzzer fails the run.
+fn fuzz_wire_codec() -> Result<(), String> {
+    if !succeeds("rustup", &["run", "nightly", "rustc", "--version"])
+        && step(
+            "rustup",
+            &["toolchain", "install", "nightly", "--profile", "minimal"],
+            &[],
+        )
+        .is_err()
+    {
+        println!("xtask: warning: no nightly toolchain; skipping the fuzz run");
+        return Ok(());
+    }
+    if !succeeds("cargo", &["fuzz", "--version"])
+        && step("cargo", &["install", "cargo-fuzz", "--locked"], &[]).is_err()
+    {
+        println!("xtask: warning: cargo-fuzz cannot be installed; skipping the fuzz run");
+        return Ok(());
+    }
+    let fuzz_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer-core/fuzz");
+    let in_fuzz_dir = |args: &[&str]| -> Result<(), String> {
+        println!("xtask: (in producer-core/fuzz) $ cargo {}", args.join(" "));
+        let status = Command::new("cargo")
+            .args(args)
+            .current_dir(fuzz_dir)
+            .status()
+            .map_err(|e| format!("cannot start cargo: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("`cargo {}` failed with {status}", args.join(" ")))
+        }
+    };
+    if let Err(e) = in_fuzz_dir(&["+nightly", "fuzz", "build", "wire_decode"]) {
+        println!("xtask: warning: the fuzz target does not build on this nightly ({e}); skipping");
+        return Ok(());
+    }
+    let max_time = format!("-max_total_time={FUZZ_SECONDS}");
+    in_fuzz_dir(&[
+        "+nightly",
+        "fuzz",
+        "run",
+        "wire_decode",
+        "--",
+        &max_time,
+        "-max_len=4096",
+    ])
 }
 
 /// Adds the cross targets and the rustfmt/clippy components when a fresh machine lacks them.
@@ -171,6 +226,14 @@ fn step(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<(), Strin
     } else {
         Err(format!("`{}` failed with {status}", shown.join(" ")))
     }
+}
+
+/// The command runs and exits 0 (its output is discarded).
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn capture(program: &str, args: &[&str]) -> Result<String, String> {
