@@ -799,3 +799,36 @@ fn franz_go_1217_sequences_are_never_reused_under_one_epoch() {
     );
     assert_eq!(pb.stamp.epoch, ProducerEpoch(1));
 }
+
+// --- open batches (records still lingering in an accumulator) -------------------------------
+
+#[test]
+fn an_open_batch_is_not_sent_until_sealed_and_takes_its_earliest_deadline() {
+    let mut s = ready(UnknownOutcome::FailAndFence);
+    let t = s.open(P0, 1, at(5000)).unwrap();
+    s.extend(t, 2, at(3000)).unwrap();
+    s.extend(t, 1, at(9000)).unwrap();
+    assert_eq!(s.next_send(P0, at(1)), None, "still filling");
+    assert_eq!(s.poll(at(1)), Some(at(3000)));
+    s.seal(t).unwrap();
+    assert_eq!(s.extend(t, 1, at(9000)), Err(TokenError::NotOpen));
+    let p = s.next_send(P0, at(2)).unwrap();
+    assert_eq!((p.token, p.records), (t, 4));
+}
+
+#[test]
+fn an_open_batch_past_its_deadline_is_not_persisted_and_closed() {
+    let mut s = ready(UnknownOutcome::Wait);
+    let t = s.open(P0, 1, at(100)).unwrap();
+    s.poll(at(100));
+    let d = s.poll_event().unwrap();
+    assert_eq!(
+        (d.token, d.outcome),
+        (t, Outcome::NotPersisted(NotPersistedReason::Deadline))
+    );
+    assert_eq!(s.extend(t, 1, at(900)), Err(TokenError::Unknown));
+    // A sealed batch behind nothing open is sent as usual.
+    let u = s.open(P0, 1, at(900)).unwrap();
+    s.seal(u).unwrap();
+    assert_eq!(s.next_send(P0, at(101)).unwrap().token, u);
+}

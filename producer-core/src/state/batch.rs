@@ -99,6 +99,9 @@ pub(crate) struct Batch {
     /// Acceptance order across the producer: within a partition it is the send order.
     pub order: u64,
     pub attempts: u16,
+    /// No more records will join it: it may be sent. An open batch is still filling in the
+    /// client's accumulator.
+    pub sealed: bool,
     pub state: BatchState,
     /// The outcome was handed to the caller.
     pub delivered: bool,

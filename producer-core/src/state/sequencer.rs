@@ -82,6 +82,8 @@ pub enum TokenError {
     Unknown,
     /// The batch has no request out.
     NotInFlight,
+    /// The batch is sealed (or already decided): no record may join it.
+    NotOpen,
 }
 
 /// The idempotence state of one producer, for `PARTITIONS` partitions and up to `BATCHES`
@@ -163,12 +165,65 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         self.slots.iter().all(|s| s.batch.is_none())
     }
 
-    /// Accepts a batch of `records` records for `partition`, to be decided by `deadline`.
+    /// Accepts a sealed batch of `records` records for `partition`, to be decided by
+    /// `deadline`.
     pub fn enqueue(
         &mut self,
         partition: PartitionIndex,
         records: u32,
         deadline: Instant,
+    ) -> Result<BatchToken, EnqueueError> {
+        self.insert(partition, records, deadline, true)
+    }
+
+    /// Accepts a batch that is still filling: it is not sent before [`Sequencer::seal`], but
+    /// its deadline already counts, so records lingering in an accumulator get their outcome
+    /// from the same [`cancel_decision`] as every other batch.
+    pub fn open(
+        &mut self,
+        partition: PartitionIndex,
+        records: u32,
+        deadline: Instant,
+    ) -> Result<BatchToken, EnqueueError> {
+        self.insert(partition, records, deadline, false)
+    }
+
+    /// Adds `records` records to an open batch; its deadline becomes the earliest of its
+    /// records' (a batch shares one fate). Fails once it is sealed or decided (its deadline
+    /// passed): the caller then opens a new batch.
+    pub fn extend(
+        &mut self,
+        token: BatchToken,
+        records: u32,
+        deadline: Instant,
+    ) -> Result<(), TokenError> {
+        let batch = self.batch_mut(token).ok_or(TokenError::Unknown)?;
+        if batch.sealed || batch.state != BatchState::Buffered {
+            return Err(TokenError::NotOpen);
+        }
+        let total = batch.records.saturating_add(records);
+        if total > i32::MAX as u32 {
+            return Err(TokenError::NotOpen);
+        }
+        batch.records = total;
+        batch.deadline = batch.deadline.min(deadline);
+        Ok(())
+    }
+
+    /// Closes an open batch to new records: from now on it may be sent. Sealing a sealed or
+    /// decided batch does nothing.
+    pub fn seal(&mut self, token: BatchToken) -> Result<(), TokenError> {
+        let batch = self.batch_mut(token).ok_or(TokenError::Unknown)?;
+        batch.sealed = true;
+        Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        partition: PartitionIndex,
+        records: u32,
+        deadline: Instant,
+        sealed: bool,
     ) -> Result<BatchToken, EnqueueError> {
         if let Identity::Fatal(reason) = self.identity {
             return Err(EnqueueError::Fatal(reason));
@@ -192,6 +247,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             deadline,
             order: self.next_order,
             attempts: 0,
+            sealed,
             state: BatchState::Buffered,
             delivered: false,
         });
@@ -326,7 +382,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         if ledger.in_flight >= ledger.window(self.config.max_in_flight_per_partition) {
             return None;
         }
-        let index = self.oldest(partition, |s| matches!(s, BatchState::Buffered))?;
+        let index = self.oldest_sealed_buffered(partition)?;
         let records = self.slots[index].batch.as_ref()?.records;
         let stamp = Stamp {
             producer_id: id,
@@ -489,6 +545,18 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             .filter(|(_, b)| b.partition == partition && matches(&b.state))
             .min_by_key(|(_, b)| b.order)
             .map(|(i, _)| i)
+    }
+
+    /// The partition's earliest-accepted batch that may take a fresh stamp: sealed, buffered.
+    fn oldest_sealed_buffered(&self, partition: PartitionIndex) -> Option<usize> {
+        let index = self.oldest(partition, |s| matches!(s, BatchState::Buffered))?;
+        // Batches of a partition are sealed in acceptance order, so an open oldest one means
+        // nothing behind it is sealed either.
+        self.slots[index]
+            .batch
+            .as_ref()
+            .is_some_and(|b| b.sealed)
+            .then_some(index)
     }
 
     fn launch(&mut self, index: usize, stamp: Stamp, maybe_written: bool) -> Option<SendPermit> {

@@ -97,5 +97,7 @@ pub use produce::{
 };
 pub use reader::Reader;
 pub use record::{Record, RecordHeader};
-pub use record_batch::{BatchBuilder, RecordBatch, RecordBatchHeader, RecordBatches, stamp};
+pub use record_batch::{
+    BatchBuilder, OpenBatch, RecordBatch, RecordBatchHeader, RecordBatches, stamp,
+};
 pub use writer::Writer;

@@ -236,6 +236,36 @@ pub struct BatchBuilder<'b> {
     max_timestamp: i64,
 }
 
+/// A batch under construction, detached from its buffer: what an accumulator keeps between
+/// appends while it owns the buffer itself ([`BatchBuilder::suspend`] and
+/// [`BatchBuilder::resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OpenBatch {
+    len: usize,
+    count: i32,
+    attributes: Attributes,
+    base_timestamp: i64,
+    max_timestamp: i64,
+}
+
+impl OpenBatch {
+    /// Bytes of the batch so far, header included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Records appended so far.
+    pub fn record_count(&self) -> i32 {
+        self.count
+    }
+}
+
 impl<'b> BatchBuilder<'b> {
     /// Starts a batch in `buf`; record timestamps are stored relative to
     /// `base_timestamp` (usually the first record's). Fails if `buf` cannot
@@ -273,6 +303,35 @@ impl<'b> BatchBuilder<'b> {
             value,
             headers: List::from_slice(headers),
         }
+    }
+
+    /// Detaches the batch from its buffer, to be [resumed](Self::resume) later with the same
+    /// buffer.
+    pub fn suspend(self) -> OpenBatch {
+        OpenBatch {
+            len: self.len,
+            count: self.count,
+            attributes: self.attributes,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+        }
+    }
+
+    /// Reattaches a suspended batch to its buffer. The buffer must hold what the batch was
+    /// suspended with (anything else encodes garbage, never panics); one shorter than the
+    /// batch so far is an error.
+    pub fn resume(buf: &'b mut [u8], open: OpenBatch) -> Result<Self, EncodeError> {
+        if buf.len() < open.len || open.len < RECORD_BATCH_OVERHEAD {
+            return Err(EncodeError::BufferTooSmall);
+        }
+        Ok(BatchBuilder {
+            buf,
+            len: open.len,
+            count: open.count,
+            attributes: open.attributes,
+            base_timestamp: open.base_timestamp,
+            max_timestamp: open.max_timestamp,
+        })
     }
 
     /// Exact bytes the next record would add to the batch, so the caller
@@ -444,6 +503,29 @@ mod tests {
 
     fn attrs() -> Attributes {
         Attributes::new(Compression::None, TimestampType::CreateTime, false)
+    }
+
+    #[test]
+    fn suspend_and_resume_give_the_same_batch() {
+        let hdrs: [RecordHeader<'_>; 0] = [];
+        let mut one = [0u8; 256];
+        let mut b = BatchBuilder::new(&mut one, attrs(), 10).unwrap();
+        b.append(10, Some(b"a"), Some(b"1"), &hdrs).unwrap();
+        b.append(12, None, Some(b"2"), &hdrs).unwrap();
+        let whole = b.finish().unwrap().to_vec();
+
+        let mut two = [0u8; 256];
+        let mut b = BatchBuilder::new(&mut two, attrs(), 10).unwrap();
+        b.append(10, Some(b"a"), Some(b"1"), &hdrs).unwrap();
+        let open = b.suspend();
+        assert_eq!(open.record_count(), 1);
+        let mut b = BatchBuilder::resume(&mut two, open).unwrap();
+        b.append(12, None, Some(b"2"), &hdrs).unwrap();
+        assert_eq!(b.finish().unwrap(), &whole[..]);
+        assert_eq!(
+            BatchBuilder::resume(&mut [0u8; 8], open).err(),
+            Some(EncodeError::BufferTooSmall)
+        );
     }
 
     #[test]
