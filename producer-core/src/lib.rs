@@ -8,6 +8,8 @@
 //! - [`state`]: producer identity, per-partition sequence ledger, cancel eligibility, error
 //!   classification and fencing, all in the [`Sequencer`](state::Sequencer).
 //! - [`wire`]: the sans-IO Kafka codec.
+//! - [`client`]: the sans-IO producer client both transports drive: connections, metadata,
+//!   the record accumulator, routing and timers.
 //! - [`time`]: time as an input.
 //!
 //! Logging goes through `defmt` (feature `defmt`) or `log` (feature `log`); nothing logs by
@@ -19,6 +21,7 @@
 #[macro_use]
 mod fmt;
 
+pub mod client;
 pub mod error_code;
 pub mod state;
 pub mod time;

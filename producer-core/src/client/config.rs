@@ -1,0 +1,106 @@
+//! The client's settings, checked once at construction.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::state;
+
+/// Kafka's protocol limit on unanswered requests per connection that keeps responses ordered
+/// and idempotent retries within the broker's five-batch window.
+pub const MAX_REQUESTS_PER_CONNECTION: usize = 5;
+
+/// How the client behaves. `ClientConfig::new` gives gateway defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClientConfig<'a> {
+    /// Sent in every request header; brokers log and quota by it.
+    pub client_id: &'a str,
+    /// Acknowledgements required: must be -1 (all in-sync replicas). Idempotence is only
+    /// meaningful when the broker answers after replication.
+    pub acks: i16,
+    /// A request unanswered for this long means the connection is dead: it is closed, and
+    /// what was on it is retried. Also the broker-side produce timeout.
+    pub request_timeout: Duration,
+    /// How long a batch may wait for more records before it is sealed and sent.
+    pub linger: Duration,
+    /// Largest record batch, in bytes; at most the client's `BATCH_BYTES` capacity.
+    pub batch_bytes: usize,
+    /// Wait before reconnecting to a broker after a failed or lost connection.
+    pub reconnect_backoff: Duration,
+    /// Metadata is refreshed at least this often, and at once when a leader may have moved.
+    pub metadata_max_age: Duration,
+    /// The idempotence settings (policy for unknown outcomes, in-flight window, backoffs).
+    pub producer: state::Config,
+}
+
+impl<'a> ClientConfig<'a> {
+    /// Defaults for a gateway: acks all, 10 s request timeout, 5 ms linger, 16 KiB batches.
+    pub fn new(client_id: &'a str) -> Self {
+        ClientConfig {
+            client_id,
+            acks: -1,
+            request_timeout: Duration::from_secs(10),
+            linger: Duration::from_millis(5),
+            batch_bytes: 16 * 1024,
+            reconnect_backoff: Duration::from_millis(100),
+            metadata_max_age: Duration::from_secs(300),
+            producer: state::Config::default(),
+        }
+    }
+}
+
+/// A configuration the client refuses, and what to change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ClientConfigError {
+    /// `acks` is not -1.
+    Acks {
+        /// The value given.
+        given: i16,
+    },
+    /// `batch_bytes` cannot hold a batch header and a record, or exceeds the buffer.
+    BatchBytes {
+        /// The value given.
+        given: usize,
+        /// The largest allowed (`BATCH_BYTES`).
+        max: usize,
+    },
+    /// `request_timeout` is zero or above `i32::MAX` milliseconds.
+    RequestTimeout,
+    /// `client_id` is longer than the 64 bytes kept.
+    ClientId,
+    /// No bootstrap address, or more than the `BROKERS` capacity.
+    Bootstrap,
+    /// A topic name is empty, longer than 249 bytes, or more topics than `TOPICS`.
+    Topic,
+    /// The idempotence settings are refused.
+    Producer(state::ConfigError),
+}
+
+impl fmt::Display for ClientConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientConfigError::Acks { given } => write!(
+                f,
+                "acks is {given}: set it to -1 (all); idempotent delivery needs the broker to \
+                 answer after replication"
+            ),
+            ClientConfigError::BatchBytes { given, max } => write!(
+                f,
+                "batch bytes is {given}: set it between {} and {max}",
+                crate::wire::record_batch::RECORD_BATCH_OVERHEAD + 16
+            ),
+            ClientConfigError::RequestTimeout => {
+                f.write_str("request timeout must be between 1 ms and 24 days")
+            }
+            ClientConfigError::ClientId => f.write_str("client id must be at most 64 bytes"),
+            ClientConfigError::Bootstrap => f.write_str(
+                "give at least one bootstrap address, and no more than the BROKERS capacity",
+            ),
+            ClientConfigError::Topic => f.write_str(
+                "topic names must be 1 to 249 bytes, and no more topics than the TOPICS capacity",
+            ),
+            ClientConfigError::Producer(e) => e.fmt(f),
+        }
+    }
+}

@@ -1,0 +1,1117 @@
+//! The sans-IO producer client both transports drive: bootstrap, ApiVersions negotiation per
+//! connection, Metadata, InitProducerId, a bounded record accumulator in caller-provided
+//! storage, routing of batches to leaders with pipelined requests, request timeouts and
+//! per-record deadlines. Time and bytes are inputs; connections to open or close, bytes to
+//! transmit, the next instant to be polled and delivery outcomes are outputs. Every decision
+//! about a batch's fate stays in the [`Sequencer`].
+//!
+//! A transport's loop, in calls:
+//!
+//! 1. [`Client::poll`] with the current time; it returns when it next needs polling.
+//! 2. [`Client::poll_connect`]: open these connections, then report
+//!    [`Client::on_connected`] or [`Client::on_connection_lost`].
+//! 3. [`Client::poll_transmit`] per connected socket: write every byte it returns before
+//!    asking again.
+//! 4. Received bytes go through a [`FrameDecoder`](crate::wire::FrameDecoder); each complete
+//!    frame to [`Client::on_frame`].
+//! 5. [`Client::poll_close`]: close these sockets (a request timed out), then report
+//!    [`Client::on_connection_lost`].
+//! 6. [`Client::poll_delivery`] yields each batch's one outcome.
+
+pub mod config;
+pub mod connection;
+pub mod metadata;
+pub mod partitioner;
+
+use core::time::Duration;
+
+use heapless::{String, Vec};
+
+pub use config::{ClientConfig, ClientConfigError, MAX_REQUESTS_PER_CONNECTION};
+pub use connection::{ConnId, ConnState, Target};
+pub use metadata::{Broker, Endpoint, Metadata, Partition, Topic};
+pub use partitioner::{StickyPartitioner, partition_for_key};
+
+use connection::{Connection, Pending, PendingKind};
+
+use crate::error_code::ErrorCode;
+use crate::state::{
+    BatchToken, Counters, EnqueueError, Identity, Outcome, PartitionIndex, ProduceResult,
+    ProducerEpoch, ProducerId, Sequencer, TokenError,
+};
+use crate::time::Instant;
+use crate::wire::{
+    self, ApiVersionsRequest, ApiVersionsResponse, Attributes, BatchBuilder, InitProducerIdRequest,
+    InitProducerIdResponse, List, MetadataRequest, MetadataRequestTopic, MetadataResponse,
+    OpenBatch, ProducePartition, ProduceRequest, ProduceResponse, ProduceTopic, RecordHeader,
+    ResponseHeader, record::Record, record_batch::RECORD_BATCH_OVERHEAD,
+};
+
+/// A record to produce.
+#[derive(Clone, Copy, Debug)]
+pub struct ProducerRecord<'r> {
+    /// Topic: one of those the client was built with.
+    pub topic: &'r str,
+    /// Force a partition; otherwise the key's murmur2 hash picks it, or, without a key, the
+    /// sticky partitioner.
+    pub partition: Option<i32>,
+    /// Key.
+    pub key: Option<&'r [u8]>,
+    /// Value (`None` is a tombstone).
+    pub value: Option<&'r [u8]>,
+    /// Headers.
+    pub headers: &'r [RecordHeader<'r>],
+    /// Create time, ms since the Unix epoch (the core has no wall clock).
+    pub timestamp: i64,
+}
+
+/// Where an accepted record went: its batch (whose outcome it shares) and its place in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Receipt {
+    /// The batch holding the record.
+    pub batch: BatchToken,
+    /// The record's index in the batch: its offset is the batch's base offset plus this.
+    pub offset_delta: u32,
+    /// Topic index (in the client's topic list).
+    pub topic: u8,
+    /// Partition number.
+    pub partition: i32,
+}
+
+/// Why a record was not accepted. None of these blocks: the caller decides what to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SendError {
+    /// The topic is not one the client was built with.
+    UnknownTopic,
+    /// The topic's partitions are not known yet: poll until metadata arrives.
+    NoMetadata,
+    /// The forced partition does not exist, or the partition table (`PARTITIONS`) is full.
+    NoSuchPartition,
+    /// The record cannot fit in a batch of `batch_bytes`.
+    RecordTooLarge,
+    /// Every batch slot is taken: wait for outcomes before sending more.
+    Full,
+    /// The producer stopped for good.
+    Fatal,
+}
+
+/// A batch's outcome, for the records it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClientDelivery {
+    /// The batch.
+    pub batch: BatchToken,
+    /// Topic index.
+    pub topic: u8,
+    /// Partition number.
+    pub partition: i32,
+    /// Records in the batch (receipts with `offset_delta` below this).
+    pub records: u32,
+    /// Their shared outcome.
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SlotUse {
+    Free,
+    Open {
+        batch: OpenBatch,
+        opened_at: Instant,
+    },
+    Sealed {
+        len: usize,
+    },
+}
+
+/// The storage chunk of batch slot `slot`. Borrows only the storage, so the rest of the
+/// client stays usable while a batch is being written.
+fn chunk(storage: &mut [u8], batch_bytes: usize, slot: usize) -> &mut [u8] {
+    let start = slot.saturating_mul(batch_bytes);
+    storage
+        .get_mut(start..start.saturating_add(batch_bytes))
+        .unwrap_or(&mut [])
+}
+
+/// Fixed request overhead allowance: header, client id, acks, timeout, array lengths.
+const REQUEST_OVERHEAD: usize = 64;
+/// Per topic and per partition allowance in a produce request, beyond names and batches.
+const ENTRY_OVERHEAD: usize = 16;
+
+/// The producer client. `S` is the batch storage (`BATCHES * batch_bytes` bytes: a static
+/// buffer on targets, a `Vec` on hosts); the capacities are the caller's: topics, partitions
+/// across them, batches held at once, and broker connections.
+pub struct Client<
+    S,
+    const TOPICS: usize,
+    const PARTITIONS: usize,
+    const BATCHES: usize,
+    const BROKERS: usize,
+> {
+    client_id: String<64>,
+    request_timeout: Duration,
+    linger: Duration,
+    batch_bytes: usize,
+    reconnect_backoff: Duration,
+    metadata_max_age: Duration,
+    sequencer: Sequencer<PARTITIONS, BATCHES>,
+    metadata: Metadata<TOPICS, PARTITIONS, BROKERS>,
+    bootstrap: Vec<Endpoint, BROKERS>,
+    bootstrap_next: usize,
+    storage: S,
+    slots: [SlotUse; BATCHES],
+    open: [Option<BatchToken>; PARTITIONS],
+    sticky: [StickyPartitioner; TOPICS],
+    conns: [Connection<BATCHES>; BROKERS],
+    to_close: Vec<ConnId, BROKERS>,
+    metadata_due: Option<Instant>,
+    metadata_fetched_at: Option<Instant>,
+}
+
+impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
+    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// A client for `topics`, bootstrapping from `bootstrap` (`host:port` each), with batch
+    /// storage of at least `BATCHES * config.batch_bytes` bytes.
+    pub fn new(
+        config: ClientConfig<'_>,
+        bootstrap: &[&str],
+        topics: &[&str],
+        storage: S,
+    ) -> Result<Self, ClientConfigError> {
+        if config.acks != -1 {
+            return Err(ClientConfigError::Acks { given: config.acks });
+        }
+        let max = storage.as_ref().len() / BATCHES.max(1);
+        if config.batch_bytes < RECORD_BATCH_OVERHEAD + 16 || config.batch_bytes > max {
+            return Err(ClientConfigError::BatchBytes {
+                given: config.batch_bytes,
+                max,
+            });
+        }
+        let timeout_ms = config.request_timeout.as_millis();
+        if timeout_ms == 0 || timeout_ms > i32::MAX as u128 {
+            return Err(ClientConfigError::RequestTimeout);
+        }
+        let client_id =
+            String::try_from(config.client_id).map_err(|_| ClientConfigError::ClientId)?;
+        let mut boot = Vec::new();
+        for address in bootstrap {
+            let endpoint = Endpoint::parse(address).ok_or(ClientConfigError::Bootstrap)?;
+            boot.push(endpoint)
+                .map_err(|_| ClientConfigError::Bootstrap)?;
+        }
+        if boot.is_empty() {
+            return Err(ClientConfigError::Bootstrap);
+        }
+        let mut metadata = Metadata::new();
+        for name in topics {
+            let name = String::try_from(*name).map_err(|_| ClientConfigError::Topic)?;
+            if name.is_empty() || TOPICS > usize::from(u8::MAX) {
+                return Err(ClientConfigError::Topic);
+            }
+            metadata
+                .topics
+                .push(Topic {
+                    name,
+                    partitions: 0,
+                })
+                .map_err(|_| ClientConfigError::Topic)?;
+        }
+        let sequencer = Sequencer::new(config.producer).map_err(ClientConfigError::Producer)?;
+        if BROKERS > usize::from(u8::MAX) {
+            return Err(ClientConfigError::Bootstrap);
+        }
+        Ok(Client {
+            client_id,
+            request_timeout: config.request_timeout,
+            linger: config.linger,
+            batch_bytes: config.batch_bytes,
+            reconnect_backoff: config.reconnect_backoff,
+            metadata_max_age: config.metadata_max_age,
+            sequencer,
+            metadata,
+            bootstrap: boot,
+            bootstrap_next: 0,
+            storage,
+            slots: [SlotUse::Free; BATCHES],
+            open: [None; PARTITIONS],
+            sticky: [StickyPartitioner::default(); TOPICS],
+            conns: core::array::from_fn(|_| Connection::new()),
+            to_close: Vec::new(),
+            metadata_due: Some(Instant::ZERO),
+            metadata_fetched_at: None,
+        })
+    }
+
+    /// The idempotence state: identity, ledger, counters.
+    pub fn sequencer(&self) -> &Sequencer<PARTITIONS, BATCHES> {
+        &self.sequencer
+    }
+
+    /// Producer counters.
+    pub fn counters(&self) -> Counters {
+        self.sequencer.counters()
+    }
+
+    /// What the client knows of the cluster.
+    pub fn metadata(&self) -> &Metadata<TOPICS, PARTITIONS, BROKERS> {
+        &self.metadata
+    }
+
+    /// A connection's state and target.
+    pub fn connection(&self, conn: ConnId) -> Option<(Option<Target>, ConnState)> {
+        self.conns
+            .get(usize::from(conn.0))
+            .map(|c| (c.target, c.state))
+    }
+
+    /// Nothing is held: every accepted record has its outcome drained.
+    pub fn is_idle(&self) -> bool {
+        self.sequencer.is_empty()
+    }
+
+    /// Accepts a record, to be decided by `deadline`. The record joins its partition's open
+    /// batch when it fits, else a new batch; it shares that batch's outcome, and the batch's
+    /// deadline is its earliest record's.
+    pub fn send(
+        &mut self,
+        record: &ProducerRecord<'_>,
+        deadline: Instant,
+        now: Instant,
+    ) -> Result<Receipt, SendError> {
+        if matches!(self.sequencer.identity(), Identity::Fatal(_)) {
+            return Err(SendError::Fatal);
+        }
+        let topic = self
+            .metadata
+            .topic_index(record.topic)
+            .ok_or(SendError::UnknownTopic)?;
+        let count = self.metadata.topics[usize::from(topic)].partitions;
+        if count == 0 {
+            return Err(SendError::NoMetadata);
+        }
+        let partition = match (record.partition, record.key) {
+            (Some(p), _) => u32::try_from(p).map_err(|_| SendError::NoSuchPartition)?,
+            (None, Some(key)) => partition_for_key(key, count).ok_or(SendError::NoMetadata)?,
+            (None, None) => self.sticky[usize::from(topic)]
+                .partition(count)
+                .ok_or(SendError::NoMetadata)?,
+        };
+        if partition >= count {
+            return Err(SendError::NoSuchPartition);
+        }
+        let partition = partition as i32;
+        let index = self
+            .metadata
+            .index_of(topic, partition)
+            .ok_or(SendError::NoSuchPartition)?;
+        let headers = record.headers;
+        // Into the open batch, if there is one and the record fits.
+        if let Some(token) = self.open[index] {
+            let slot = token.slot();
+            if let SlotUse::Open { batch, .. } = self.slots[slot] {
+                let chunk = chunk(self.storage.as_mut(), self.batch_bytes, slot);
+                let mut builder =
+                    BatchBuilder::resume(chunk, batch).map_err(|_| SendError::RecordTooLarge)?;
+                let fits = builder.len()
+                    + builder.record_len(record.timestamp, record.key, record.value, headers)
+                    <= self.batch_bytes;
+                if fits && self.sequencer.extend(token, 1, deadline).is_ok() {
+                    let offset_delta = builder.record_count() as u32;
+                    builder
+                        .append(record.timestamp, record.key, record.value, headers)
+                        .map_err(|_| SendError::RecordTooLarge)?;
+                    let batch = builder.suspend();
+                    if let SlotUse::Open { batch: b, .. } = &mut self.slots[slot] {
+                        *b = batch;
+                    }
+                    return Ok(Receipt {
+                        batch: token,
+                        offset_delta,
+                        topic,
+                        partition,
+                    });
+                }
+            }
+            self.seal(index, now);
+        }
+        // A new batch.
+        let alone = Record {
+            attributes: 0,
+            timestamp_delta: 0,
+            offset_delta: 0,
+            key: record.key,
+            value: record.value,
+            headers: List::from_slice(headers),
+        };
+        if RECORD_BATCH_OVERHEAD + alone.encoded_len() > self.batch_bytes {
+            return Err(SendError::RecordTooLarge);
+        }
+        let token = self
+            .sequencer
+            .open(PartitionIndex(index as u16), 1, deadline)
+            .map_err(|e| match e {
+                EnqueueError::Full => SendError::Full,
+                EnqueueError::Fatal(_) => SendError::Fatal,
+                EnqueueError::NoSuchPartition | EnqueueError::RecordCount => {
+                    SendError::NoSuchPartition
+                }
+            })?;
+        let slot = token.slot();
+        let chunk = chunk(self.storage.as_mut(), self.batch_bytes, slot);
+        let built =
+            BatchBuilder::new(chunk, Attributes::default(), record.timestamp).and_then(|mut b| {
+                b.append(record.timestamp, record.key, record.value, headers)?;
+                Ok(b.suspend())
+            });
+        let Ok(batch) = built else {
+            // Checked above; a failure here would be a codec bug. Give the batch its outcome
+            // rather than leave it without one.
+            let _ = self.sequencer.cancel(token, now);
+            return Err(SendError::RecordTooLarge);
+        };
+        self.slots[slot] = SlotUse::Open {
+            batch,
+            opened_at: now,
+        };
+        self.open[index] = Some(token);
+        Ok(Receipt {
+            batch: token,
+            offset_delta: 0,
+            topic,
+            partition,
+        })
+    }
+
+    /// Seals every open batch so it is sent without waiting for the linger time.
+    pub fn flush(&mut self, now: Instant) {
+        for index in 0..PARTITIONS {
+            self.seal(index, now);
+        }
+    }
+
+    /// Gives up on a batch now, as its deadline passing would (see
+    /// [`cancel_decision`](crate::state::cancel_decision)).
+    pub fn cancel(&mut self, batch: BatchToken, now: Instant) -> Result<(), TokenError> {
+        self.sequencer.cancel(batch, now).map(|_| ())
+    }
+
+    /// Applies time: seals lingering batches, applies deadlines, times out requests, schedules
+    /// metadata refreshes. Returns the next instant it needs to be polled at.
+    pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        for index in 0..PARTITIONS {
+            if let Some(token) = self.open[index]
+                && let SlotUse::Open { opened_at, .. } = self.slots[token.slot()]
+                && opened_at + self.linger <= now
+            {
+                self.seal(index, now);
+            }
+        }
+        for i in 0..BROKERS {
+            let timed_out = self.conns[i]
+                .deadline(self.request_timeout)
+                .is_some_and(|t| t <= now);
+            // Bootstrap connections only carry us to the first metadata answer.
+            let spare_bootstrap = self.metadata.known
+                && matches!(self.conns[i].target, Some(Target::Bootstrap(_)))
+                && self.conns[i].pending.is_empty()
+                && !matches!(self.conns[i].state, ConnState::Idle { .. });
+            if timed_out || spare_bootstrap {
+                if timed_out {
+                    warn!("connection {:?}: request timed out", i);
+                }
+                let _ = self.to_close.push(ConnId(i as u8));
+                self.lose(i, now);
+            }
+        }
+        if let Some(at) = self.metadata_fetched_at
+            && at + self.metadata_max_age <= now
+        {
+            self.want_metadata(now);
+        }
+        let wake = self.sequencer.poll(now);
+        self.next_wakeup(now, wake)
+    }
+
+    /// A connection the transport should open now: its id and where to.
+    pub fn poll_connect(&mut self, now: Instant) -> Option<(ConnId, &Endpoint)> {
+        self.assign_targets();
+        let i = (0..BROKERS).find(|&i| {
+            let c = &self.conns[i];
+            c.target.is_some()
+                && matches!(c.state, ConnState::Idle { retry_at } if retry_at <= now)
+                && self.endpoint_of(c.target).is_some()
+        })?;
+        self.conns[i].state = ConnState::Connecting;
+        let target = self.conns[i].target;
+        debug!("connecting {:?} to {:?}", i, target);
+        self.endpoint_of(target).map(|e| (ConnId(i as u8), e))
+    }
+
+    /// The transport connected `conn`.
+    pub fn on_connected(&mut self, conn: ConnId, _now: Instant) {
+        if let Some(c) = self.conns.get_mut(usize::from(conn.0))
+            && c.state == ConnState::Connecting
+        {
+            c.state = ConnState::Handshake {
+                version: 3,
+                sent: false,
+            };
+        }
+    }
+
+    /// `conn` failed to connect, or was lost (reset, closed, or closed by the transport after
+    /// [`Client::poll_close`]). Everything out on it counts as written and unanswered.
+    pub fn on_connection_lost(&mut self, conn: ConnId, now: Instant) {
+        let i = usize::from(conn.0);
+        if i < BROKERS && !matches!(self.conns[i].state, ConnState::Idle { .. }) {
+            self.lose(i, now);
+        }
+    }
+
+    /// A connection the client wants closed (its requests timed out, or it is no longer
+    /// needed). Its requests are already accounted for; report nothing back.
+    pub fn poll_close(&mut self) -> Option<ConnId> {
+        self.to_close.pop()
+    }
+
+    /// The next request to write on `conn`, encoded into `buf`: returns its length. Write all
+    /// of it before asking again. `None` when there is nothing to send now (or `buf` is too
+    /// small for any request). Produce requests take as many ready batches as `buf` holds.
+    pub fn poll_transmit(&mut self, conn: ConnId, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let i = usize::from(conn.0);
+        let c = self.conns.get(i)?;
+        if !c.has_room() {
+            return None;
+        }
+        match c.state {
+            ConnState::Handshake {
+                version,
+                sent: false,
+            } => {
+                let request = ApiVersionsRequest {
+                    client_software_name: "gateway-producer",
+                    client_software_version: env!("CARGO_PKG_VERSION"),
+                };
+                let n = self.encode(i, buf, version, &request, now, PendingKind::ApiVersions)?;
+                self.conns[i].state = ConnState::Handshake {
+                    version,
+                    sent: true,
+                };
+                Some(n)
+            }
+            ConnState::Ready => self.transmit_ready(i, now, buf),
+            _ => None,
+        }
+    }
+
+    /// A complete response frame (without its size prefix) arrived on `conn`. A frame that
+    /// does not decode, or answers out of order, closes the connection: what was on it is
+    /// retried as unanswered.
+    pub fn on_frame(&mut self, conn: ConnId, now: Instant, frame: &[u8]) {
+        let i = usize::from(conn.0);
+        if i >= BROKERS {
+            return;
+        }
+        let Some(pending) = self.conns[i].pending.pop_front() else {
+            warn!("connection {:?}: a response nobody asked for", i);
+            self.drop_connection(i, now);
+            return;
+        };
+        let ok = match &pending.kind {
+            PendingKind::ApiVersions => self.on_api_versions(i, &pending, frame, now),
+            PendingKind::Metadata => self.on_metadata(&pending, frame, now),
+            PendingKind::InitProducerId => self.on_init_producer_id(&pending, frame, now),
+            PendingKind::Produce(batches) => self.on_produce(&pending, batches, frame, now),
+        };
+        if !ok {
+            warn!("connection {:?}: malformed or mismatched response", i);
+            // The popped request is as unanswered as the rest.
+            let _ = self.conns[i].pending.push_front(pending);
+            self.drop_connection(i, now);
+        }
+    }
+
+    /// The next batch outcome.
+    pub fn poll_delivery(&mut self) -> Option<ClientDelivery> {
+        let d = self.sequencer.poll_event()?;
+        let slot = d.token.slot();
+        self.slots[slot] = SlotUse::Free;
+        let index = usize::from(d.partition.0);
+        if self.open.get(index).copied().flatten() == Some(d.token) {
+            self.open[index] = None;
+        }
+        let p = self.metadata.partitions.get(index).copied();
+        Some(ClientDelivery {
+            batch: d.token,
+            topic: p.map_or(0, |p| p.topic),
+            partition: p.map_or(-1, |p| p.partition),
+            records: d.records,
+            outcome: d.outcome,
+        })
+    }
+
+    /// Name of the topic with index `topic`.
+    pub fn topic_name(&self, topic: u8) -> Option<&str> {
+        self.metadata
+            .topics
+            .get(usize::from(topic))
+            .map(|t| t.name.as_str())
+    }
+
+    // --- internals --------------------------------------------------------------------------
+
+    fn seal(&mut self, index: usize, now: Instant) {
+        let Some(token) = self.open.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        let slot = token.slot();
+        if let SlotUse::Open { batch, .. } = self.slots[slot] {
+            let chunk = chunk(self.storage.as_mut(), self.batch_bytes, slot);
+            let len = BatchBuilder::resume(chunk, batch)
+                .and_then(|b| b.finish().map(|f| f.len()))
+                .ok();
+            match len {
+                Some(len) => {
+                    self.slots[slot] = SlotUse::Sealed { len };
+                    let _ = self.sequencer.seal(token);
+                }
+                None => {
+                    let _ = self.sequencer.cancel(token, now);
+                }
+            }
+            if let Some(p) = self.metadata.partitions.get(index).copied() {
+                let count = self.metadata.topics[usize::from(p.topic)].partitions;
+                self.sticky[usize::from(p.topic)].on_batch_sealed(p.partition as u32, count);
+            }
+        }
+    }
+
+    fn want_metadata(&mut self, now: Instant) {
+        if self.metadata_due.is_none_or(|t| t > now) {
+            self.metadata_due = Some(now);
+        }
+    }
+
+    fn endpoint_of(&self, target: Option<Target>) -> Option<&Endpoint> {
+        match target? {
+            Target::Bootstrap(n) => self.bootstrap.get(usize::from(n)),
+            Target::Node(id) => self.metadata.broker(id).map(|b| &b.endpoint),
+        }
+    }
+
+    /// Gives connection slots to the targets needed: a bootstrap address until metadata
+    /// names brokers, then every partition leader.
+    fn assign_targets(&mut self) {
+        let mut wanted: Vec<Target, BROKERS> = Vec::new();
+        if self.metadata.known {
+            for p in &self.metadata.partitions {
+                if let Some(leader) = p.leader
+                    && !wanted.contains(&Target::Node(leader))
+                    && self.metadata.broker(leader).is_some()
+                {
+                    let _ = wanted.push(Target::Node(leader));
+                }
+            }
+        }
+        let any_usable = self
+            .conns
+            .iter()
+            .any(|c| c.target.is_some() && !matches!(c.state, ConnState::Idle { .. }));
+        if wanted.is_empty() && !any_usable {
+            let n = self.bootstrap_next % self.bootstrap.len();
+            let _ = wanted.push(Target::Bootstrap(n as u8));
+        }
+        // Free idle slots whose target is no longer wanted.
+        for c in self.conns.iter_mut() {
+            if matches!(c.state, ConnState::Idle { .. })
+                && c.target.is_some_and(|t| !wanted.contains(&t))
+            {
+                c.target = None;
+            }
+        }
+        for t in wanted {
+            if self.conns.iter().any(|c| c.target == Some(t)) {
+                continue;
+            }
+            if let Some(c) = self.conns.iter_mut().find(|c| c.target.is_none()) {
+                c.target = Some(t);
+                c.state = ConnState::Idle {
+                    retry_at: Instant::ZERO,
+                };
+            }
+        }
+    }
+
+    /// The transport lost connection `i`, or the client gave it up: everything out on it is
+    /// unanswered after being written.
+    fn lose(&mut self, i: usize, now: Instant) {
+        let c = &mut self.conns[i];
+        c.state = ConnState::Idle {
+            retry_at: now + self.reconnect_backoff,
+        };
+        c.versions = Default::default();
+        if let Some(Target::Bootstrap(_)) = c.target {
+            // Try the next bootstrap address next time.
+            self.bootstrap_next = self.bootstrap_next.wrapping_add(1);
+            c.target = None;
+        }
+        while let Some(p) = self.conns[i].pending.pop_front() {
+            match p.kind {
+                PendingKind::ApiVersions => {}
+                PendingKind::Metadata => self.want_metadata(now),
+                PendingKind::InitProducerId => self.sequencer.on_init_producer_id(now, Err(None)),
+                PendingKind::Produce(batches) => {
+                    for (token, _) in batches {
+                        let _ = self.sequencer.on_produce_result(
+                            token,
+                            now,
+                            ProduceResult::LostAfterWrite,
+                        );
+                    }
+                }
+            }
+        }
+        // A lost connection may mean a moved or dead leader.
+        self.want_metadata(now);
+    }
+
+    fn drop_connection(&mut self, i: usize, now: Instant) {
+        let _ = self.to_close.push(ConnId(i as u8));
+        self.lose(i, now);
+    }
+
+    fn encode<'a, B: wire::RequestBody<'a>>(
+        &mut self,
+        i: usize,
+        buf: &mut [u8],
+        version: i16,
+        body: &B,
+        now: Instant,
+        kind: PendingKind<BATCHES>,
+    ) -> Option<usize> {
+        let correlation = self.conns[i].take_correlation();
+        let n =
+            wire::encode_request(buf, version, correlation, Some(&self.client_id), body).ok()?;
+        self.conns[i]
+            .pending
+            .push_back(Pending {
+                correlation,
+                version,
+                sent_at: now,
+                kind,
+            })
+            .ok()?;
+        Some(n)
+    }
+
+    fn transmit_ready(&mut self, i: usize, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let versions = self.conns[i].versions;
+        // Metadata first: routing depends on it. One request at a time, cluster-wide.
+        let metadata_out = self.conns.iter().any(|c| {
+            c.pending
+                .iter()
+                .any(|p| matches!(p.kind, PendingKind::Metadata))
+        });
+        if self.metadata_due.is_some_and(|t| t <= now)
+            && !metadata_out
+            && let Some(version) = versions.metadata
+        {
+            let mut topics: Vec<MetadataRequestTopic<'_>, TOPICS> = Vec::new();
+            for t in &self.metadata.topics {
+                let _ = topics.push(MetadataRequestTopic {
+                    topic_id: [0; 16],
+                    name: Some(t.name.as_str()),
+                });
+            }
+            let request = MetadataRequest {
+                topics: Some(List::from_slice(&topics)),
+                allow_auto_topic_creation: false,
+                include_cluster_authorized_operations: false,
+                include_topic_authorized_operations: false,
+            };
+            let correlation = self.conns[i].take_correlation();
+            let n =
+                wire::encode_request(buf, version, correlation, Some(&self.client_id), &request)
+                    .ok()?;
+            self.conns[i]
+                .pending
+                .push_back(Pending {
+                    correlation,
+                    version,
+                    sent_at: now,
+                    kind: PendingKind::Metadata,
+                })
+                .ok()?;
+            // The next refresh is scheduled by the answer (or by the loss of this request).
+            self.metadata_due = None;
+            return Some(n);
+        }
+        if matches!(self.sequencer.identity(), Identity::NoId { .. })
+            && let Some(version) = versions.init_producer_id
+            && self.sequencer.poll_init_producer_id(now)
+        {
+            let request = InitProducerIdRequest {
+                transactional_id: None,
+                transaction_timeout_ms: i32::MAX,
+                producer_id: -1,
+                producer_epoch: -1,
+            };
+            let n = self.encode(i, buf, version, &request, now, PendingKind::InitProducerId);
+            if n.is_none() {
+                self.sequencer.on_init_producer_id(now, Err(None));
+            }
+            return n;
+        }
+        let Some(Target::Node(node)) = self.conns[i].target else {
+            return None;
+        };
+        let version = versions.produce?;
+        self.transmit_produce(i, node, version, now, buf)
+    }
+
+    fn transmit_produce(
+        &mut self,
+        i: usize,
+        node: i32,
+        version: i16,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        // Take batches while the request certainly fits: every batch is at most batch_bytes.
+        let mut budget = buf
+            .len()
+            .checked_sub(REQUEST_OVERHEAD + self.client_id.len())?;
+        let mut taken: Vec<(BatchToken, u16), BATCHES> = Vec::new();
+        let mut topics_used: Vec<u8, TOPICS> = Vec::new();
+        for index in 0..self.metadata.partitions.len() {
+            let p = self.metadata.partitions[index];
+            if p.leader != Some(node) {
+                continue;
+            }
+            let topic_cost = if topics_used.contains(&p.topic) {
+                0
+            } else {
+                ENTRY_OVERHEAD + self.metadata.topics[usize::from(p.topic)].name.len()
+            };
+            loop {
+                let cost = topic_cost + ENTRY_OVERHEAD + self.batch_bytes;
+                if budget < cost || taken.is_full() {
+                    break;
+                }
+                let Some(permit) = self.sequencer.next_send(PartitionIndex(index as u16), now)
+                else {
+                    break;
+                };
+                let slot = permit.token.slot();
+                let len = match self.slots[slot] {
+                    SlotUse::Sealed { len, .. } => len,
+                    _ => 0,
+                };
+                let stamped = len > 0
+                    && wire::stamp(
+                        chunk(self.storage.as_mut(), self.batch_bytes, slot)
+                            .get_mut(..len)
+                            .unwrap_or(&mut []),
+                        permit.stamp.producer_id.0,
+                        permit.stamp.epoch.0,
+                        permit.stamp.base_sequence.get(),
+                    )
+                    .is_ok();
+                if !stamped {
+                    // Storage does not hold this batch: a client bug, never network input.
+                    let _ = self.sequencer.on_produce_result(
+                        permit.token,
+                        now,
+                        ProduceResult::NotWritten,
+                    );
+                    let _ = self.sequencer.cancel(permit.token, now);
+                    break;
+                }
+                budget -= cost - topic_cost;
+                if topic_cost > 0 {
+                    budget -= topic_cost;
+                    let _ = topics_used.push(p.topic);
+                }
+                let _ = taken.push((permit.token, index as u16));
+                if budget < ENTRY_OVERHEAD + self.batch_bytes {
+                    break;
+                }
+            }
+        }
+        if taken.is_empty() {
+            return None;
+        }
+        let storage = self.storage.as_ref();
+        let size = self.batch_bytes;
+        let mut partitions: Vec<Vec<ProducePartition<'_>, BATCHES>, TOPICS> = Vec::new();
+        for _ in 0..self.metadata.topics.len() {
+            let _ = partitions.push(Vec::new());
+        }
+        for &(token, index) in &taken {
+            let slot = token.slot();
+            let p = self.metadata.partitions[usize::from(index)];
+            let len = match self.slots[slot] {
+                SlotUse::Sealed { len, .. } => len,
+                _ => 0,
+            };
+            let records = storage.get(slot * size..slot * size + len);
+            if let Some(list) = partitions.get_mut(usize::from(p.topic)) {
+                let _ = list.push(ProducePartition {
+                    index: p.partition,
+                    records,
+                });
+            }
+        }
+        let mut topics: Vec<ProduceTopic<'_>, TOPICS> = Vec::new();
+        for (t, list) in partitions.iter().enumerate() {
+            if !list.is_empty() {
+                let _ = topics.push(ProduceTopic {
+                    name: self.metadata.topics[t].name.as_str(),
+                    partitions: List::from_slice(list),
+                });
+            }
+        }
+        let request = ProduceRequest {
+            transactional_id: None,
+            acks: -1,
+            timeout_ms: self.request_timeout.as_millis() as i32,
+            topics: List::from_slice(&topics),
+        };
+        let correlation = self.conns[i].next_correlation;
+        let encoded =
+            wire::encode_request(buf, version, correlation, Some(&self.client_id), &request);
+        drop(topics);
+        drop(partitions);
+        if let Ok(n) = encoded {
+            self.conns[i].take_correlation();
+            let pushed = self.conns[i].pending.push_back(Pending {
+                correlation,
+                version,
+                sent_at: now,
+                kind: PendingKind::Produce(taken.clone()),
+            });
+            if pushed.is_ok() {
+                return Some(n);
+            }
+        }
+        // Could not be encoded or queued: none of it left.
+        for (token, _) in taken {
+            let _ = self
+                .sequencer
+                .on_produce_result(token, now, ProduceResult::NotWritten);
+        }
+        None
+    }
+
+    fn check_correlation(pending: &Pending<BATCHES>, header: &ResponseHeader) -> bool {
+        header.correlation_id == pending.correlation
+    }
+
+    fn on_api_versions(
+        &mut self,
+        i: usize,
+        p: &Pending<BATCHES>,
+        frame: &[u8],
+        _now: Instant,
+    ) -> bool {
+        let Ok((header, response)) =
+            wire::decode_response::<ApiVersionsResponse<'_>>(frame, p.version)
+        else {
+            return false;
+        };
+        if !Self::check_correlation(p, &header) {
+            return false;
+        }
+        if response.error_code == ErrorCode::UNSUPPORTED_VERSION.0 && p.version > 0 {
+            // Ask again in the version every broker understands.
+            self.conns[i].state = ConnState::Handshake {
+                version: 0,
+                sent: false,
+            };
+            return true;
+        }
+        let versions = response.negotiate_all();
+        if response.error_code != 0
+            || versions.produce.is_none()
+            || versions.metadata.is_none()
+            || versions.init_producer_id.is_none()
+        {
+            warn!("broker lacks the APIs an idempotent producer needs");
+            return false;
+        }
+        self.conns[i].versions = versions;
+        self.conns[i].state = ConnState::Ready;
+        true
+    }
+
+    fn on_metadata(&mut self, p: &Pending<BATCHES>, frame: &[u8], now: Instant) -> bool {
+        let Ok((header, response)) =
+            wire::decode_response::<MetadataResponse<'_>>(frame, p.version)
+        else {
+            return false;
+        };
+        if !Self::check_correlation(p, &header) {
+            return false;
+        }
+        self.metadata.brokers.clear();
+        for b in &response.brokers {
+            let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else {
+                continue;
+            };
+            let _ = self.metadata.brokers.push(Broker {
+                node_id: b.node_id,
+                endpoint: Endpoint { host, port },
+            });
+        }
+        let mut incomplete = false;
+        for t in 0..self.metadata.topics.len() {
+            let Some(answer) = response.topic(self.metadata.topics[t].name.as_str()) else {
+                incomplete = true;
+                continue;
+            };
+            if answer.error_code != 0 {
+                incomplete = true;
+                continue;
+            }
+            let mut count = 0u32;
+            for part in &answer.partitions {
+                count = count.max(u32::try_from(part.partition_index).unwrap_or(0) + 1);
+                let leader =
+                    (part.error_code == 0 && part.leader_id >= 0).then_some(part.leader_id);
+                incomplete |= leader.is_none();
+                let index = match self.metadata.index_of(t as u8, part.partition_index) {
+                    Some(index) => index,
+                    None => {
+                        let entry = Partition {
+                            topic: t as u8,
+                            partition: part.partition_index,
+                            leader,
+                        };
+                        if self.metadata.partitions.push(entry).is_err() {
+                            warn!("partition table full: raise PARTITIONS");
+                            incomplete = true;
+                            continue;
+                        }
+                        self.metadata.partitions.len() - 1
+                    }
+                };
+                self.metadata.partitions[index].leader = leader;
+            }
+            self.metadata.topics[t].partitions = count;
+        }
+        self.metadata.known = !self.metadata.brokers.is_empty();
+        self.metadata_fetched_at = Some(now);
+        self.metadata_due = incomplete.then(|| now + self.sequencer.config().retry_backoff);
+        true
+    }
+
+    fn on_init_producer_id(&mut self, p: &Pending<BATCHES>, frame: &[u8], now: Instant) -> bool {
+        let Ok((header, r)) = wire::decode_response::<InitProducerIdResponse>(frame, p.version)
+        else {
+            return false;
+        };
+        if !Self::check_correlation(p, &header) {
+            return false;
+        }
+        let answer = if r.error_code == 0 {
+            Ok((ProducerId(r.producer_id), ProducerEpoch(r.producer_epoch)))
+        } else {
+            Err(Some(ErrorCode(r.error_code)))
+        };
+        self.sequencer.on_init_producer_id(now, answer);
+        true
+    }
+
+    fn on_produce(
+        &mut self,
+        p: &Pending<BATCHES>,
+        batches: &Vec<(BatchToken, u16), BATCHES>,
+        frame: &[u8],
+        now: Instant,
+    ) -> bool {
+        let Ok((header, response)) = wire::decode_response::<ProduceResponse<'_>>(frame, p.version)
+        else {
+            return false;
+        };
+        if !Self::check_correlation(p, &header) {
+            return false;
+        }
+        let mut answered: Vec<bool, BATCHES> = Vec::new();
+        for _ in batches {
+            let _ = answered.push(false);
+        }
+        for t in &response.topics {
+            let Some(topic) = self.metadata.topic_index(t.name) else {
+                continue;
+            };
+            for part in &t.partitions {
+                let found = batches.iter().position(|&(_, index)| {
+                    self.metadata
+                        .partitions
+                        .get(usize::from(index))
+                        .is_some_and(|m| m.topic == topic && m.partition == part.index)
+                });
+                let Some(k) = found else { continue };
+                if answered[k] {
+                    continue;
+                }
+                answered[k] = true;
+                let result = ProduceResult::Answered {
+                    error: ErrorCode(part.error_code),
+                    base_offset: part.base_offset,
+                };
+                if let Ok(class) = self.sequencer.on_produce_result(batches[k].0, now, result)
+                    && class.refresh_metadata
+                {
+                    self.want_metadata(now);
+                }
+            }
+        }
+        // A batch the broker did not answer for was written and is unanswered.
+        for (k, &(token, _)) in batches.iter().enumerate() {
+            if !answered[k] {
+                let _ = self
+                    .sequencer
+                    .on_produce_result(token, now, ProduceResult::LostAfterWrite);
+            }
+        }
+        true
+    }
+
+    fn next_wakeup(&self, now: Instant, sequencer: Option<Instant>) -> Option<Instant> {
+        let linger = self
+            .open
+            .iter()
+            .flatten()
+            .filter_map(|t| match self.slots[t.slot()] {
+                SlotUse::Open { opened_at, .. } => Some(opened_at + self.linger),
+                _ => None,
+            });
+        let timeouts = self
+            .conns
+            .iter()
+            .filter_map(|c| c.deadline(self.request_timeout));
+        let reconnects = self.conns.iter().filter_map(|c| match (c.target, c.state) {
+            (Some(_), ConnState::Idle { retry_at }) => Some(retry_at),
+            _ => None,
+        });
+        let metadata = self
+            .metadata_due
+            .into_iter()
+            .chain(self.metadata_fetched_at.map(|t| t + self.metadata_max_age));
+        sequencer
+            .into_iter()
+            .chain(linger)
+            .chain(timeouts)
+            .chain(reconnects)
+            .chain(metadata)
+            .map(|t| t.max(now))
+            .filter(|&t| t > now)
+            .min()
+    }
+}
