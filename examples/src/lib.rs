@@ -1,1 +1,2 @@
-//! The `produce` command-line tool (issue #4) and the gateway firmware (issue #5) will live here.
+//! Programs built on the producer: the `produce` command-line tool (`src/bin/produce.rs`),
+//! and with issue #5 the gateway firmware.
