@@ -1,1 +1,2 @@
-//! Integration tests against real brokers (issue #4) will live here.
+//! Shared harness for the integration tests: real brokers on loopback and an independent
+//! consumer to read back what reached the log.

@@ -45,6 +45,8 @@ fn usage() {
 fn test() -> Result<(), String> {
     let started = Instant::now();
     ensure_toolchain()?;
+    ensure_packages()?;
+    ensure_tansu()?;
 
     step("cargo", &["fmt", "--all", "--check"], &[])?;
     step(
@@ -141,6 +143,54 @@ fn test() -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Debian packages the bundled librdkafka build (the integration tests' independent consumer
+/// and mock cluster) needs beyond a C toolchain.
+const PACKAGES: &[&str] = &["pkg-config", "zlib1g-dev", "make", "python3"];
+
+/// The broker the integration tests run against, and the version they were written for.
+const TANSU_VERSION: &str = "0.6.0";
+
+/// Installs missing Debian packages (CI runs as root on a fresh machine).
+fn ensure_packages() -> Result<(), String> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !succeeds("dpkg", &["-s", p]))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step("apt-get", &["update"], &[])?;
+    let mut args = vec!["install", "-y", "--no-install-recommends"];
+    args.extend(missing);
+    step("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
+}
+
+/// Installs the tansu broker into ~/.cargo/bin unless that version is already there (a cold
+/// build takes about ten minutes, so the binary is cached).
+fn ensure_tansu() -> Result<(), String> {
+    let installed = Command::new("tansu")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(TANSU_VERSION));
+    if installed {
+        return Ok(());
+    }
+    step(
+        "cargo",
+        &[
+            "install",
+            "tansu",
+            "--version",
+            TANSU_VERSION,
+            "--locked",
+            "--features",
+            "dynostore",
+        ],
+        &[],
+    )
 }
 
 /// Seconds of coverage-guided fuzzing of the wire decoders per `cargo xtask test`.

@@ -425,7 +425,7 @@ where
                     warn!("connection {:?}: request timed out", i);
                 }
                 let _ = self.to_close.push(ConnId(i as u8));
-                self.lose(i, now);
+                self.lose(i, now, timed_out);
             }
         }
         if let Some(at) = self.metadata_fetched_at
@@ -469,7 +469,7 @@ where
     pub fn on_connection_lost(&mut self, conn: ConnId, now: Instant) {
         let i = usize::from(conn.0);
         if i < BROKERS && !matches!(self.conns[i].state, ConnState::Idle { .. }) {
-            self.lose(i, now);
+            self.lose(i, now, true);
         }
     }
 
@@ -648,8 +648,9 @@ where
     }
 
     /// The transport lost connection `i`, or the client gave it up: everything out on it is
-    /// unanswered after being written.
-    fn lose(&mut self, i: usize, now: Instant) {
+    /// unanswered after being written. A lost connection may mean a moved or dead leader, so
+    /// metadata is refreshed when `refresh`.
+    fn lose(&mut self, i: usize, now: Instant, refresh: bool) {
         let c = &mut self.conns[i];
         c.state = ConnState::Idle {
             retry_at: now + self.reconnect_backoff,
@@ -676,13 +677,14 @@ where
                 }
             }
         }
-        // A lost connection may mean a moved or dead leader.
-        self.want_metadata(now);
+        if refresh {
+            self.want_metadata(now);
+        }
     }
 
     fn drop_connection(&mut self, i: usize, now: Instant) {
         let _ = self.to_close.push(ConnId(i as u8));
-        self.lose(i, now);
+        self.lose(i, now, true);
     }
 
     fn encode<'a, B: wire::RequestBody<'a>>(
