@@ -7,11 +7,16 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Write};
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use producer_core::state::{Outcome, UnknownOutcome};
 use transport_std::{Producer, ProducerConfig, Record, RecordDelivery};
+
+/// Lines read ahead of the producer.
+const READ_AHEAD: usize = 16 * 1024;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Policy {
@@ -112,17 +117,24 @@ fn run(args: Args) -> Result<bool, String> {
     let mut last_deadline = Instant::now();
     let mut progress = Progress::new(args.progress);
 
-    let stdin = io::stdin();
-    let mut line = String::new();
-    let mut input = stdin.lock();
-    loop {
-        line.clear();
-        let n = input
-            .read_line(&mut line)
-            .map_err(|e| format!("reading stdin: {e}"))?;
-        if n == 0 {
-            break;
+    // Lines are read, and their deadlines start, on a thread of their own: a record waiting
+    // for the broker must not delay the reading (and so the deadlines) of the ones behind it.
+    // The channel is bounded, so a slow broker slows the reading rather than filling memory.
+    let (lines, incoming) = mpsc::sync_channel::<(String, Instant)>(READ_AHEAD);
+    let reader = thread::spawn(move || -> io::Result<()> {
+        let stdin = io::stdin();
+        let mut input = stdin.lock();
+        loop {
+            let mut line = String::new();
+            if input.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            if lines.send((line, Instant::now())).is_err() {
+                return Ok(());
+            }
         }
+    });
+    for (line, read_at) in incoming {
         let text = line.strip_suffix('\n').unwrap_or(&line);
         let text = text.strip_suffix('\r').unwrap_or(text);
         let (key, value) = match &args.key_separator {
@@ -132,7 +144,7 @@ fn run(args: Args) -> Result<bool, String> {
             },
             None => (None, text.as_bytes()),
         };
-        let deadline = Instant::now() + deadline_after;
+        let deadline = read_at + deadline_after;
         last_deadline = deadline;
         let index = fates.len();
         fates.push(None);
@@ -159,6 +171,10 @@ fn run(args: Args) -> Result<bool, String> {
         settle(&mut producer, &mut pending, &mut fates);
         progress.show(&producer, fates.len(), &fates, false);
     }
+    reader
+        .join()
+        .map_err(|_| "the stdin reader panicked".to_string())?
+        .map_err(|e| format!("reading stdin: {e}"))?;
     // Drain: under fail-and-fence every record has its outcome by its deadline; under wait,
     // sent records wait for their answer.
     let give_up = match args.unknown_outcome {

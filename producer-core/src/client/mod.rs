@@ -800,50 +800,44 @@ where
             } else {
                 ENTRY_OVERHEAD + self.metadata.topics[usize::from(p.topic)].name.len()
             };
-            loop {
-                let cost = topic_cost + ENTRY_OVERHEAD + self.batch_bytes;
-                if budget < cost || taken.is_full() {
-                    break;
-                }
-                let Some(permit) = self.sequencer.next_send(PartitionIndex(index as u16), now)
-                else {
-                    break;
-                };
-                let slot = permit.token.slot();
-                let len = match self.slots[slot] {
-                    SlotUse::Sealed { len, .. } => len,
-                    _ => 0,
-                };
-                let stamped = len > 0
-                    && wire::stamp(
-                        chunk(self.storage.as_mut(), self.batch_bytes, slot)
-                            .get_mut(..len)
-                            .unwrap_or(&mut []),
-                        permit.stamp.producer_id.0,
-                        permit.stamp.epoch.0,
-                        permit.stamp.base_sequence.get(),
-                    )
-                    .is_ok();
-                if !stamped {
-                    // Storage does not hold this batch: a client bug, never network input.
-                    let _ = self.sequencer.on_produce_result(
-                        permit.token,
-                        now,
-                        ProduceResult::NotWritten,
-                    );
-                    let _ = self.sequencer.cancel(permit.token, now);
-                    break;
-                }
-                budget -= cost - topic_cost;
-                if topic_cost > 0 {
-                    budget -= topic_cost;
-                    let _ = topics_used.push(p.topic);
-                }
-                let _ = taken.push((permit.token, index as u16));
-                if budget < ENTRY_OVERHEAD + self.batch_bytes {
-                    break;
-                }
+            // One batch per partition per request: a request names each partition once, and
+            // further batches of the partition pipeline in the following requests.
+            let cost = topic_cost + ENTRY_OVERHEAD + self.batch_bytes;
+            if budget < cost || taken.is_full() {
+                break;
             }
+            let Some(permit) = self.sequencer.next_send(PartitionIndex(index as u16), now) else {
+                continue;
+            };
+            let slot = permit.token.slot();
+            let len = match self.slots[slot] {
+                SlotUse::Sealed { len } => len,
+                _ => 0,
+            };
+            let stamped = len > 0
+                && wire::stamp(
+                    chunk(self.storage.as_mut(), self.batch_bytes, slot)
+                        .get_mut(..len)
+                        .unwrap_or(&mut []),
+                    permit.stamp.producer_id.0,
+                    permit.stamp.epoch.0,
+                    permit.stamp.base_sequence.get(),
+                )
+                .is_ok();
+            if !stamped {
+                // Storage does not hold this batch: a client bug, never network input. Give
+                // the batch its outcome rather than send garbage.
+                let _ =
+                    self.sequencer
+                        .on_produce_result(permit.token, now, ProduceResult::NotWritten);
+                let _ = self.sequencer.cancel(permit.token, now);
+                continue;
+            }
+            budget -= cost;
+            if topic_cost > 0 {
+                let _ = topics_used.push(p.topic);
+            }
+            let _ = taken.push((permit.token, index as u16));
         }
         if taken.is_empty() {
             return None;
