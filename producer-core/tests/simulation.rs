@@ -20,11 +20,14 @@ use std::time::Duration;
 use producer_core::ErrorCode;
 use producer_core::state::{
     BatchState, BatchToken, Config, Identity, Outcome, PartitionIndex, PossiblyPersistedReason,
-    ProduceResult, ProducerEpoch, ProducerId, Sequence, Sequencer, Stamp, UnknownOutcome,
+    ProduceResult, ProducerEpoch, ProducerId, Sequencer, Stamp, UnknownOutcome,
 };
 use producer_core::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod model;
+use model::{BatchId, Check, Flavour, Idempotence};
 
 const PARTITIONS: usize = 3;
 const BROKERS: usize = 3;
@@ -34,12 +37,6 @@ const MAX_REQUESTS_PER_CONNECTION: usize = 5;
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
 /// How long after a connection closes the broker may still process requests it had read.
 const LINGER_AFTER_CLOSE: Duration = Duration::from_millis(50);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flavour {
-    Kafka,
-    Tansu,
-}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -56,95 +53,31 @@ struct LogEntry {
     base_offset: i64,
 }
 
-#[derive(Clone, Debug)]
-struct ProducerState {
-    epoch: i16,
-    last_seq: i32,
-    /// Last five batches: (first seq, last seq, base offset).
-    cache: VecDeque<(i32, i32, i64)>,
-}
-
 struct Cluster {
     flavour: Flavour,
     leader: [usize; PARTITIONS],
     up: [bool; BROKERS],
     logs: [Vec<LogEntry>; PARTITIONS],
     next_offset: [i64; PARTITIONS],
-    producers: BTreeMap<(i64, usize), ProducerState>,
-    /// Producer ids issued and their epoch (tansu checks these; Kafka does not).
-    issued: BTreeMap<i64, i16>,
-    next_pid: i64,
+    idempotence: Idempotence,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Check {
-    Append,
-    Duplicate(i64),
-    Refuse(ErrorCode),
+fn batch_id(stamp: Stamp, records: u32) -> BatchId {
+    BatchId {
+        producer_id: stamp.producer_id.0,
+        epoch: stamp.epoch.0,
+        base_sequence: stamp.base_sequence.get(),
+        records,
+    }
 }
 
 impl Cluster {
-    fn check(&self, p: usize, stamp: Stamp, records: u32) -> Check {
-        let pid = stamp.producer_id.0;
-        let epoch = stamp.epoch.0;
-        let first = stamp.base_sequence.get();
-        let last = stamp.base_sequence.last_of(records).get();
-        if self.flavour == Flavour::Tansu {
-            match self.issued.get(&pid) {
-                None => return Check::Refuse(ErrorCode::UNKNOWN_PRODUCER_ID),
-                Some(&issued) if epoch > issued => {
-                    return Check::Refuse(ErrorCode::PRODUCER_FENCED);
-                }
-                Some(&issued) if epoch < issued => {
-                    return Check::Refuse(ErrorCode::INVALID_PRODUCER_EPOCH);
-                }
-                Some(_) => {}
-            }
-        }
-        match self.producers.get(&(pid, p)) {
-            None if first == 0 => Check::Append,
-            None => Check::Refuse(ErrorCode::UNKNOWN_PRODUCER_ID),
-            Some(st) if epoch < st.epoch => Check::Refuse(ErrorCode::INVALID_PRODUCER_EPOCH),
-            // A new epoch (a local bump) must start at sequence 0.
-            Some(st) if epoch > st.epoch && first == 0 => Check::Append,
-            Some(st) if epoch > st.epoch => Check::Refuse(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
-            Some(st) => {
-                if let Some(&(_, _, offset)) =
-                    st.cache.iter().find(|&&(f, l, _)| f == first && l == last)
-                {
-                    return Check::Duplicate(offset);
-                }
-                let expected = Sequence::new(st.last_seq).unwrap().add(1).get();
-                if first == expected {
-                    Check::Append
-                } else {
-                    Check::Refuse(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
-                }
-            }
-        }
-    }
-
     fn append(&mut self, p: usize, stamp: Stamp, records: u32, uid: u32) -> i64 {
-        let pid = stamp.producer_id.0;
-        let first = stamp.base_sequence.get();
-        let last = stamp.base_sequence.last_of(records).get();
         let base_offset = self.next_offset[p];
         self.next_offset[p] += i64::from(records);
         self.logs[p].push(LogEntry { uid, base_offset });
-        let st = self.producers.entry((pid, p)).or_insert(ProducerState {
-            epoch: stamp.epoch.0,
-            last_seq: -1,
-            cache: VecDeque::new(),
-        });
-        if stamp.epoch.0 != st.epoch {
-            st.epoch = stamp.epoch.0;
-            st.cache.clear();
-        }
-        st.last_seq = last;
-        st.cache.push_back((first, last, base_offset));
-        if st.cache.len() > 5 {
-            st.cache.pop_front();
-        }
+        self.idempotence
+            .appended(p, batch_id(stamp, records), base_offset);
         base_offset
     }
 }
@@ -307,9 +240,7 @@ impl Sim {
                 up: [true; BROKERS],
                 logs: Default::default(),
                 next_offset: [0; PARTITIONS],
-                producers: BTreeMap::new(),
-                issued: BTreeMap::new(),
-                next_pid: 1000,
+                idempotence: Idempotence::new(flavour),
             },
             seq: Sequencer::new(config).expect("valid config"),
             conns: BTreeMap::new(),
@@ -554,10 +485,7 @@ impl Sim {
                     });
                 if quiet {
                     self.log(|| "brokers forget producer state".into());
-                    self.cluster.producers.clear();
-                    if self.cluster.flavour == Flavour::Tansu {
-                        self.cluster.issued.clear();
-                    }
+                    self.cluster.idempotence.forget();
                 }
             }
             Ev::MetadataRefreshed => {
@@ -725,8 +653,6 @@ impl Sim {
                 if self.chance(0.05) {
                     Answer::Init(Err(ErrorCode::COORDINATOR_NOT_AVAILABLE))
                 } else {
-                    let pid = self.cluster.next_pid;
-                    self.cluster.next_pid += 1;
                     // A Kafka broker may hand out any epoch; near the top, exhaustion is tested.
                     let epoch =
                         if self.cluster.flavour == Flavour::Kafka && self.rng.random_bool(0.2) {
@@ -734,7 +660,7 @@ impl Sim {
                         } else {
                             0
                         };
-                    self.cluster.issued.insert(pid, epoch);
+                    let pid = self.cluster.idempotence.issue(epoch);
                     Answer::Init(Ok((pid, epoch)))
                 }
             }
@@ -777,12 +703,13 @@ impl Sim {
         if self.chance(0.02) {
             return (ErrorCode::NOT_ENOUGH_REPLICAS, -1);
         }
-        match self.cluster.check(p, item.stamp, item.records) {
+        match self
+            .cluster
+            .idempotence
+            .check(p, batch_id(item.stamp, item.records))
+        {
             Check::Refuse(code) => (code, -1),
-            Check::Duplicate(offset) => match self.cluster.flavour {
-                Flavour::Kafka => (ErrorCode::NONE, offset),
-                Flavour::Tansu => (ErrorCode::DUPLICATE_SEQUENCE_NUMBER, -1),
-            },
+            Check::Duplicate(offset) => self.cluster.idempotence.duplicate_answer(offset),
             Check::Append => {
                 // Codes that arrive whether or not the leader appended: an unknown code may
                 // mean either, so the model flips a coin.

@@ -320,11 +320,19 @@ where
                 let fits = builder.len()
                     + builder.record_len(record.timestamp, record.key, record.value, headers)
                     <= self.batch_bytes;
+                // The ledger first: it refuses when the batch was decided meanwhile (its
+                // deadline passed), and then nothing has changed.
                 if fits && self.sequencer.extend(token, 1, deadline).is_ok() {
                     let offset_delta = builder.record_count() as u32;
-                    builder
+                    if builder
                         .append(record.timestamp, record.key, record.value, headers)
-                        .map_err(|_| SendError::RecordTooLarge)?;
+                        .is_err()
+                    {
+                        // Cannot happen after the size check; if it did, the ledger would
+                        // count a record the batch lacks, so the batch is given up instead.
+                        let _ = self.sequencer.cancel(token, now);
+                        return Err(SendError::RecordTooLarge);
+                    }
                     let batch = builder.suspend();
                     if let SlotUse::Open { batch: b, .. } = &mut self.slots[slot] {
                         *b = batch;
