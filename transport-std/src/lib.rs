@@ -321,6 +321,7 @@ impl Producer {
     pub fn poll(&mut self, timeout: Duration) {
         let now = self.now();
         let wake = self.client.poll(now);
+        self.close_requested();
         self.open_connections();
         self.transmit();
         let until_wake = wake.map_or(timeout, |w| {
@@ -337,11 +338,16 @@ impl Producer {
         self.check_connect_timeouts();
         let now = self.now();
         self.client.poll(now);
+        self.close_requested();
+        self.transmit();
+        self.collect();
+    }
+
+    /// Closes the sockets the client gave up on; their requests are already accounted for.
+    fn close_requested(&mut self) {
         while let Some(conn) = self.client.poll_close() {
             self.drop_socket(usize::from(conn.0));
         }
-        self.transmit();
-        self.collect();
     }
 
     fn open_connections(&mut self) {

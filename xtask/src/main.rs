@@ -119,7 +119,8 @@ fn test() -> Result<(), String> {
         ],
         &[],
     )?;
-    // The deterministic simulation runs optimised: 100,000 seeds take seconds.
+    // The deterministic simulations (the sequencer alone, and the whole client over real
+    // request bytes) run optimised: 100,000 seeds each take about a minute together.
     let seeds = env::var("SIM_SEEDS").unwrap_or_else(|_| DEFAULT_SIM_SEEDS.to_string());
     step(
         "cargo",
@@ -130,6 +131,8 @@ fn test() -> Result<(), String> {
             "producer-core",
             "--test",
             "simulation",
+            "--test",
+            "client_simulation",
             "--",
             "--include-ignored",
             "--nocapture",

@@ -445,12 +445,14 @@ where
         self.next_wakeup(now, wake)
     }
 
-    /// A connection the transport should open now: its id and where to.
+    /// A connection the transport should open now: its id and where to. A slot the transport
+    /// has yet to close (see [`Client::poll_close`]) is never handed out again before it is.
     pub fn poll_connect(&mut self, now: Instant) -> Option<(ConnId, &Endpoint)> {
         self.assign_targets();
         let i = (0..BROKERS).find(|&i| {
             let c = &self.conns[i];
-            c.target.is_some()
+            !self.to_close.contains(&ConnId(i as u8))
+                && c.target.is_some()
                 && matches!(c.state, ConnState::Idle { retry_at } if retry_at <= now)
                 && self.endpoint_of(c.target).is_some()
         })?;
