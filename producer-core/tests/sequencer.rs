@@ -638,8 +638,10 @@ fn a_fatal_answer_decides_everything_held() {
     let a = s.enqueue(P0, 1, at(60_000)).unwrap();
     let b = s.enqueue(P1, 1, at(60_000)).unwrap();
     let c = s.enqueue(P1, 1, at(60_000)).unwrap();
+    let d = s.enqueue(PartitionIndex(2), 1, at(60_000)).unwrap();
     s.next_send(P0, at(0)).unwrap();
     s.next_send(P1, at(0)).unwrap();
+    s.next_send(PartitionIndex(2), at(0)).unwrap();
     s.on_produce_result(
         a,
         at(1),
@@ -647,6 +649,32 @@ fn a_fatal_answer_decides_everything_held() {
     )
     .unwrap();
     let fatal = FatalReason::Broker(ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let rejected = NotPersistedReason::Rejected(ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let mut got: Vec<_> = core::iter::from_fn(|| s.poll_event())
+        .map(|d| (d.token, d.outcome))
+        .collect();
+    got.sort_by_key(|(t, _)| t.slot());
+    // Buffered batches are decided at once; those in flight wait for their own answer.
+    assert_eq!(
+        got,
+        vec![
+            (a, Outcome::NotPersisted(rejected)),
+            (
+                c,
+                Outcome::NotPersisted(NotPersistedReason::ProducerFatal(fatal))
+            ),
+        ]
+    );
+    // An answer in the same response is as definitive as the fatal one...
+    s.on_produce_result(
+        b,
+        at(2),
+        answered(ErrorCode::CLUSTER_AUTHORIZATION_FAILED, -1),
+    )
+    .unwrap();
+    // ...and a lost one leaves the batch unknown, never to be resent.
+    s.on_produce_result(d, at(2), ProduceResult::LostAfterWrite)
+        .unwrap();
     let mut got: Vec<_> = core::iter::from_fn(|| s.poll_event())
         .map(|d| (d.token, d.outcome))
         .collect();
@@ -654,25 +682,13 @@ fn a_fatal_answer_decides_everything_held() {
     assert_eq!(
         got,
         vec![
+            (b, Outcome::NotPersisted(rejected)),
             (
-                a,
-                Outcome::NotPersisted(NotPersistedReason::Rejected(
-                    ErrorCode::CLUSTER_AUTHORIZATION_FAILED
-                ))
-            ),
-            (
-                b,
+                d,
                 Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(fatal))
-            ),
-            (
-                c,
-                Outcome::NotPersisted(NotPersistedReason::ProducerFatal(fatal))
             ),
         ]
     );
-    // b's request is still out; its late answer only frees the slot.
-    s.on_produce_result(b, at(2), answered(ErrorCode::NONE, 0))
-        .unwrap();
     assert!(s.is_empty());
 }
 

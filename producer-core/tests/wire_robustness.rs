@@ -361,3 +361,35 @@ proptest! {
         prop_assert_eq!(out, frames);
     }
 }
+
+/// The lenient decoder a client uses reads the same body as the strict one and reports the
+/// excess instead of failing (librdkafka's mock cluster sends one extra byte on flexible
+/// Metadata responses); the strict one keeps refusing it.
+#[test]
+fn lenient_response_decoding_reports_trailing_bytes() {
+    use producer_core::wire::{MetadataResponse, decode_response, decode_response_lenient};
+    let mut checked = 0;
+    for (is_request, api, version, frame) in fixture_frames() {
+        if is_request || api != ApiKey::Metadata {
+            continue;
+        }
+        let (h, exact) = decode_response::<MetadataResponse<'_>>(&frame, version).unwrap();
+        let mut long = frame.clone();
+        long.extend_from_slice(&[0, 0]);
+        assert_eq!(
+            decode_response::<MetadataResponse<'_>>(&long, version).err(),
+            Some(DecodeError::TrailingBytes)
+        );
+        let (lh, lenient, trailing) =
+            decode_response_lenient::<MetadataResponse<'_>>(&long, version).unwrap();
+        assert_eq!((lh, trailing), (h, 2));
+        assert_eq!(lenient, exact);
+        // A truncated body is still an error.
+        assert!(
+            decode_response_lenient::<MetadataResponse<'_>>(&frame[..frame.len() - 1], version)
+                .is_err()
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no Metadata response fixture");
+}

@@ -914,6 +914,18 @@ where
         None
     }
 
+    /// Decodes a response, tolerating (and logging) bytes after its body.
+    fn decode<'f, B: wire::ResponseBody<'f>>(
+        frame: &'f [u8],
+        version: i16,
+    ) -> Option<(ResponseHeader, B)> {
+        let (header, body, trailing) = wire::decode_response_lenient::<B>(frame, version).ok()?;
+        if trailing > 0 {
+            debug!("{:?} trailing bytes after a response", trailing);
+        }
+        Some((header, body))
+    }
+
     fn check_correlation(pending: &Pending<BATCHES>, header: &ResponseHeader) -> bool {
         header.correlation_id == pending.correlation
     }
@@ -925,8 +937,7 @@ where
         frame: &[u8],
         _now: Instant,
     ) -> bool {
-        let Ok((header, response)) =
-            wire::decode_response::<ApiVersionsResponse<'_>>(frame, p.version)
+        let Some((header, response)) = Self::decode::<ApiVersionsResponse<'_>>(frame, p.version)
         else {
             return false;
         };
@@ -956,8 +967,7 @@ where
     }
 
     fn on_metadata(&mut self, p: &Pending<BATCHES>, frame: &[u8], now: Instant) -> bool {
-        let Ok((header, response)) =
-            wire::decode_response::<MetadataResponse<'_>>(frame, p.version)
+        let Some((header, response)) = Self::decode::<MetadataResponse<'_>>(frame, p.version)
         else {
             return false;
         };
@@ -989,7 +999,9 @@ where
                 count = count.max(u32::try_from(part.partition_index).unwrap_or(0) + 1);
                 let leader =
                     (part.error_code == 0 && part.leader_id >= 0).then_some(part.leader_id);
-                incomplete |= leader.is_none();
+                // A leader the broker list does not name (it is down, say) cannot be reached:
+                // ask again rather than wait for the metadata to age.
+                incomplete |= leader.is_none_or(|l| self.metadata.broker(l).is_none());
                 let index = match self.metadata.index_of(t as u8, part.partition_index) {
                     Some(index) => index,
                     None => {
@@ -1017,8 +1029,7 @@ where
     }
 
     fn on_init_producer_id(&mut self, p: &Pending<BATCHES>, frame: &[u8], now: Instant) -> bool {
-        let Ok((header, r)) = wire::decode_response::<InitProducerIdResponse>(frame, p.version)
-        else {
+        let Some((header, r)) = Self::decode::<InitProducerIdResponse>(frame, p.version) else {
             return false;
         };
         if !Self::check_correlation(p, &header) {
@@ -1040,8 +1051,7 @@ where
         frame: &[u8],
         now: Instant,
     ) -> bool {
-        let Ok((header, response)) = wire::decode_response::<ProduceResponse<'_>>(frame, p.version)
-        else {
+        let Some((header, response)) = Self::decode::<ProduceResponse<'_>>(frame, p.version) else {
             return false;
         };
         if !Self::check_correlation(p, &header) {

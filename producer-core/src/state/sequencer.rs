@@ -440,6 +440,18 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                     (Next::Fail, _) => {
                         Some(Outcome::NotPersisted(NotPersistedReason::Rejected(code)))
                     }
+                    // The producer stopped while this attempt was out: no resend will follow.
+                    (Next::Retry, _) => match self.identity {
+                        Identity::Fatal(reason) if maybe_written => {
+                            Some(Outcome::PossiblyPersisted(
+                                PossiblyPersistedReason::ProducerFatal(reason),
+                            ))
+                        }
+                        Identity::Fatal(reason) => Some(Outcome::NotPersisted(
+                            NotPersistedReason::ProducerFatal(reason),
+                        )),
+                        _ => None,
+                    },
                     _ => None,
                 };
                 match outcome {
@@ -710,9 +722,12 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                     maybe_written: false,
                     ..
                 } => Outcome::NotPersisted(NotPersistedReason::ProducerFatal(reason)),
-                BatchState::Stamped { .. } | BatchState::InFlight { .. } => {
+                BatchState::Stamped { .. } => {
                     Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(reason))
                 }
+                // Its answer (or the loss of its connection) decides it: an answer in the same
+                // response as the fatal one is as definitive as that one.
+                BatchState::InFlight { .. } => continue,
             };
             let outstanding = batch.state.is_outstanding();
             batch.state = BatchState::Decided {

@@ -119,6 +119,22 @@ pub fn decode_response<'a, B: ResponseBody<'a>>(
     Ok((header, body))
 }
 
+/// Decodes a response like [`decode_response`], but accepts bytes after the body and returns
+/// how many there were. Brokers are not always exact: librdkafka's mock cluster closes its
+/// flexible Metadata responses with one extra empty tag section, and Kafka's own clients ignore
+/// what follows the body of a length-delimited frame. A client uses this and logs the excess.
+pub fn decode_response_lenient<'a, B: ResponseBody<'a>>(
+    frame: &'a [u8],
+    version: i16,
+) -> Result<(ResponseHeader, B, usize), DecodeError> {
+    B::API_KEY.check_version(version)?;
+    let mut r = Reader::new(frame);
+    let header = ResponseHeader::decode(&mut r, B::API_KEY.response_header_version(version) >= 1)?;
+    let body = B::decode(&mut r, version)?;
+    let trailing = frame.len().saturating_sub(r.position());
+    Ok((header, body, trailing))
+}
+
 /// Reads only the header of a request frame, whatever its API; a model
 /// broker uses this to answer requests it cannot decode.
 pub fn decode_request_header(frame: &[u8]) -> Result<(RequestHeader<'_>, usize), DecodeError> {

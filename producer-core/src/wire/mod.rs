@@ -85,7 +85,7 @@ pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 pub use list::{Item, List};
 pub use message::{
     Body, Request, RequestBody, Response, ResponseBody, decode_any_response, decode_request,
-    decode_request_as, decode_response, encode_request, encode_response,
+    decode_request_as, decode_response, decode_response_lenient, encode_request, encode_response,
 };
 pub use metadata::{
     MetadataBroker, MetadataPartition, MetadataRequest, MetadataRequestTopic, MetadataResponse,
