@@ -28,7 +28,8 @@ pub struct Counters {
     pub producer_ids: u64,
     /// Fences started.
     pub fences: u64,
-    /// Resends of a batch after a refused or lost attempt.
+    /// Resends of a batch under the same stamp after a refused or lost attempt (a batch
+    /// restamped after a fence counts as a fresh send).
     pub retries: u64,
     /// Outcomes `Persisted`.
     pub persisted: OutcomeCount,
