@@ -78,7 +78,18 @@ fn kind(outcome: &Outcome) -> &'static str {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Usage errors exit 1: clap's own code (2) would read as "not every record persisted".
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match run(args) {
         Ok(all_persisted) => {
             if all_persisted {
