@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("demo") => demo(),
         Some("help") | Some("--help") | Some("-h") | None => {
             usage();
             Ok(())
@@ -38,8 +39,39 @@ fn usage() {
     println!(
         "cargo xtask <command>\n\n\
          test    install missing toolchain parts, then run fmt, clippy, docs, the thumbv7em\n\
-         \x20       build of producer-core and every test suite (SIM_SEEDS=N for more seeds)"
+         \x20       build of producer-core and every test suite (SIM_SEEDS=N for more seeds)\n\
+         demo    100,000 records through the produce tool into tansu behind a proxy that\n\
+         \x20       cuts connections, read back and checked (DEMO_SEED=N to replay)"
     );
+}
+
+/// The main job, end to end: installs what it needs, then runs the demo binary (tests crate)
+/// with the release `produce` tool.
+fn demo() -> Result<(), String> {
+    ensure_packages()?;
+    ensure_tansu()?;
+    step(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "examples",
+            "--bin",
+            "produce",
+            "-p",
+            "tests",
+            "--bin",
+            "demo",
+        ],
+        &[],
+    )?;
+    let target = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release");
+    step(
+        &format!("{target}/demo"),
+        &[&format!("{target}/produce")],
+        &[],
+    )
 }
 
 fn test() -> Result<(), String> {
