@@ -11,9 +11,7 @@
 //! `SIM_SEED=N cargo test -p producer-core --test client_simulation client_replay_seed --
 //! --nocapture` replays one with a trace.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use producer_core::ErrorCode;
@@ -28,7 +26,9 @@ use producer_core::wire::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod harness;
 mod model;
+use harness::World;
 use model::{BatchId, Check, Flavour, Idempotence};
 
 const TOPIC: &str = "sensors";
@@ -83,14 +83,9 @@ struct AppRecord {
 }
 
 struct Sim {
-    rng: ChaCha8Rng,
+    w: World<Ev>,
     policy: UnknownOutcome,
     flavour: Flavour,
-    now: Instant,
-    fault_end: Instant,
-    events: BinaryHeap<Reverse<(Instant, u64)>>,
-    payloads: HashMap<u64, Ev>,
-    next_event: u64,
     // The cluster.
     idempotence: Idempotence,
     leader: [usize; PARTITIONS],
@@ -109,7 +104,6 @@ struct Sim {
     app: Vec<AppRecord>,
     next_submit: usize,
     receipts: HashMap<(BatchToken, u32), u32>,
-    trace: Option<String>,
 }
 
 impl Sim {
@@ -174,14 +168,9 @@ impl Sim {
             .collect::<Vec<_>>();
         let fault_end = Instant::from_millis(t + rng.random_range(500..3000));
         let mut sim = Sim {
-            rng,
+            w: World::new(rng, fault_end, trace),
             policy,
             flavour,
-            now: Instant::ZERO,
-            fault_end,
-            events: BinaryHeap::new(),
-            payloads: HashMap::new(),
-            next_event: 0,
             idempotence: Idempotence::new(flavour),
             leader: [0, 1, 2],
             up: [true; BROKERS],
@@ -195,74 +184,35 @@ impl Sim {
             app,
             next_submit: 0,
             receipts: HashMap::new(),
-            trace: trace.then(String::new),
         };
-        sim.schedule(Instant::ZERO, Ev::Submit);
-        for _ in 0..sim.rng.random_range(0..5) {
-            let at = sim.random_time();
-            sim.schedule(at, Ev::LeaderMove);
+        sim.w.schedule(Instant::ZERO, Ev::Submit);
+        for _ in 0..sim.w.rng.random_range(0..5) {
+            let at = sim.w.random_time();
+            sim.w.schedule(at, Ev::LeaderMove);
         }
-        for _ in 0..sim.rng.random_range(0..3) {
-            let at = sim.random_time();
-            let b = sim.rng.random_range(0..BROKERS);
-            sim.schedule(at, Ev::BrokerDown(b));
+        for _ in 0..sim.w.rng.random_range(0..3) {
+            let at = sim.w.random_time();
+            let b = sim.w.rng.random_range(0..BROKERS);
+            sim.w.schedule(at, Ev::BrokerDown(b));
         }
-        for _ in 0..sim.rng.random_range(0..3) {
-            let at = sim.random_time();
-            sim.schedule(at, Ev::StateLoss);
+        for _ in 0..sim.w.rng.random_range(0..3) {
+            let at = sim.w.random_time();
+            sim.w.schedule(at, Ev::StateLoss);
         }
-        for _ in 0..sim.rng.random_range(0..6) {
-            let at = sim.random_time();
-            let uid = sim.rng.random_range(0..records) as u32;
-            sim.schedule(at, Ev::Cancel(uid));
+        for _ in 0..sim.w.rng.random_range(0..6) {
+            let at = sim.w.random_time();
+            let uid = sim.w.rng.random_range(0..records) as u32;
+            sim.w.schedule(at, Ev::Cancel(uid));
         }
         sim
     }
 
-    fn random_time(&mut self) -> Instant {
-        Instant::from_micros(self.rng.random_range(0..self.fault_end.as_micros()))
-    }
-
-    fn faults(&self) -> bool {
-        self.now < self.fault_end
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.faults() && self.rng.random_bool(p)
-    }
-
-    fn log(&mut self, line: impl FnOnce() -> String) {
-        if let Some(trace) = &mut self.trace {
-            let _ = writeln!(
-                trace,
-                "{:>9.3} ms  {}",
-                self.now.as_micros() as f64 / 1000.0,
-                line()
-            );
-        }
-    }
-
-    fn schedule(&mut self, at: Instant, ev: Ev) {
-        let id = self.next_event;
-        self.next_event += 1;
-        self.payloads.insert(id, ev);
-        self.events.push(Reverse((at, id)));
-    }
-
-    fn latency(&mut self) -> Duration {
-        if self.chance(0.02) {
-            ms(self.rng.random_range(300..2500))
-        } else {
-            Duration::from_micros(self.rng.random_range(200..6000))
-        }
-    }
-
     fn run(&mut self) -> Result<(), String> {
-        let limit = self.fault_end + Duration::from_secs(120);
+        let limit = self.w.fault_end + Duration::from_secs(120);
         let mut wake = Some(Instant::ZERO);
         loop {
-            let next_event = self.events.peek().map(|Reverse((t, _))| *t);
-            let fault_end = Some(self.fault_end).filter(|&t| t > self.now);
+            let next_event = self.w.next_event_at();
+            let fault_end = Some(self.w.fault_end).filter(|&t| t > self.w.now);
             let Some(next) = [next_event, wake, fault_end].into_iter().flatten().min() else {
                 break;
             };
@@ -285,13 +235,8 @@ impl Sim {
                     self.app.len()
                 ));
             }
-            self.now = self.now.max(next);
-            while let Some(Reverse((t, id))) = self.events.peek().copied() {
-                if t > self.now {
-                    break;
-                }
-                self.events.pop();
-                let ev = self.payloads.remove(&id).expect("payload");
+            self.w.now = self.w.now.max(next);
+            while let Some(ev) = self.w.pop_due() {
                 self.handle(ev)?;
             }
             wake = self.step()?;
@@ -308,12 +253,13 @@ impl Sim {
 
     /// One pass of the transport loop.
     fn step(&mut self) -> Result<Option<Instant>, String> {
-        self.client.poll(self.now);
+        self.client.poll(self.w.now);
         while let Some(conn) = self.client.poll_close() {
-            self.log(|| format!("client closes connection {}", conn.0));
+            self.w
+                .log(|| format!("client closes connection {}", conn.0));
             self.close_wire(conn.0);
         }
-        while let Some((conn, endpoint)) = self.client.poll_connect(self.now) {
+        while let Some((conn, endpoint)) = self.client.poll_connect(self.w.now) {
             let broker = endpoint
                 .host
                 .trim_start_matches('b')
@@ -330,19 +276,20 @@ impl Sim {
                     connected: false,
                     black_requests: false,
                     black_responses: false,
-                    last_arrival: self.now,
-                    last_response: self.now,
+                    last_arrival: self.w.now,
+                    last_response: self.w.now,
                 },
             );
-            let at = self.now + ms(self.rng.random_range(1..4));
+            let at = self.w.now + ms(self.w.rng.random_range(1..4));
             if self.up[broker] {
-                self.schedule(at, Ev::Connected(conn.0, incarnation));
+                self.w.schedule(at, Ev::Connected(conn.0, incarnation));
             } else {
-                self.schedule(at, Ev::ConnectFailed(conn.0, incarnation));
+                self.w.schedule(at, Ev::ConnectFailed(conn.0, incarnation));
             }
         }
         while let Some(conn) = self.client.poll_close() {
-            self.log(|| format!("client closes connection {}", conn.0));
+            self.w
+                .log(|| format!("client closes connection {}", conn.0));
             self.close_wire(conn.0);
         }
         let conns: Vec<u8> = self
@@ -354,7 +301,7 @@ impl Sim {
         for conn in conns {
             while let Some(n) = self
                 .client
-                .poll_transmit(ConnId(conn), self.now, &mut self.tx)
+                .poll_transmit(ConnId(conn), self.w.now, &mut self.tx)
             {
                 let frame = self.tx[..n].to_vec();
                 self.transmit(conn, frame);
@@ -364,7 +311,7 @@ impl Sim {
             }
         }
         // Time may have sealed batches or applied deadlines: poll again for the wake-up.
-        let wake = self.client.poll(self.now);
+        let wake = self.client.poll(self.w.now);
         self.drain()?;
         Ok(wake)
     }
@@ -373,7 +320,7 @@ impl Sim {
         self.next_submit == self.app.len()
             && self.app.iter().all(|r| r.outcome.is_some())
             && self.client.is_idle()
-            && self.now >= self.fault_end
+            && self.w.now >= self.w.fault_end
     }
 
     fn handle(&mut self, ev: Ev) -> Result<(), String> {
@@ -382,14 +329,14 @@ impl Sim {
             Ev::Cancel(uid) => {
                 let r = &self.app[uid as usize];
                 if let (Some((batch, _)), None) = (r.accepted, r.outcome) {
-                    let _ = self.client.cancel(batch, self.now);
+                    let _ = self.client.cancel(batch, self.w.now);
                     // Every record of the batch shares the cancel.
                     for rec in self.app.iter_mut() {
                         if rec.accepted.is_some_and(|(b, _)| b == batch) && rec.outcome.is_none() {
-                            rec.cancelled_at.get_or_insert(self.now);
+                            rec.cancelled_at.get_or_insert(self.w.now);
                         }
                     }
-                    self.log(|| format!("cancel record {uid}"));
+                    self.w.log(|| format!("cancel record {uid}"));
                 }
             }
             Ev::Connected(conn, inc) => {
@@ -397,39 +344,39 @@ impl Sim {
                     && w.incarnation == inc
                 {
                     w.connected = true;
-                    self.client.on_connected(ConnId(conn), self.now);
+                    self.client.on_connected(ConnId(conn), self.w.now);
                 }
             }
             Ev::ConnectFailed(conn, inc) => {
                 if self.wires.get(&conn).is_some_and(|w| w.incarnation == inc) {
                     self.wires.remove(&conn);
-                    self.client.on_connection_lost(ConnId(conn), self.now);
+                    self.client.on_connection_lost(ConnId(conn), self.w.now);
                 }
             }
             Ev::Arrive(conn, inc, frame) => self.arrive(conn, inc, frame)?,
             Ev::Response(conn, inc, frame) => {
                 if self.wires.get(&conn).is_some_and(|w| w.incarnation == inc) {
-                    self.client.on_frame(ConnId(conn), self.now, &frame[4..]);
+                    self.client.on_frame(ConnId(conn), self.w.now, &frame[4..]);
                 }
             }
             Ev::Reset(conn, inc) => {
                 if self.wires.get(&conn).is_some_and(|w| w.incarnation == inc) {
-                    self.log(|| format!("connection {conn} reset"));
+                    self.w.log(|| format!("connection {conn} reset"));
                     self.close_wire(conn);
-                    self.client.on_connection_lost(ConnId(conn), self.now);
+                    self.client.on_connection_lost(ConnId(conn), self.w.now);
                 }
             }
             Ev::LeaderMove => {
-                let p = self.rng.random_range(0..PARTITIONS);
-                let to = self.rng.random_range(0..BROKERS);
+                let p = self.w.rng.random_range(0..PARTITIONS);
+                let to = self.w.rng.random_range(0..BROKERS);
                 if self.up[to] {
-                    self.log(|| format!("leader of {p} moves to broker {to}"));
+                    self.w.log(|| format!("leader of {p} moves to broker {to}"));
                     self.leader[p] = to;
                 }
             }
             Ev::BrokerDown(b) => {
                 if self.up[b] && self.up.iter().filter(|u| **u).count() > 1 {
-                    self.log(|| format!("broker {b} goes down"));
+                    self.w.log(|| format!("broker {b} goes down"));
                     self.up[b] = false;
                     for p in 0..PARTITIONS {
                         if self.leader[p] == b {
@@ -443,15 +390,15 @@ impl Sim {
                         .map(|(c, w)| (*c, w.incarnation))
                         .collect();
                     for (c, inc) in doomed {
-                        let at = self.now + ms(1);
-                        self.schedule(at, Ev::Reset(c, inc));
+                        let at = self.w.now + ms(1);
+                        self.w.schedule(at, Ev::Reset(c, inc));
                     }
-                    let at = self.now + ms(self.rng.random_range(50..1500));
-                    self.schedule(at, Ev::BrokerUp(b));
+                    let at = self.w.now + ms(self.w.rng.random_range(50..1500));
+                    self.w.schedule(at, Ev::BrokerUp(b));
                 }
             }
             Ev::BrokerUp(b) => {
-                self.log(|| format!("broker {b} is back"));
+                self.w.log(|| format!("broker {b} is back"));
                 self.up[b] = true;
             }
             Ev::StateLoss => {
@@ -461,7 +408,7 @@ impl Sim {
                 let lingering = self
                     .closed
                     .values()
-                    .any(|&(_, n, at)| n > 0 && self.now <= at + LINGER_AFTER_CLOSE);
+                    .any(|&(_, n, at)| n > 0 && self.w.now <= at + LINGER_AFTER_CLOSE);
                 let quiet = !lingering
                     && self
                         .app
@@ -484,7 +431,7 @@ impl Sim {
                             )
                         });
                 if quiet {
-                    self.log(|| "brokers forget producer state".into());
+                    self.w.log(|| "brokers forget producer state".into());
                     self.idempotence.forget();
                 }
             }
@@ -496,12 +443,12 @@ impl Sim {
         while self.next_submit < self.app.len() {
             let uid = self.next_submit;
             let r = &self.app[uid];
-            if r.deadline <= self.now {
+            if r.deadline <= self.w.now {
                 // Never accepted before its deadline: the application knows it was not sent.
                 self.app[uid].outcome = Some((
                     Outcome::NotPersisted(producer_core::state::NotPersistedReason::Deadline),
                     None,
-                    self.now,
+                    self.w.now,
                 ));
                 self.next_submit += 1;
                 continue;
@@ -512,9 +459,9 @@ impl Sim {
                 key: r.key.as_deref().map(str::as_bytes),
                 value: Some(r.value.as_bytes()),
                 headers: &[],
-                timestamp: 1_700_000_000_000 + self.now.as_micros() as i64 / 1000,
+                timestamp: 1_700_000_000_000 + self.w.now.as_micros() as i64 / 1000,
             };
-            match self.client.send(&record, r.deadline, self.now) {
+            match self.client.send(&record, r.deadline, self.w.now) {
                 Ok(receipt) => {
                     self.receipts
                         .insert((receipt.batch, receipt.offset_delta), uid as u32);
@@ -522,16 +469,16 @@ impl Sim {
                     r.accepted = Some((receipt.batch, receipt.offset_delta));
                     r.partition = Some(receipt.partition);
                     self.next_submit += 1;
-                    if self.rng.random_bool(0.6) {
+                    if self.w.rng.random_bool(0.6) {
                         continue;
                     }
-                    let at = self.now + ms(self.rng.random_range(0..15));
-                    self.schedule(at, Ev::Submit);
+                    let at = self.w.now + ms(self.w.rng.random_range(0..15));
+                    self.w.schedule(at, Ev::Submit);
                     return;
                 }
                 Err(SendError::NoMetadata | SendError::Full) => {
-                    let at = self.now + ms(5);
-                    self.schedule(at, Ev::Submit);
+                    let at = self.w.now + ms(5);
+                    self.w.schedule(at, Ev::Submit);
                     return;
                 }
                 Err(e) => panic!("record {uid} refused: {e:?}"),
@@ -540,10 +487,10 @@ impl Sim {
     }
 
     fn transmit(&mut self, conn: u8, frame: Vec<u8>) {
-        let black = self.chance(0.01);
-        let reset = self.chance(0.008);
-        let latency = self.latency();
-        let now = self.now;
+        let black = self.w.chance(0.01);
+        let reset = self.w.chance(0.008);
+        let latency = self.w.latency(0.02, 300..2500, 200..6000);
+        let now = self.w.now;
         let Some(w) = self.wires.get_mut(&conn) else {
             return;
         };
@@ -552,11 +499,11 @@ impl Sim {
         w.last_arrival = arrival;
         let (inc, blackholed) = (w.incarnation, w.black_requests);
         if !blackholed {
-            self.schedule(arrival, Ev::Arrive(conn, inc, frame));
+            self.w.schedule(arrival, Ev::Arrive(conn, inc, frame));
         }
         if reset {
-            let at = now + Duration::from_micros(self.rng.random_range(0..20_000));
-            self.schedule(at, Ev::Reset(conn, inc));
+            let at = now + Duration::from_micros(self.w.rng.random_range(0..20_000));
+            self.w.schedule(at, Ev::Reset(conn, inc));
         }
     }
 
@@ -564,9 +511,9 @@ impl Sim {
     /// for a short while (it processes what it had read).
     fn close_wire(&mut self, conn: u8) {
         if let Some(w) = self.wires.remove(&conn) {
-            let lingering = self.rng.random_range(0..=3);
+            let lingering = self.w.rng.random_range(0..=3);
             self.closed
-                .insert(w.incarnation, (w.broker, lingering, self.now));
+                .insert(w.incarnation, (w.broker, lingering, self.w.now));
         }
     }
 
@@ -579,7 +526,7 @@ impl Sim {
         let broker = match live {
             Some(b) => b,
             None => match self.closed.get_mut(&inc) {
-                Some((b, n, at)) if *n > 0 && self.now <= *at + LINGER_AFTER_CLOSE => {
+                Some((b, n, at)) if *n > 0 && self.w.now <= *at + LINGER_AFTER_CLOSE => {
                     *n -= 1;
                     *b
                 }
@@ -596,9 +543,9 @@ impl Sim {
         if w.black_responses {
             return Ok(());
         }
-        let black = self.now < self.fault_end && self.rng.random_bool(0.01);
-        let latency = self.latency();
-        let now = self.now;
+        let black = self.w.now < self.w.fault_end && self.w.rng.random_bool(0.01);
+        let latency = self.w.latency(0.02, 300..2500, 200..6000);
+        let now = self.w.now;
         let w = self.wires.get_mut(&conn).expect("wire");
         w.black_responses |= black;
         if black {
@@ -606,7 +553,7 @@ impl Sim {
         }
         let at = w.last_response.max(now + latency);
         w.last_response = at;
-        self.schedule(at, Ev::Response(conn, inc, response));
+        self.w.schedule(at, Ev::Response(conn, inc, response));
         Ok(())
     }
 
@@ -688,7 +635,7 @@ impl Sim {
                 wire::encode_response(&mut out, version, corr, &body)
             }
             Request::InitProducerId(_) => {
-                let body = if self.chance(0.05) {
+                let body = if self.w.chance(0.05) {
                     InitProducerIdResponse {
                         throttle_time_ms: 0,
                         error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
@@ -696,8 +643,8 @@ impl Sim {
                         producer_epoch: -1,
                     }
                 } else {
-                    let epoch = if self.flavour == Flavour::Kafka && self.rng.random_bool(0.2) {
-                        i16::MAX - self.rng.random_range(0..3)
+                    let epoch = if self.flavour == Flavour::Kafka && self.w.rng.random_bool(0.2) {
+                        i16::MAX - self.w.rng.random_range(0..3)
                     } else {
                         0
                     };
@@ -750,7 +697,8 @@ impl Sim {
         }
         .map_err(|e| format!("model broker cannot encode: {e:?}"))?;
         out.truncate(n);
-        self.log(|| format!("broker {broker} answers {:?} corr {corr}", header.api_key));
+        self.w
+            .log(|| format!("broker {broker} answers {:?} corr {corr}", header.api_key));
         Ok(out)
     }
 
@@ -802,7 +750,7 @@ impl Sim {
         if poison {
             return Ok((ErrorCode::MESSAGE_TOO_LARGE, -1));
         }
-        if self.chance(0.02) {
+        if self.w.chance(0.02) {
             return Ok((ErrorCode::NOT_ENOUGH_REPLICAS, -1));
         }
         let id = BatchId {
@@ -815,8 +763,8 @@ impl Sim {
             Check::Refuse(code) => Ok((code, -1)),
             Check::Duplicate(offset) => Ok(self.idempotence.duplicate_answer(offset)),
             Check::Append => {
-                let unknown = self.chance(0.004);
-                if unknown && self.rng.random_bool(0.5) {
+                let unknown = self.w.chance(0.004);
+                if unknown && self.w.rng.random_bool(0.5) {
                     return Ok((ErrorCode(999), -1));
                 }
                 let base = self.next_offset[p];
@@ -827,9 +775,9 @@ impl Sim {
                 self.idempotence.appended(p, id, base);
                 if unknown {
                     Ok((ErrorCode(999), -1))
-                } else if self.chance(0.02) {
+                } else if self.w.chance(0.02) {
                     Ok((ErrorCode::REQUEST_TIMED_OUT, -1))
-                } else if self.chance(0.01) {
+                } else if self.w.chance(0.01) {
                     Ok((ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
                 } else {
                     Ok((ErrorCode::NONE, base))
@@ -853,7 +801,7 @@ impl Sim {
                     Outcome::Persisted { offset: Some(base) } => Some(base + i64::from(i)),
                     _ => None,
                 };
-                r.outcome = Some((d.outcome, offset, self.now));
+                r.outcome = Some((d.outcome, offset, self.w.now));
                 if r.partition != Some(d.partition) {
                     return Err(format!(
                         "record {uid}: outcome for partition {}",
@@ -866,7 +814,7 @@ impl Sim {
                 self.receipts.remove(&(d.batch, i));
             }
             let line = format!("batch of {} records -> {:?}", d.records, d.outcome);
-            self.log(|| line);
+            self.w.log(|| line);
         }
         Ok(())
     }
@@ -954,11 +902,35 @@ struct Tally {
     producer_ids: u64,
 }
 
-fn run_seed(seed: u64, trace: bool) -> Result<(Tally, Option<String>), (String, Option<String>)> {
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, t: Tally) {
+        self.persisted += t.persisted;
+        self.not_persisted += t.not_persisted;
+        self.possibly += t.possibly;
+        self.epoch_bumps += t.epoch_bumps;
+        self.producer_ids += t.producer_ids;
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}",
+            self.persisted, self.not_persisted, self.possibly, self.epoch_bumps, self.producer_ids
+        )
+    }
+}
+
+const REPLAY: &str =
+    "cargo test -p producer-core --test client_simulation client_replay_seed -- --nocapture";
+
+/// Runs and checks one seed; returns its tally (or what failed) and, when asked, its trace.
+fn simulate(seed: u64, trace: bool) -> (Result<Tally, String>, Option<String>) {
     let mut sim = Sim::new(seed, trace);
     let result = sim.run().and_then(|()| sim.verify());
-    let trace = sim.trace.take();
-    match result {
+    let trace = sim.w.trace.take();
+    let result = match result {
         Ok(()) => {
             let mut t = Tally::default();
             for r in &sim.app {
@@ -971,67 +943,29 @@ fn run_seed(seed: u64, trace: bool) -> Result<(Tally, Option<String>), (String, 
             let c = sim.client.counters();
             t.epoch_bumps = c.epoch_bumps;
             t.producer_ids = c.producer_ids;
-            Ok((t, trace))
+            Ok(t)
         }
-        Err(e) => Err((
-            format!(
-                "seed {seed} ({:?}, {:?}) failed: {e}\n  replay: SIM_SEED={seed} cargo test -p producer-core --test client_simulation client_replay_seed -- --nocapture",
-                sim.flavour, sim.policy
-            ),
-            trace,
-        )),
-    }
-}
-
-fn run_seeds(seeds: u64) {
-    let started = std::time::Instant::now();
-    let mut total = Tally::default();
-    let mut failures = Vec::new();
-    for seed in 0..seeds {
-        match std::panic::catch_unwind(|| run_seed(seed, false)) {
-            Ok(Ok((t, _))) => {
-                total.persisted += t.persisted;
-                total.not_persisted += t.not_persisted;
-                total.possibly += t.possibly;
-                total.epoch_bumps += t.epoch_bumps;
-                total.producer_ids += t.producer_ids;
-            }
-            Ok(Err((e, _))) => failures.push(e),
-            Err(_) => failures.push(format!(
-                "seed {seed} panicked\n  replay: SIM_SEED={seed} cargo test -p producer-core --test client_simulation client_replay_seed -- --nocapture"
-            )),
-        }
-        if failures.len() >= 5 {
-            break;
-        }
-    }
-    println!(
-        "client simulation: {seeds} seeds in {:.1} s; records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}",
-        started.elapsed().as_secs_f64(),
-        total.persisted,
-        total.not_persisted,
-        total.possibly,
-        total.epoch_bumps,
-        total.producer_ids
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+        Err(e) => Err(format!("({:?}, {:?}) {e}", sim.flavour, sim.policy)),
+    };
+    (result, trace)
 }
 
 /// A quick sweep for every `cargo test`.
 #[test]
 fn client_some_seeds() {
-    run_seeds(100);
+    harness::sweep("client simulation", 100, REPLAY, |seed| {
+        simulate(seed, false).0
+    });
 }
 
 /// The full sweep `cargo xtask test` runs optimised (`SIM_SEEDS`).
 #[test]
 #[ignore = "run optimised by `cargo xtask test`"]
 fn client_many_seeds() {
-    let seeds = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
-    run_seeds(seeds);
+    let seeds = harness::seeds_from_env(10_000);
+    harness::sweep("client simulation", seeds, REPLAY, |seed| {
+        simulate(seed, false).0
+    });
 }
 
 /// Replays one seed with a trace: `SIM_SEED=N`.
@@ -1040,17 +974,10 @@ fn client_replay_seed() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
         return;
     };
-    match run_seed(seed, true) {
-        Ok((t, trace)) => {
-            println!("{}", trace.unwrap_or_default());
-            println!(
-                "seed {seed} passed: persisted {}, not persisted {}, possibly {}",
-                t.persisted, t.not_persisted, t.possibly
-            );
-        }
-        Err((e, trace)) => {
-            println!("{}", trace.unwrap_or_default());
-            panic!("{e}");
-        }
+    let (result, trace) = simulate(seed, true);
+    println!("{}", trace.unwrap_or_default());
+    match result {
+        Ok(t) => println!("seed {seed} passed: {t}"),
+        Err(e) => panic!("seed {seed} failed: {e}"),
     }
 }

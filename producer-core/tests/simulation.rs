@@ -12,9 +12,7 @@
 //! `SIM_SEED=N cargo test -p producer-core --test simulation replay_seed -- --nocapture`
 //! replays it with a trace.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use producer_core::ErrorCode;
@@ -26,7 +24,9 @@ use producer_core::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+mod harness;
 mod model;
+use harness::World;
 use model::{BatchId, Check, Flavour, Idempotence};
 
 const PARTITIONS: usize = 3;
@@ -157,13 +157,8 @@ struct AppBatch {
 }
 
 struct Sim {
-    rng: ChaCha8Rng,
+    w: World<Ev>,
     policy: UnknownOutcome,
-    now: Instant,
-    fault_end: Instant,
-    events: BinaryHeap<Reverse<(Instant, u64)>>,
-    payloads: HashMap<u64, Ev>,
-    next_event: u64,
     cluster: Cluster,
     seq: Sequencer<PARTITIONS, SLOTS>,
     conns: BTreeMap<u64, Conn>,
@@ -178,7 +173,6 @@ struct Sim {
     app: Vec<AppBatch>,
     next_submit: usize,
     tokens: HashMap<BatchToken, u32>,
-    trace: Option<String>,
 }
 
 impl Sim {
@@ -227,13 +221,8 @@ impl Sim {
             .collect();
         let fault_end = Instant::from_millis(t + rng.random_range(500..3000));
         let mut sim = Sim {
-            rng,
+            w: World::new(rng, fault_end, trace),
             policy,
-            now: Instant::ZERO,
-            fault_end,
-            events: BinaryHeap::new(),
-            payloads: HashMap::new(),
-            next_event: 0,
             cluster: Cluster {
                 flavour,
                 leader: [0, 1, 2],
@@ -253,75 +242,36 @@ impl Sim {
             app,
             next_submit: 0,
             tokens: HashMap::new(),
-            trace: trace.then(String::new),
         };
-        sim.schedule(Instant::ZERO, Ev::Submit);
-        for _ in 0..sim.rng.random_range(0..6) {
-            let at = sim.random_time();
-            sim.schedule(at, Ev::LeaderMove);
+        sim.w.schedule(Instant::ZERO, Ev::Submit);
+        for _ in 0..sim.w.rng.random_range(0..6) {
+            let at = sim.w.random_time();
+            sim.w.schedule(at, Ev::LeaderMove);
         }
-        for _ in 0..sim.rng.random_range(0..3) {
-            let at = sim.random_time();
-            let b = sim.rng.random_range(0..BROKERS);
-            sim.schedule(at, Ev::BrokerDown(b));
+        for _ in 0..sim.w.rng.random_range(0..3) {
+            let at = sim.w.random_time();
+            let b = sim.w.rng.random_range(0..BROKERS);
+            sim.w.schedule(at, Ev::BrokerDown(b));
         }
-        for _ in 0..sim.rng.random_range(0..3) {
-            let at = sim.random_time();
-            sim.schedule(at, Ev::StateLoss);
+        for _ in 0..sim.w.rng.random_range(0..3) {
+            let at = sim.w.random_time();
+            sim.w.schedule(at, Ev::StateLoss);
         }
-        for _ in 0..sim.rng.random_range(0..8) {
-            let at = sim.random_time();
-            let uid = sim.rng.random_range(0..batches) as u32;
-            sim.schedule(at, Ev::Cancel(uid));
+        for _ in 0..sim.w.rng.random_range(0..8) {
+            let at = sim.w.random_time();
+            let uid = sim.w.rng.random_range(0..batches) as u32;
+            sim.w.schedule(at, Ev::Cancel(uid));
         }
         sim
-    }
-
-    fn random_time(&mut self) -> Instant {
-        Instant::from_micros(self.rng.random_range(0..self.fault_end.as_micros()))
-    }
-
-    fn faults(&self) -> bool {
-        self.now < self.fault_end
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.faults() && self.rng.random_bool(p)
-    }
-
-    fn log(&mut self, line: impl FnOnce() -> String) {
-        if let Some(trace) = &mut self.trace {
-            let _ = writeln!(
-                trace,
-                "{:>9.3} ms  {}",
-                self.now.as_micros() as f64 / 1000.0,
-                line()
-            );
-        }
-    }
-
-    fn schedule(&mut self, at: Instant, ev: Ev) {
-        let id = self.next_event;
-        self.next_event += 1;
-        self.payloads.insert(id, ev);
-        self.events.push(Reverse((at, id)));
-    }
-
-    fn latency(&mut self) -> Duration {
-        if self.chance(0.03) {
-            ms(self.rng.random_range(300..2500))
-        } else {
-            Duration::from_micros(self.rng.random_range(200..8000))
-        }
     }
 
     // -- the run loop --------------------------------------------------------------------
 
     fn run(&mut self) -> Result<(), String> {
-        let limit = self.fault_end + Duration::from_secs(120);
+        let limit = self.w.fault_end + Duration::from_secs(120);
         let mut wake: Option<Instant> = Some(Instant::ZERO);
         loop {
-            let next_event = self.events.peek().map(|Reverse((t, _))| *t);
+            let next_event = self.w.next_event_at();
             let next_timeout = self
                 .conns
                 .values()
@@ -331,9 +281,9 @@ impl Sim {
                 .reconnect_at
                 .iter()
                 .copied()
-                .filter(|&t| t > self.now)
+                .filter(|&t| t > self.w.now)
                 .min();
-            let fault_end = Some(self.fault_end).filter(|&t| t > self.now);
+            let fault_end = Some(self.w.fault_end).filter(|&t| t > self.w.now);
             let Some(next) = [next_event, wake, next_timeout, next_reconnect, fault_end]
                 .into_iter()
                 .flatten()
@@ -344,13 +294,8 @@ impl Sim {
             if next > limit {
                 return Err(format!("did not settle by {limit:?}"));
             }
-            self.now = self.now.max(next);
-            while let Some(Reverse((t, id))) = self.events.peek().copied() {
-                if t > self.now {
-                    break;
-                }
-                self.events.pop();
-                let ev = self.payloads.remove(&id).expect("payload");
+            self.w.now = self.w.now.max(next);
+            while let Some(ev) = self.w.pop_due() {
                 self.handle(ev)?;
             }
             self.expire_requests()?;
@@ -358,13 +303,13 @@ impl Sim {
             self.pump()?;
             let after = self.seq.identity();
             if before != after {
-                self.log(|| format!("identity {before:?} -> {after:?}"));
+                self.w.log(|| format!("identity {before:?} -> {after:?}"));
             }
             let before = self.seq.identity();
-            wake = self.seq.poll(self.now);
+            wake = self.seq.poll(self.w.now);
             let after = self.seq.identity();
             if before != after {
-                self.log(|| format!("identity {before:?} -> {after:?}"));
+                self.w.log(|| format!("identity {before:?} -> {after:?}"));
             }
             self.drain_outcomes()?;
             if self.settled() {
@@ -382,7 +327,7 @@ impl Sim {
         self.next_submit == self.app.len()
             && self.app.iter().all(|b| b.outcome.is_some())
             && self.seq.is_empty()
-            && self.now >= self.fault_end
+            && self.w.now >= self.w.fault_end
     }
 
     fn handle(&mut self, ev: Ev) -> Result<(), String> {
@@ -395,10 +340,10 @@ impl Sim {
                 {
                     let decision = self
                         .seq
-                        .cancel(token, self.now)
+                        .cancel(token, self.w.now)
                         .map_err(|e| format!("{e:?}"))?;
-                    self.app[uid].cancelled_at.get_or_insert(self.now);
-                    self.log(|| format!("cancel batch {uid}: {decision:?}"));
+                    self.app[uid].cancelled_at.get_or_insert(self.w.now);
+                    self.w.log(|| format!("cancel batch {uid}: {decision:?}"));
                 }
             }
             Ev::Connected(id) => {
@@ -408,31 +353,32 @@ impl Sim {
             }
             Ev::ConnectFailed(id) => {
                 if let Some(c) = self.conns.remove(&id) {
-                    self.reconnect_at[c.broker] = self.now + ms(50);
+                    self.reconnect_at[c.broker] = self.w.now + ms(50);
                 }
             }
             Ev::Arrive(conn, corr, body) => self.arrive(conn, corr, body),
             Ev::Response(conn, corr, answer) => self.response(conn, corr, answer)?,
             Ev::Reset(conn) => {
                 if self.conns.contains_key(&conn) {
-                    self.log(|| format!("connection {conn} reset"));
+                    self.w.log(|| format!("connection {conn} reset"));
                     self.close(conn)?;
                 }
             }
             Ev::LeaderMove => {
-                let p = self.rng.random_range(0..PARTITIONS);
+                let p = self.w.rng.random_range(0..PARTITIONS);
                 let candidates: Vec<usize> = (0..BROKERS)
                     .filter(|&b| self.cluster.up[b] && b != self.cluster.leader[p])
                     .collect();
-                if let Some(&b) = candidates.get(self.rng.random_range(0..candidates.len().max(1)))
+                if let Some(&b) =
+                    candidates.get(self.w.rng.random_range(0..candidates.len().max(1)))
                 {
-                    self.log(|| format!("leader of {p} moves to {b}"));
+                    self.w.log(|| format!("leader of {p} moves to {b}"));
                     self.cluster.leader[p] = b;
                 }
             }
             Ev::BrokerDown(b) => {
                 if self.cluster.up.iter().filter(|u| **u).count() > 1 && self.cluster.up[b] {
-                    self.log(|| format!("broker {b} goes down"));
+                    self.w.log(|| format!("broker {b} goes down"));
                     self.cluster.up[b] = false;
                     for p in 0..PARTITIONS {
                         if self.cluster.leader[p] == b {
@@ -447,15 +393,15 @@ impl Sim {
                         .map(|(id, _)| *id)
                         .collect();
                     for id in doomed {
-                        let at = self.now + ms(1);
-                        self.schedule(at, Ev::Reset(id));
+                        let at = self.w.now + ms(1);
+                        self.w.schedule(at, Ev::Reset(id));
                     }
-                    let at = self.now + ms(self.rng.random_range(50..1500));
-                    self.schedule(at, Ev::BrokerUp(b));
+                    let at = self.w.now + ms(self.w.rng.random_range(50..1500));
+                    self.w.schedule(at, Ev::BrokerUp(b));
                 }
             }
             Ev::BrokerUp(b) => {
-                self.log(|| format!("broker {b} is back"));
+                self.w.log(|| format!("broker {b} is back"));
                 self.cluster.up[b] = true;
             }
             Ev::StateLoss => {
@@ -465,7 +411,7 @@ impl Sim {
                 let lingering = self
                     .closed
                     .values()
-                    .any(|&(_, n, at)| n > 0 && self.now <= at + LINGER_AFTER_CLOSE);
+                    .any(|&(_, n, at)| n > 0 && self.w.now <= at + LINGER_AFTER_CLOSE);
                 let quiet = !lingering
                     && self.app.iter().filter_map(|b| b.token).all(|t| {
                         !matches!(
@@ -484,7 +430,7 @@ impl Sim {
                         )
                     });
                 if quiet {
-                    self.log(|| "brokers forget producer state".into());
+                    self.w.log(|| "brokers forget producer state".into());
                     self.cluster.idempotence.forget();
                 }
             }
@@ -507,19 +453,19 @@ impl Sim {
                     self.tokens.insert(token, uid);
                     let b = &mut self.app[self.next_submit];
                     b.token = Some(token);
-                    b.submitted_at = Some(self.now);
+                    b.submitted_at = Some(self.w.now);
                     self.next_submit += 1;
-                    if self.rng.random_bool(0.7) {
+                    if self.w.rng.random_bool(0.7) {
                         continue;
                     }
-                    let at = self.now + ms(self.rng.random_range(0..30));
-                    self.schedule(at, Ev::Submit);
+                    let at = self.w.now + ms(self.w.rng.random_range(0..30));
+                    self.w.schedule(at, Ev::Submit);
                     return;
                 }
                 Err(_) => {
                     // Full: the application waits for outcomes and tries again.
-                    let at = self.now + ms(5);
-                    self.schedule(at, Ev::Submit);
+                    let at = self.w.now + ms(5);
+                    self.w.schedule(at, Ev::Submit);
                     return;
                 }
             }
@@ -537,15 +483,15 @@ impl Sim {
                 requests: VecDeque::new(),
                 blackhole_requests: false,
                 blackhole_responses: false,
-                last_arrival: self.now,
-                last_response: self.now,
+                last_arrival: self.w.now,
+                last_response: self.w.now,
             },
         );
-        let at = self.now + ms(self.rng.random_range(1..4));
+        let at = self.w.now + ms(self.w.rng.random_range(1..4));
         if self.cluster.up[broker] {
-            self.schedule(at, Ev::Connected(id));
+            self.w.schedule(at, Ev::Connected(id));
         } else {
-            self.schedule(at, Ev::ConnectFailed(id));
+            self.w.schedule(at, Ev::ConnectFailed(id));
         }
     }
 
@@ -561,7 +507,7 @@ impl Sim {
         let mut wanted: Vec<usize> = self.view.to_vec();
         wanted.push(0);
         for b in wanted {
-            if self.conn_to(b).is_none() && self.reconnect_at[b] <= self.now {
+            if self.conn_to(b).is_none() && self.reconnect_at[b] <= self.w.now {
                 self.open(b);
             }
         }
@@ -573,7 +519,7 @@ impl Sim {
             .collect();
         if let Some(&conn) = ready.first()
             && matches!(self.seq.identity(), Identity::NoId { .. })
-            && self.seq.poll_init_producer_id(self.now)
+            && self.seq.poll_init_producer_id(self.w.now)
         {
             self.send(conn, Body::InitProducerId);
         }
@@ -584,7 +530,7 @@ impl Sim {
                 if self.view[p] != broker {
                     continue;
                 }
-                while let Some(permit) = self.seq.next_send(PartitionIndex(p as u16), self.now) {
+                while let Some(permit) = self.seq.next_send(PartitionIndex(p as u16), self.w.now) {
                     let uid = self.tokens[&permit.token];
                     self.app[uid as usize].sent = true;
                     items.push(Item {
@@ -606,11 +552,12 @@ impl Sim {
     fn send(&mut self, conn: u64, body: Body) {
         let corr = self.next_corr;
         self.next_corr += 1;
-        self.log(|| format!("conn {conn} corr {corr} sends {body:?}"));
-        let black = self.chance(0.015);
-        let reset = self.chance(0.01);
-        let latency = self.latency();
-        let now = self.now;
+        self.w
+            .log(|| format!("conn {conn} corr {corr} sends {body:?}"));
+        let black = self.w.chance(0.015);
+        let reset = self.w.chance(0.01);
+        let latency = self.w.latency(0.03, 300..2500, 200..8000);
+        let now = self.w.now;
         let c = self.conns.get_mut(&conn).expect("conn");
         c.requests.push_back(Request {
             corr,
@@ -622,11 +569,11 @@ impl Sim {
         let arrival = c.last_arrival.max(now + latency);
         c.last_arrival = arrival;
         if !blackholed {
-            self.schedule(arrival, Ev::Arrive(conn, corr, body));
+            self.w.schedule(arrival, Ev::Arrive(conn, corr, body));
         }
         if reset {
-            let at = now + Duration::from_micros(self.rng.random_range(0..20_000));
-            self.schedule(at, Ev::Reset(conn));
+            let at = now + Duration::from_micros(self.w.rng.random_range(0..20_000));
+            self.w.schedule(at, Ev::Reset(conn));
         }
     }
 
@@ -637,7 +584,7 @@ impl Sim {
             // The client closed it: the broker processes what it had already read.
             match self.closed.get_mut(&conn) {
                 Some((broker, n, closed_at))
-                    if *n > 0 && self.now <= *closed_at + LINGER_AFTER_CLOSE =>
+                    if *n > 0 && self.w.now <= *closed_at + LINGER_AFTER_CLOSE =>
                 {
                     *n -= 1;
                     *broker
@@ -650,13 +597,13 @@ impl Sim {
         }
         let answer = match body {
             Body::InitProducerId => {
-                if self.chance(0.05) {
+                if self.w.chance(0.05) {
                     Answer::Init(Err(ErrorCode::COORDINATOR_NOT_AVAILABLE))
                 } else {
                     // A Kafka broker may hand out any epoch; near the top, exhaustion is tested.
                     let epoch =
-                        if self.cluster.flavour == Flavour::Kafka && self.rng.random_bool(0.2) {
-                            i16::MAX - self.rng.random_range(0..3)
+                        if self.cluster.flavour == Flavour::Kafka && self.w.rng.random_bool(0.2) {
+                            i16::MAX - self.w.rng.random_range(0..3)
                         } else {
                             0
                         };
@@ -673,23 +620,24 @@ impl Sim {
                 Answer::Produce(out)
             }
         };
-        self.log(|| format!("broker {broker} answers corr {corr}: {answer:?}"));
+        self.w
+            .log(|| format!("broker {broker} answers corr {corr}: {answer:?}"));
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         if c.blackhole_responses {
             return;
         }
-        let black = self.faults() && self.rng.random_bool(0.015);
-        let latency = self.latency();
+        let black = self.w.faults() && self.w.rng.random_bool(0.015);
+        let latency = self.w.latency(0.03, 300..2500, 200..8000);
         let c = self.conns.get_mut(&conn).expect("conn");
         c.blackhole_responses |= black;
         if black {
             return;
         }
-        let at = c.last_response.max(self.now + latency);
+        let at = c.last_response.max(self.w.now + latency);
         c.last_response = at;
-        self.schedule(at, Ev::Response(conn, corr, answer));
+        self.w.schedule(at, Ev::Response(conn, corr, answer));
     }
 
     fn produce_one(&mut self, broker: usize, item: Item) -> (ErrorCode, i64) {
@@ -700,7 +648,7 @@ impl Sim {
         if self.app[item.uid as usize].too_large {
             return (ErrorCode::MESSAGE_TOO_LARGE, -1);
         }
-        if self.chance(0.02) {
+        if self.w.chance(0.02) {
             return (ErrorCode::NOT_ENOUGH_REPLICAS, -1);
         }
         match self
@@ -713,16 +661,16 @@ impl Sim {
             Check::Append => {
                 // Codes that arrive whether or not the leader appended: an unknown code may
                 // mean either, so the model flips a coin.
-                if self.chance(0.005) {
-                    if self.rng.random_bool(0.5) {
+                if self.w.chance(0.005) {
+                    if self.w.rng.random_bool(0.5) {
                         self.cluster.append(p, item.stamp, item.records, item.uid);
                     }
                     return (ErrorCode(999), -1);
                 }
                 let offset = self.cluster.append(p, item.stamp, item.records, item.uid);
-                if self.chance(0.02) {
+                if self.w.chance(0.02) {
                     (ErrorCode::REQUEST_TIMED_OUT, -1)
-                } else if self.chance(0.01) {
+                } else if self.w.chance(0.01) {
                     (ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1)
                 } else {
                     (ErrorCode::NONE, offset)
@@ -750,7 +698,7 @@ impl Sim {
                 let result = result
                     .map(|(id, epoch)| (ProducerId(id), ProducerEpoch(epoch)))
                     .map_err(Some);
-                self.seq.on_init_producer_id(self.now, result);
+                self.seq.on_init_producer_id(self.w.now, result);
             }
             Answer::Produce(parts) => {
                 for (token, error, base_offset) in parts {
@@ -758,7 +706,7 @@ impl Sim {
                         .seq
                         .on_produce_result(
                             token,
-                            self.now,
+                            self.w.now,
                             ProduceResult::Answered { error, base_offset },
                         )
                         .map_err(|e| format!("{e:?}"))?;
@@ -774,8 +722,8 @@ impl Sim {
     fn refresh_metadata(&mut self) {
         if !self.refresh_pending {
             self.refresh_pending = true;
-            let at = self.now + ms(self.rng.random_range(1..20));
-            self.schedule(at, Ev::MetadataRefreshed);
+            let at = self.w.now + ms(self.w.rng.random_range(1..20));
+            self.w.schedule(at, Ev::MetadataRefreshed);
         }
     }
 
@@ -786,12 +734,12 @@ impl Sim {
             .filter(|(_, c)| {
                 c.requests
                     .front()
-                    .is_some_and(|r| r.sent_at + REQUEST_TIMEOUT <= self.now)
+                    .is_some_and(|r| r.sent_at + REQUEST_TIMEOUT <= self.w.now)
             })
             .map(|(id, _)| *id)
             .collect();
         for conn in expired {
-            self.log(|| format!("conn {conn} request timeout"));
+            self.w.log(|| format!("conn {conn} request timeout"));
             self.close(conn)?;
         }
         Ok(())
@@ -802,17 +750,21 @@ impl Sim {
         let Some(c) = self.conns.remove(&conn) else {
             return Ok(());
         };
-        let still_arriving = self.rng.random_range(0..=c.requests.len() as u32);
+        let still_arriving = self.w.rng.random_range(0..=c.requests.len() as u32);
         self.closed
-            .insert(conn, (c.broker, still_arriving, self.now));
-        self.reconnect_at[c.broker] = self.now + ms(self.rng.random_range(1..30));
+            .insert(conn, (c.broker, still_arriving, self.w.now));
+        self.reconnect_at[c.broker] = self.w.now + ms(self.w.rng.random_range(1..30));
         for request in c.requests {
             match request.body {
-                Body::InitProducerId => self.seq.on_init_producer_id(self.now, Err(None)),
+                Body::InitProducerId => self.seq.on_init_producer_id(self.w.now, Err(None)),
                 Body::Produce(items) => {
                     for item in items {
                         self.seq
-                            .on_produce_result(item.token, self.now, ProduceResult::LostAfterWrite)
+                            .on_produce_result(
+                                item.token,
+                                self.w.now,
+                                ProduceResult::LostAfterWrite,
+                            )
                             .map_err(|e| format!("{e:?}"))?;
                     }
                 }
@@ -832,9 +784,9 @@ impl Sim {
             if b.outcome.is_some() {
                 return Err(format!("batch {uid} got a second outcome {:?}", d.outcome));
             }
-            b.outcome = Some((d.outcome, self.now));
+            b.outcome = Some((d.outcome, self.w.now));
             let line = format!("batch {uid} (p{}) -> {:?}", b.partition, d.outcome);
-            self.log(|| line);
+            self.w.log(|| line);
         }
         Ok(())
     }
@@ -974,83 +926,65 @@ struct Tally {
     producer_ids: u64,
 }
 
-fn run_seed(seed: u64, trace: bool) -> Result<(Tally, Option<String>), (String, Option<String>)> {
-    let mut sim = Sim::new(seed, trace);
-    let result = sim.run().and_then(|()| sim.verify());
-    let trace = sim.trace.take();
-    match result {
-        Ok(()) => {
-            let c = sim.seq.counters();
-            Ok((
-                Tally {
-                    persisted: c.persisted.batches,
-                    not_persisted: c.not_persisted.batches,
-                    possibly_persisted: c.possibly_persisted.batches,
-                    epoch_bumps: c.epoch_bumps,
-                    producer_ids: c.producer_ids,
-                },
-                trace,
-            ))
-        }
-        Err(e) => Err((
-            format!(
-                "seed {seed} ({:?}, {:?}) failed: {e}\n  replay: SIM_SEED={seed} cargo test -p producer-core --test simulation replay_seed -- --nocapture",
-                sim.cluster.flavour, sim.policy
-            ),
-            trace,
-        )),
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, t: Tally) {
+        self.persisted += t.persisted;
+        self.not_persisted += t.not_persisted;
+        self.possibly_persisted += t.possibly_persisted;
+        self.epoch_bumps += t.epoch_bumps;
+        self.producer_ids += t.producer_ids;
     }
 }
 
-fn run_seeds(seeds: u64) {
-    let started = std::time::Instant::now();
-    let mut total = Tally::default();
-    let mut failures = Vec::new();
-    for seed in 0..seeds {
-        match std::panic::catch_unwind(|| run_seed(seed, false)) {
-            Ok(Ok((t, _))) => {
-                total.persisted += t.persisted;
-                total.not_persisted += t.not_persisted;
-                total.possibly_persisted += t.possibly_persisted;
-                total.epoch_bumps += t.epoch_bumps;
-                total.producer_ids += t.producer_ids;
-            }
-            Ok(Err((e, _))) => failures.push(e),
-            Err(_) => failures.push(format!(
-                "seed {seed} panicked\n  replay: SIM_SEED={seed} cargo test -p producer-core --test simulation replay_seed -- --nocapture"
-            )),
-        }
-        if failures.len() >= 5 {
-            break;
-        }
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "batches persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}",
+            self.persisted,
+            self.not_persisted,
+            self.possibly_persisted,
+            self.epoch_bumps,
+            self.producer_ids
+        )
     }
-    println!(
-        "simulation: {seeds} seeds in {:.1} s; batches persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}",
-        started.elapsed().as_secs_f64(),
-        total.persisted,
-        total.not_persisted,
-        total.possibly_persisted,
-        total.epoch_bumps,
-        total.producer_ids
-    );
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const REPLAY: &str = "cargo test -p producer-core --test simulation replay_seed -- --nocapture";
+
+/// Runs and checks one seed; returns its tally (or what failed) and, when asked, its trace.
+fn simulate(seed: u64, trace: bool) -> (Result<Tally, String>, Option<String>) {
+    let mut sim = Sim::new(seed, trace);
+    let result = sim.run().and_then(|()| sim.verify());
+    let trace = sim.w.trace.take();
+    let result = match result {
+        Ok(()) => {
+            let c = sim.seq.counters();
+            Ok(Tally {
+                persisted: c.persisted.batches,
+                not_persisted: c.not_persisted.batches,
+                possibly_persisted: c.possibly_persisted.batches,
+                epoch_bumps: c.epoch_bumps,
+                producer_ids: c.producer_ids,
+            })
+        }
+        Err(e) => Err(format!("({:?}, {:?}) {e}", sim.cluster.flavour, sim.policy)),
+    };
+    (result, trace)
 }
 
 /// A quick sweep for every `cargo test`.
 #[test]
 fn some_seeds() {
-    run_seeds(200);
+    harness::sweep("simulation", 200, REPLAY, |seed| simulate(seed, false).0);
 }
 
 /// The full sweep `cargo xtask test` runs optimised (`SIM_SEEDS`, default 100,000).
 #[test]
 #[ignore = "run optimised by `cargo xtask test`"]
 fn many_seeds() {
-    let seeds = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
-    run_seeds(seeds);
+    let seeds = harness::seeds_from_env(100_000);
+    harness::sweep("simulation", seeds, REPLAY, |seed| simulate(seed, false).0);
 }
 
 /// Replays one seed with a trace: `SIM_SEED=N`.
@@ -1059,14 +993,10 @@ fn replay_seed() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
         return;
     };
-    match run_seed(seed, true) {
-        Ok((tally, trace)) => {
-            println!("{}", trace.unwrap_or_default());
-            println!("seed {seed} passed: {tally:?}");
-        }
-        Err((e, trace)) => {
-            println!("{}", trace.unwrap_or_default());
-            panic!("{e}");
-        }
+    let (result, trace) = simulate(seed, true);
+    println!("{}", trace.unwrap_or_default());
+    match result {
+        Ok(tally) => println!("seed {seed} passed: {tally}"),
+        Err(e) => panic!("seed {seed} failed: {e}"),
     }
 }

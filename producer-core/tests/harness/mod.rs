@@ -1,0 +1,146 @@
+//! What both simulations share: a virtual clock with an event queue, a seeded random source,
+//! a fault window, a trace, and the sweep that runs many seeds and reports the failing ones.
+
+#![allow(dead_code)]
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt::{Display, Write as _};
+use std::ops::{AddAssign, Range};
+use std::panic::{RefUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use producer_core::time::Instant;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// A simulated world: time only moves when the simulation moves it, and every random choice
+/// comes from one seed, so a seed replays exactly.
+pub struct World<E> {
+    pub rng: ChaCha8Rng,
+    pub now: Instant,
+    /// Faults are injected before this instant; after it the world heals so everything can
+    /// settle.
+    pub fault_end: Instant,
+    pub trace: Option<String>,
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    payloads: HashMap<u64, E>,
+    next_id: u64,
+}
+
+impl<E> World<E> {
+    /// A world drawing from `rng` (already used to set the scene, if the caller likes).
+    pub fn new(rng: ChaCha8Rng, fault_end: Instant, trace: bool) -> Self {
+        World {
+            rng,
+            now: Instant::ZERO,
+            fault_end,
+            trace: trace.then(String::new),
+            queue: BinaryHeap::new(),
+            payloads: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Queues `event` at `at`; events at the same instant keep their scheduling order.
+    pub fn schedule(&mut self, at: Instant, event: E) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.payloads.insert(id, event);
+        self.queue.push(Reverse((at, id)));
+    }
+
+    /// When the next queued event is due.
+    pub fn next_event_at(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// The next event due by now, if any.
+    pub fn pop_due(&mut self) -> Option<E> {
+        let Reverse((t, id)) = *self.queue.peek()?;
+        if t > self.now {
+            return None;
+        }
+        self.queue.pop();
+        self.payloads.remove(&id)
+    }
+
+    /// A random instant inside the fault window.
+    pub fn random_time(&mut self) -> Instant {
+        Instant::from_micros(self.rng.random_range(0..self.fault_end.as_micros()))
+    }
+
+    /// Faults are still being injected.
+    pub fn faults(&self) -> bool {
+        self.now < self.fault_end
+    }
+
+    /// True with probability `p`, inside the fault window only.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.faults() && self.rng.random_bool(p)
+    }
+
+    /// A network delay: usually `fast` microseconds, with probability `slow_p` (inside the
+    /// fault window) `slow` milliseconds, long enough to cross deadlines.
+    pub fn latency(&mut self, slow_p: f64, slow: Range<u64>, fast: Range<u64>) -> Duration {
+        if self.chance(slow_p) {
+            Duration::from_millis(self.rng.random_range(slow))
+        } else {
+            Duration::from_micros(self.rng.random_range(fast))
+        }
+    }
+
+    /// Appends a line to the trace, when tracing.
+    pub fn log(&mut self, line: impl FnOnce() -> String) {
+        if let Some(trace) = &mut self.trace {
+            let _ = writeln!(
+                trace,
+                "{:>9.3} ms  {}",
+                self.now.as_micros() as f64 / 1000.0,
+                line()
+            );
+        }
+    }
+}
+
+/// Seeds to run: `SIM_SEEDS`, else `default`.
+pub fn seeds_from_env(default: u64) -> u64 {
+    std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs seeds `0..seeds`, adds up what the passing ones report, prints the totals under
+/// `name`, and fails with every failing seed (up to five) and how to replay it.
+pub fn sweep<T>(
+    name: &str,
+    seeds: u64,
+    replay: &str,
+    run: impl Fn(u64) -> Result<T, String> + RefUnwindSafe,
+) where
+    T: Default + AddAssign + Display,
+{
+    let started = std::time::Instant::now();
+    let mut total = T::default();
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        match catch_unwind(|| run(seed)) {
+            Ok(Ok(t)) => total += t,
+            Ok(Err(e)) => failures.push(format!(
+                "seed {seed} failed: {e}\n  replay: SIM_SEED={seed} {replay}"
+            )),
+            Err(_) => failures.push(format!(
+                "seed {seed} panicked\n  replay: SIM_SEED={seed} {replay}"
+            )),
+        }
+        if failures.len() >= 5 {
+            break;
+        }
+    }
+    println!(
+        "{name}: {seeds} seeds in {:.1} s; {total}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
