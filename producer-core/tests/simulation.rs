@@ -244,24 +244,16 @@ impl Sim {
             tokens: HashMap::new(),
         };
         sim.w.schedule(Instant::ZERO, Ev::Submit);
-        for _ in 0..sim.w.rng.random_range(0..6) {
-            let at = sim.w.random_time();
-            sim.w.schedule(at, Ev::LeaderMove);
-        }
-        for _ in 0..sim.w.rng.random_range(0..3) {
-            let at = sim.w.random_time();
-            let b = sim.w.rng.random_range(0..BROKERS);
-            sim.w.schedule(at, Ev::BrokerDown(b));
-        }
-        for _ in 0..sim.w.rng.random_range(0..3) {
-            let at = sim.w.random_time();
-            sim.w.schedule(at, Ev::StateLoss);
-        }
-        for _ in 0..sim.w.rng.random_range(0..8) {
-            let at = sim.w.random_time();
-            let uid = sim.w.rng.random_range(0..batches) as u32;
-            sim.w.schedule(at, Ev::Cancel(uid));
-        }
+        sim.w.scatter(0..6, |_| Ev::LeaderMove);
+        sim.w.scatter(0..3, |rng| {
+            let b = rng.random_range(0..BROKERS);
+            Ev::BrokerDown(b)
+        });
+        sim.w.scatter(0..3, |_| Ev::StateLoss);
+        sim.w.scatter(0..8, |rng| {
+            let uid = rng.random_range(0..batches) as u32;
+            Ev::Cancel(uid)
+        });
         sim
     }
 

@@ -70,6 +70,16 @@ impl<E> World<E> {
         Instant::from_micros(self.rng.random_range(0..self.fault_end.as_micros()))
     }
 
+    /// Schedules a random number (in `count`) of events at random instants of the fault
+    /// window, each made by `make` from the random source.
+    pub fn scatter(&mut self, count: Range<i32>, mut make: impl FnMut(&mut ChaCha8Rng) -> E) {
+        for _ in 0..self.rng.random_range(count) {
+            let at = self.random_time();
+            let event = make(&mut self.rng);
+            self.schedule(at, event);
+        }
+    }
+
     /// Faults are still being injected.
     pub fn faults(&self) -> bool {
         self.now < self.fault_end
