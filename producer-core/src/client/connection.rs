@@ -6,7 +6,7 @@ use heapless::{Deque, Vec};
 use super::config::MAX_REQUESTS_PER_CONNECTION;
 use crate::state::BatchToken;
 use crate::time::Instant;
-use crate::wire::NegotiatedVersions;
+use crate::wire::{NegotiatedVersions, RequestBody};
 
 /// A connection slot, `0..BROKERS`. The transport keeps one socket per id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -89,6 +89,35 @@ impl<const BATCHES: usize> Connection<BATCHES> {
         let c = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1) & i32::MAX;
         c
+    }
+
+    /// Encodes `body` as the next request on this connection into `buf` and records it as
+    /// out; `None` (and nothing recorded) when it does not fit `buf` or the pipeline is full.
+    pub fn send_request<'a, B: RequestBody<'a>>(
+        &mut self,
+        client_id: &str,
+        buf: &mut [u8],
+        version: i16,
+        body: &B,
+        now: Instant,
+        kind: PendingKind<BATCHES>,
+    ) -> Option<usize> {
+        if self.pending.is_full() {
+            return None;
+        }
+        let correlation = self.next_correlation;
+        let n =
+            crate::wire::encode_request(buf, version, correlation, Some(client_id), body).ok()?;
+        self.take_correlation();
+        self.pending
+            .push_back(Pending {
+                correlation,
+                version,
+                sent_at: now,
+                kind,
+            })
+            .ok()?;
+        Some(n)
     }
 
     pub fn has_room(&self) -> bool {

@@ -507,7 +507,14 @@ where
                     client_software_name: "gateway-producer",
                     client_software_version: env!("CARGO_PKG_VERSION"),
                 };
-                let n = self.encode(i, buf, version, &request, now, PendingKind::ApiVersions)?;
+                let n = self.conns[i].send_request(
+                    &self.client_id,
+                    buf,
+                    version,
+                    &request,
+                    now,
+                    PendingKind::ApiVersions,
+                )?;
                 self.conns[i].state = ConnState::Handshake {
                     version,
                     sent: true,
@@ -697,30 +704,6 @@ where
         self.lose(i, now, true);
     }
 
-    fn encode<'a, B: wire::RequestBody<'a>>(
-        &mut self,
-        i: usize,
-        buf: &mut [u8],
-        version: i16,
-        body: &B,
-        now: Instant,
-        kind: PendingKind<BATCHES>,
-    ) -> Option<usize> {
-        let correlation = self.conns[i].take_correlation();
-        let n =
-            wire::encode_request(buf, version, correlation, Some(&self.client_id), body).ok()?;
-        self.conns[i]
-            .pending
-            .push_back(Pending {
-                correlation,
-                version,
-                sent_at: now,
-                kind,
-            })
-            .ok()?;
-        Some(n)
-    }
-
     fn transmit_ready(&mut self, i: usize, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let versions = self.conns[i].versions;
         // Metadata first: routing depends on it. One request at a time, cluster-wide.
@@ -746,19 +729,14 @@ where
                 include_cluster_authorized_operations: false,
                 include_topic_authorized_operations: false,
             };
-            let correlation = self.conns[i].take_correlation();
-            let n =
-                wire::encode_request(buf, version, correlation, Some(&self.client_id), &request)
-                    .ok()?;
-            self.conns[i]
-                .pending
-                .push_back(Pending {
-                    correlation,
-                    version,
-                    sent_at: now,
-                    kind: PendingKind::Metadata,
-                })
-                .ok()?;
+            let n = self.conns[i].send_request(
+                &self.client_id,
+                buf,
+                version,
+                &request,
+                now,
+                PendingKind::Metadata,
+            )?;
             // The next refresh is scheduled by the answer (or by the loss of this request).
             self.metadata_due = None;
             return Some(n);
@@ -773,7 +751,14 @@ where
                 producer_id: -1,
                 producer_epoch: -1,
             };
-            let n = self.encode(i, buf, version, &request, now, PendingKind::InitProducerId);
+            let n = self.conns[i].send_request(
+                &self.client_id,
+                buf,
+                version,
+                &request,
+                now,
+                PendingKind::InitProducerId,
+            );
             if n.is_none() {
                 self.sequencer.on_init_producer_id(now, Err(None));
             }
@@ -888,22 +873,16 @@ where
             timeout_ms: self.request_timeout.as_millis() as i32,
             topics: List::from_slice(&topics),
         };
-        let correlation = self.conns[i].next_correlation;
-        let encoded =
-            wire::encode_request(buf, version, correlation, Some(&self.client_id), &request);
-        drop(topics);
-        drop(partitions);
-        if let Ok(n) = encoded {
-            self.conns[i].take_correlation();
-            let pushed = self.conns[i].pending.push_back(Pending {
-                correlation,
-                version,
-                sent_at: now,
-                kind: PendingKind::Produce(taken.clone()),
-            });
-            if pushed.is_ok() {
-                return Some(n);
-            }
+        let sent = self.conns[i].send_request(
+            &self.client_id,
+            buf,
+            version,
+            &request,
+            now,
+            PendingKind::Produce(taken.clone()),
+        );
+        if sent.is_some() {
+            return sent;
         }
         // Could not be encoded or queued: none of it left.
         for (token, _) in taken {
