@@ -44,6 +44,10 @@ pub const BATCHES: usize = 256;
 /// Broker connections.
 pub const BROKERS: usize = 16;
 
+/// Receive buffer reserved per connection: room for a read and the unfinished frame before
+/// it, so steady traffic never grows it.
+const INBOX_CAPACITY: usize = 256 * 1024;
+
 type CoreClient = Client<Vec<u8>, TOPICS, PARTITIONS, BATCHES, BROKERS>;
 
 /// What the producer needs to know. Build with [`ProducerConfig::new`], then adjust fields.
@@ -184,6 +188,7 @@ pub struct Producer {
     request_timeout: Duration,
     deliveries: VecDeque<ClientDelivery>,
     expanding: Option<(ClientDelivery, u32)>,
+    ready: Vec<usize>,
 }
 
 impl Producer {
@@ -210,8 +215,9 @@ impl Producer {
             tx: vec![0u8; config.batch_bytes * 4 + 64 * 1024],
             frames: FrameDecoder::new(config.max_response_bytes),
             request_timeout: config.request_timeout,
-            deliveries: VecDeque::new(),
+            deliveries: VecDeque::with_capacity(BATCHES),
             expanding: None,
+            ready: Vec::with_capacity(BROKERS),
         })
     }
 
@@ -331,10 +337,14 @@ impl Producer {
         if self.poll.poll(&mut self.events, Some(wait)).is_err() {
             return;
         }
-        let ready: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
-        for i in ready {
+        // A scratch list kept across polls: the steady state allocates nothing.
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.events.iter().map(|e| e.token().0));
+        for &i in &ready {
             self.service(i);
         }
+        self.ready = ready;
         self.check_connect_timeouts();
         let now = self.now();
         self.client.poll(now);
@@ -374,9 +384,9 @@ impl Producer {
                         stream,
                         connected: false,
                         since: StdInstant::now(),
-                        out: Vec::new(),
+                        out: Vec::with_capacity(self.tx.len()),
                         written: 0,
-                        inbox: Vec::new(),
+                        inbox: Vec::with_capacity(INBOX_CAPACITY),
                     });
                 }
                 None => self.client.on_connection_lost(conn, now),
