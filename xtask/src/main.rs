@@ -137,6 +137,8 @@ fn test() -> Result<(), String> {
             &[],
         )?;
     }
+    // The core as firmware: no_std, LTO, linked for a Cortex-M4.
+    build_footprint()?;
     step("cargo", &["test", "--workspace"], &[])?;
     // The codec with the other CRC table size must give the same answers.
     step(
@@ -366,6 +368,62 @@ fn capture(program: &str, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Where the minimal firmware lives: its own workspace, built only for Cortex-M.
+const FOOTPRINT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/footprint");
+
+fn build_footprint() -> Result<(), String> {
+    println!("xtask: (in examples/footprint) $ cargo build --release");
+    let status = Command::new("cargo")
+        .args(["build", "--release"])
+        .current_dir(FOOTPRINT_DIR)
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("building examples/footprint failed with {status}"))
+    }
+}
+
+/// Part 5 (a): flash and static RAM of the smallest firmware using the core with 4
+/// partitions (opt-level "z", LTO), from `size -A` on its ELF; appended to the size section.
+fn footprint(section: &str) -> Result<(), String> {
+    ensure_toolchain()?;
+    build_footprint()?;
+    let elf = format!("{FOOTPRINT_DIR}/target/thumbv7em-none-eabihf/release/footprint");
+    let listing = capture("size", &["-A", &elf])?;
+    let sizes: std::collections::BTreeMap<&str, u64> = listing
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?, f.next()?.parse().ok()?))
+        })
+        .collect();
+    let get = |s: &str| sizes.get(s).copied().unwrap_or(0);
+    let flash = get(".vector_table") + get(".text") + get(".rodata") + get(".data");
+    let ram = get(".data") + get(".bss");
+    // STORAGE + TX + RX of examples/footprint/src/main.rs: keep in step with it.
+    let buffers = 8 * 2048 + (3 * 2048 + 512) + 4096;
+    let text = format!(
+        "\n### Firmware footprint (thumbv7em-none-eabihf)\n\n\
+         `examples/footprint`: the smallest firmware using the whole core (client, sequencer, \
+         codec) for one topic with 4 partitions, 8 batch slots of 2 KiB and 2 connections, \
+         built with opt-level \"z\", LTO, one codegen unit; no network stack or drivers (the \
+         QEMU gateway firmware of issue #5 is not measured yet). From `size -A`:\n\n\
+         | item | bytes |\n|---|---|\n\
+         | flash (vector table + text + rodata + data) | {flash} |\n\
+         | static RAM (data + bss) | {ram} |\n\
+         | … of which batch storage and transmit/receive buffers | {buffers} |\n\
+         | … of which the client's own state | {} |\n",
+        ram.saturating_sub(buffers)
+    );
+    let mut md = std::fs::read_to_string(section).unwrap_or_default();
+    md.push_str(&text);
+    std::fs::write(section, md).map_err(|e| format!("cannot write {section}: {e}"))?;
+    print!("{text}");
+    Ok(())
+}
+
 /// The parts of `cargo xtask bench`, in the order BENCHMARKS.md shows them.
 const BENCH_PARTS: &[&str] = &["latency", "throughput", "alloc", "core", "size"];
 
@@ -444,10 +502,11 @@ fn bench(part: Option<&str>) -> Result<(), String> {
     for part in &parts {
         let section = format!("{out}/{part}.md");
         let _ = std::fs::remove_file(&section);
-        let result = if *part == "core" {
-            bench_core(&section)
-        } else {
-            step(&format!("{root}/target/release/bench"), &[part], &[])
+        let result = match *part {
+            "core" => bench_core(&section),
+            "size" => step(&format!("{root}/target/release/bench"), &[part], &[])
+                .and_then(|()| footprint(&section)),
+            _ => step(&format!("{root}/target/release/bench"), &[part], &[]),
         };
         if let Err(e) = result {
             println!("xtask: warning: bench {part} failed: {e}");
