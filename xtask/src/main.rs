@@ -436,6 +436,11 @@ const CORE_BENCHES: &[(&str, u32, &str)] = &[
         "batch encoding: 100 records of 100 B, finish and stamp (two CRC-32C passes)",
     ),
     (
+        "record_batch/encode_100x100B_client",
+        100,
+        "batch encoding as the client does it: finish_for_stamp, then stamp (one CRC-32C pass)",
+    ),
+    (
         "record_batch/decode_100x100B",
         100,
         "batch decoding with CRC check (for reference)",

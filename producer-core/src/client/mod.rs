@@ -590,7 +590,8 @@ where
         if let SlotUse::Open { batch, .. } = self.slots[slot] {
             let chunk = chunk(self.storage.as_mut(), self.batch_bytes, slot);
             let len = BatchBuilder::resume(chunk, batch)
-                .and_then(|b| b.finish().map(|f| f.len()))
+                // The CRC is computed once, when the batch is stamped for sending.
+                .and_then(|b| b.finish_for_stamp().map(|f| f.len()))
                 .ok();
             match len {
                 Some(len) => {
