@@ -18,7 +18,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // Nothing from the network may panic: outside tests, no unwrap or expect at all.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 #[macro_use]
 mod fmt;
