@@ -131,46 +131,21 @@ fn log_values(bootstrap: &str, expected: usize) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn broker_gone_after_metadata_buffered_record_not_persisted() {
-    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::FailAndFence, Duration::from_secs(10));
-    proxy.set_mode(ProxyMode::Drop);
+/// Puts the proxy in `mode`, sends `value` with the 1 s deadline, and returns its outcome
+/// once it arrives, checking that it came at the deadline: not early, not later than 1.1 s.
+fn outcome_at_deadline(
+    proxy: &ChaosProxy,
+    producer: &mut Producer,
+    mode: ProxyMode,
+    value: &[u8],
+) -> Outcome {
+    proxy.set_mode(mode);
     let started = Instant::now();
     let receipt = producer
-        .send(&record(b"gone"), started + DEADLINE)
+        .send(&record(value), started + DEADLINE)
         .expect("accepted: metadata is known");
     let (d, at) = wait_outcome(
-        &mut producer,
-        receipt,
-        started + Duration::from_secs(3),
-        &mut Vec::new(),
-    )
-    .expect("an outcome");
-    let elapsed = at - started;
-    eprintln!("broker gone: {:?} after {elapsed:?}", d.outcome);
-    assert_eq!(
-        d.outcome,
-        Outcome::NotPersisted(NotPersistedReason::Deadline)
-    );
-    assert!(elapsed <= REPORT_BY, "reported after {elapsed:?}");
-    assert!(
-        elapsed >= DEADLINE - Duration::from_millis(20),
-        "reported early: {elapsed:?}"
-    );
-    proxy.set_mode(ProxyMode::Pass);
-    assert_eq!(log_values(&proxy.address(), 1), ["warm-up"]);
-}
-
-#[test]
-fn silent_after_write_fail_and_fence_possibly_persisted() {
-    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::FailAndFence, Duration::from_secs(10));
-    proxy.set_mode(ProxyMode::StallProduce);
-    let started = Instant::now();
-    let receipt = producer
-        .send(&record(b"stalled"), started + DEADLINE)
-        .expect("accepted");
-    let (d, at) = wait_outcome(
-        &mut producer,
+        producer,
         receipt,
         started + Duration::from_secs(3),
         &mut Vec::new(),
@@ -178,22 +153,38 @@ fn silent_after_write_fail_and_fence_possibly_persisted() {
     .expect("an outcome");
     let elapsed = at - started;
     eprintln!(
-        "silent after write (fail-and-fence): {:?} after {elapsed:?}; proxy {:?}",
+        "{mode:?}: {:?} after {elapsed:?}; proxy {:?}",
         d.outcome,
         proxy.stats()
-    );
-    assert!(
-        proxy.stats().responses_held >= 1,
-        "the produce request never went out"
-    );
-    assert_eq!(
-        d.outcome,
-        Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline)
     );
     assert!(elapsed <= REPORT_BY, "reported after {elapsed:?}");
     assert!(
         elapsed >= DEADLINE - Duration::from_millis(20),
         "reported early: {elapsed:?}"
+    );
+    d.outcome
+}
+
+#[test]
+fn broker_gone_after_metadata_buffered_record_not_persisted() {
+    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::FailAndFence, Duration::from_secs(10));
+    let outcome = outcome_at_deadline(&proxy, &mut producer, ProxyMode::Drop, b"gone");
+    assert_eq!(outcome, Outcome::NotPersisted(NotPersistedReason::Deadline));
+    proxy.set_mode(ProxyMode::Pass);
+    assert_eq!(log_values(&proxy.address(), 1), ["warm-up"]);
+}
+
+#[test]
+fn silent_after_write_fail_and_fence_possibly_persisted() {
+    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::FailAndFence, Duration::from_secs(10));
+    let outcome = outcome_at_deadline(&proxy, &mut producer, ProxyMode::StallProduce, b"stalled");
+    assert!(
+        proxy.stats().responses_held >= 1,
+        "the produce request never went out"
+    );
+    assert_eq!(
+        outcome,
+        Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline)
     );
 
     // The broker speaks again: the producer fences (the old request is answered), bumps or
