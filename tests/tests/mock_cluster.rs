@@ -331,6 +331,28 @@ impl Run {
         self.producer.counters()
     }
 
+    /// Every record sent, but those at the indexes in `except`, was persisted at a known
+    /// offset.
+    fn assert_persisted_except(&self, except: &[usize]) {
+        for (i, s) in self.sent.iter().enumerate() {
+            if !except.contains(&i) {
+                assert!(
+                    matches!(
+                        s.outcome,
+                        Some((Outcome::Persisted { offset: Some(_) }, ..))
+                    ),
+                    "{s:?}"
+                );
+            }
+        }
+    }
+
+    /// The producer's identity history: (fences, epoch bumps, producer ids obtained).
+    fn assert_identity(&self, expected: (u64, u64, u64)) {
+        let c = self.counters();
+        assert_eq!((c.fences, c.epoch_bumps, c.producer_ids), expected, "{c:?}");
+    }
+
     /// Checks the log against what was sent and reported:
     /// - only records of this run are in the log, each at most once;
     /// - each partition holds them in send order, in the partition they were sent to;
@@ -954,23 +976,8 @@ fn broker_down_and_up() {
 
     mock.cluster().broker_up(2).expect("broker up");
     run.settle(SETTLE);
-    for (i, s) in run.sent.iter().enumerate() {
-        if !short.contains(&i) {
-            assert!(
-                matches!(
-                    s.outcome,
-                    Some((Outcome::Persisted { offset: Some(_) }, ..))
-                ),
-                "{s:?}"
-            );
-        }
-    }
-    let c = run.counters();
-    assert_eq!(
-        (c.fences, c.epoch_bumps, c.producer_ids),
-        (0, 0, 1),
-        "{c:?}"
-    );
+    run.assert_persisted_except(&short);
+    run.assert_identity((0, 0, 1));
     let log = run.read_and_verify(&mock.bootstrap(), 3, false);
     for p in 0..3 {
         // Warm-up and 20 rounds; the short deadline record is not there.
@@ -998,12 +1005,7 @@ fn broker_down_with_request_in_flight_fail_and_fence() {
         late >= DEADLINE && late < DEADLINE + Duration::from_millis(150),
         "PossiblyPersisted {late:?} after send, deadline {DEADLINE:?}"
     );
-    let c = run.counters();
-    assert_eq!(
-        (c.fences, c.epoch_bumps, c.producer_ids),
-        (1, 1, 1),
-        "{c:?}"
-    );
+    run.assert_identity((1, 1, 1));
     let log = run.read_and_verify(&mock.bootstrap(), 3, false);
     // Warm-up, the lost request's record (appended by the mock at once), the record after.
     assert_eq!(log[&1].len(), 3, "{log:?}");
@@ -1024,12 +1026,8 @@ fn broker_down_with_request_in_flight_wait() {
         run.latency(x) > DOWN_FOR,
         "decided while the broker was down"
     );
+    run.assert_identity((0, 0, 1));
     let c = run.counters();
-    assert_eq!(
-        (c.fences, c.epoch_bumps, c.producer_ids),
-        (0, 0, 1),
-        "{c:?}"
-    );
     assert!(c.retries >= 1, "{c:?}");
     let log = read_log(&mock.bootstrap(), &run.topic, 3);
     run.verify(&log, false, &[x]);
@@ -1071,17 +1069,7 @@ fn in_flight_when_down(policy: UnknownOutcome, topic: &str) -> (Mock, Run, usize
         run.send_ok(p, LONG);
     }
     run.settle(SETTLE);
-    for (i, s) in run.sent.iter().enumerate() {
-        if i != x {
-            assert!(
-                matches!(
-                    s.outcome,
-                    Some((Outcome::Persisted { offset: Some(_) }, ..))
-                ),
-                "{s:?}"
-            );
-        }
-    }
+    run.assert_persisted_except(&[x]);
     (mock, run, x)
 }
 
@@ -1114,22 +1102,10 @@ fn leader_moves() {
         run.pump(Duration::from_millis(15));
     }
     run.settle(SETTLE);
-    for s in &run.sent {
-        assert!(
-            matches!(
-                s.outcome,
-                Some((Outcome::Persisted { offset: Some(_) }, ..))
-            ),
-            "{s:?}"
-        );
-    }
+    run.assert_persisted_except(&[]);
     let c = run.counters();
     assert!(c.retries > 0, "no move was noticed: {c:?}");
-    assert_eq!(
-        (c.fences, c.epoch_bumps, c.producer_ids),
-        (0, 0, 1),
-        "{c:?}"
-    );
+    run.assert_identity((0, 0, 1));
     let log = run.read_and_verify(&mock.bootstrap(), 3, false);
     for p in 0..3 {
         assert_eq!(log[&p].len(), 61, "p{p}");
@@ -1167,21 +1143,8 @@ fn leader_fails_over_when_its_broker_goes_down() {
         run.pump(Duration::from_millis(15));
     }
     run.settle(SETTLE);
-    for s in &run.sent {
-        assert!(
-            matches!(
-                s.outcome,
-                Some((Outcome::Persisted { offset: Some(_) }, ..))
-            ),
-            "{s:?}"
-        );
-    }
-    let c = run.counters();
-    assert_eq!(
-        (c.fences, c.epoch_bumps, c.producer_ids),
-        (0, 0, 1),
-        "{c:?}"
-    );
+    run.assert_persisted_except(&[]);
+    run.assert_identity((0, 0, 1));
     let log = run.read_and_verify(&mock.bootstrap(), 3, false);
     for p in 0..3 {
         assert_eq!(log[&p].len(), 40, "p{p}");
@@ -1249,13 +1212,8 @@ fn delayed_response_fail_and_fence() {
             run.sent[y].value
         );
     }
-    let c = run.counters();
-    assert_eq!(
-        (c.fences, c.epoch_bumps, c.producer_ids),
-        (1, 1, 1),
-        "{c:?}"
-    );
-    assert_eq!(c.epoch.map(|e| e.0), Some(1));
+    run.assert_identity((1, 1, 1));
+    assert_eq!(run.counters().epoch.map(|e| e.0), Some(1));
     let log = run.read_and_verify(&mock.bootstrap(), 2, false);
     assert_eq!(log[&0].len(), 3, "{log:?}");
     assert_eq!(log[&1].len(), 2, "{log:?}");
