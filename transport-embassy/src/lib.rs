@@ -1,4 +1,530 @@
-//! embassy-net `TcpSocket` and embassy-time driving `producer-core` (issue #5).
+//! An async idempotent Kafka producer for microcontrollers: the `producer-core` client driven
+//! by embassy-net TCP sockets and embassy-time, with no allocator.
 //!
-//! Nothing lives here yet: it follows transport-std and shares its client.
+//! The transport only moves bytes and time. Every decision (batching, routing, retries,
+//! deadlines, fencing, outcomes) is made in `producer-core`, exactly as in `transport-std` on
+//! hosts, so the two behave the same and report the same outcomes.
+//!
+//! One task owns the [`Producer`]: it sends records, and drives the connections whenever it
+//! awaits one of the producer's methods. Every method is cancel-safe (all state lives in the
+//! producer, never in a suspended future), so the task may race them against its own events
+//! with `embassy_futures::select`:
+//!
+//! ```ignore
+//! loop {
+//!     match select(sensor.next_reading(), producer.next_delivery(Instant::MAX)).await {
+//!         Either::First(reading) => {
+//!             let record = ProducerRecord { topic: "sensors", value: Some(&reading), ..base };
+//!             producer.send(&record, Instant::now() + Duration::from_secs(5)).await?;
+//!         }
+//!         Either::Second(Some(delivery)) => report(delivery),
+//!         Either::Second(None) => {}
+//!     }
+//! }
+//! ```
+//!
+//! Memory is the caller's: batch storage (`BATCHES * batch_bytes` bytes) and one
+//! [`ConnectionBuffers`] per broker connection. The embassy-net `StackResources` must have
+//! room for `BROKERS` TCP sockets besides the DNS socket and the application's own.
 #![no_std]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[macro_use]
+mod fmt;
+
+mod buffers;
+mod config;
+mod error;
+mod link;
+
+use core::future::poll_fn;
+use core::task::{Context, Poll};
+use core::time::Duration;
+
+use embassy_futures::select::{Either, select};
+use embassy_net::dns::DnsQueryType;
+use embassy_net::tcp::TcpSocket;
+use embassy_net::{IpAddress, IpEndpoint, Stack};
+use embassy_time::{Instant as EmbassyInstant, Timer};
+use heapless::{Deque, String};
+use producer_core::client::metadata::HOST_MAX;
+use producer_core::client::{
+    Client, ClientDelivery, ConnId, ProducerRecord, Receipt, RecordDeliveries, SendError,
+};
+use producer_core::state::Counters;
+use producer_core::time::Instant;
+use producer_core::wire::FrameDecoder;
+
+pub use buffers::ConnectionBuffers;
+pub use config::{MapAddress, ProducerConfig};
+pub use error::Error;
+pub use producer_core::client::RecordDelivery;
+
+use link::{Link, Phase};
+
+/// When a drive of the connections hands control back to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    /// Only at the `until` instant.
+    Until,
+    /// As soon as anything moved (a record may now be accepted).
+    Progress,
+    /// When a record outcome is ready.
+    Delivery,
+    /// When every accepted record is decided.
+    Decided,
+}
+
+/// The producer. `S` is the batch storage; the capacities are the caller's: topics,
+/// partitions across them, batches held at once (buffered, in flight, or decided and not yet
+/// taken), and broker connections.
+pub struct Producer<
+    'd,
+    S,
+    const TOPICS: usize,
+    const PARTITIONS: usize,
+    const BATCHES: usize,
+    const BROKERS: usize,
+> {
+    stack: Stack<'d>,
+    client: Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>,
+    links: [Link<'d>; BROKERS],
+    frames: FrameDecoder,
+    map_address: Option<MapAddress>,
+    connect_timeout: Duration,
+    /// When the client next needs polling, from its last poll.
+    wake: Option<Instant>,
+    /// Outcomes taken from the client, not yet handed out. Bounded by `BATCHES`: when it is
+    /// full the client keeps the rest, and `send` sees its slots taken.
+    deliveries: Deque<ClientDelivery, BATCHES>,
+    expanding: Option<RecordDeliveries>,
+}
+
+/// The core's clock is the embassy clock: microseconds since boot.
+fn core_now() -> Instant {
+    to_core(EmbassyInstant::now())
+}
+
+fn to_core(t: EmbassyInstant) -> Instant {
+    Instant::from_micros(t.as_micros())
+}
+
+fn to_embassy(t: Instant) -> EmbassyInstant {
+    EmbassyInstant::try_from_micros(t.as_micros()).unwrap_or(EmbassyInstant::MAX)
+}
+
+impl<
+    'd,
+    S,
+    const TOPICS: usize,
+    const PARTITIONS: usize,
+    const BATCHES: usize,
+    const BROKERS: usize,
+> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// Validates the configuration and claims one TCP socket of `stack` per broker
+    /// connection; connections open when the producer is first driven.
+    pub fn new<const RX: usize, const TX: usize>(
+        stack: Stack<'d>,
+        config: ProducerConfig<'_>,
+        storage: S,
+        buffers: &'d mut [ConnectionBuffers<RX, TX>; BROKERS],
+    ) -> Result<Self, Error> {
+        let client = Client::new(config.client, config.bootstrap, config.topics, storage)
+            .map_err(Error::Config)?;
+        let needed = client.request_bytes_needed();
+        if TX < needed {
+            return Err(Error::RequestBuffer { given: TX, needed });
+        }
+        let links = buffers.each_mut().map(|b| {
+            let ConnectionBuffers {
+                socket_rx,
+                socket_tx,
+                frame,
+                request,
+            } = b;
+            Link::new(TcpSocket::new(stack, socket_rx, socket_tx), frame, request)
+        });
+        let max_frame = u32::try_from(RX.saturating_sub(4)).unwrap_or(u32::MAX);
+        Ok(Producer {
+            stack,
+            client,
+            links,
+            frames: FrameDecoder::new(max_frame),
+            map_address: config.map_address,
+            connect_timeout: config.client.request_timeout,
+            wake: None,
+            deliveries: Deque::new(),
+            expanding: None,
+        })
+    }
+
+    /// Accepts a record, to be decided by `deadline`. While the topic's partitions are not
+    /// known yet, or every batch slot is taken, it drives the connections until they are, but
+    /// never past the deadline. Once accepted, it moves whatever bytes are ready without
+    /// waiting, so a task that only sends still makes progress.
+    ///
+    /// Slots free as outcomes are taken: a task that never calls
+    /// [`Producer::poll_delivery`] or [`Producer::next_delivery`] ends up refused with
+    /// [`Error::Deadline`]`(`[`SendError::Full`]`)`.
+    pub async fn send(
+        &mut self,
+        record: &ProducerRecord<'_>,
+        deadline: EmbassyInstant,
+    ) -> Result<Receipt, Error> {
+        loop {
+            match self.client.send(record, to_core(deadline), core_now()) {
+                Ok(receipt) => {
+                    self.drive(EmbassyInstant::MIN, Stop::Until).await;
+                    return Ok(receipt);
+                }
+                Err(e @ (SendError::NoMetadata | SendError::Full)) => {
+                    if EmbassyInstant::now() >= deadline {
+                        return Err(Error::Deadline(e));
+                    }
+                    self.drive(deadline, Stop::Progress).await;
+                }
+                Err(e) => return Err(Error::Send(e)),
+            }
+        }
+    }
+
+    /// Seals the open batches and drives the connections until every accepted record is
+    /// decided or `deadline` passes. Returns whether everything was decided; the outcomes
+    /// are then ready to take.
+    pub async fn flush(&mut self, deadline: EmbassyInstant) -> bool {
+        self.client.flush(core_now());
+        self.drive(deadline, Stop::Decided).await;
+        self.all_decided()
+    }
+
+    /// Drives the connections until `until`: the producer's background work, for a task
+    /// that has nothing else to wait on.
+    pub async fn run_until(&mut self, until: EmbassyInstant) {
+        self.drive(until, Stop::Until).await;
+    }
+
+    /// The next record outcome, driving the connections until one is ready or `until`
+    /// passes.
+    pub async fn next_delivery(&mut self, until: EmbassyInstant) -> Option<RecordDelivery> {
+        if let Some(d) = self.poll_delivery() {
+            return Some(d);
+        }
+        self.drive(until, Stop::Delivery).await;
+        self.poll_delivery()
+    }
+
+    /// The next record outcome, if one is ready; never waits.
+    pub fn poll_delivery(&mut self) -> Option<RecordDelivery> {
+        loop {
+            if let Some(record) = self.expanding.as_mut().and_then(Iterator::next) {
+                return Some(record);
+            }
+            self.expanding = None;
+            let batch = match self.deliveries.pop_front() {
+                Some(batch) => batch,
+                None => self.client.poll_delivery()?,
+            };
+            self.expanding = Some(batch.records());
+        }
+    }
+
+    /// Producer counters.
+    pub fn counters(&self) -> Counters {
+        self.client.counters()
+    }
+
+    /// The core client: identity, ledger and metadata, for inspection.
+    pub fn client(&self) -> &Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS> {
+        &self.client
+    }
+
+    /// Every accepted record has its outcome, and every outcome has been taken.
+    pub fn is_idle(&self) -> bool {
+        self.client.is_idle() && self.deliveries.is_empty() && !self.expanding_left()
+    }
+
+    /// Closes the connections gracefully (FIN, then waiting for the broker's), aborting those
+    /// still open at `deadline`. Call [`Producer::flush`] first: requests still unanswered
+    /// are treated as lost, and retried if the producer is used again.
+    pub async fn close(&mut self, deadline: EmbassyInstant) {
+        let now = core_now();
+        for (i, link) in self.links.iter_mut().enumerate() {
+            match link.phase {
+                Phase::Up => link.close(),
+                Phase::Idle | Phase::Closing => continue,
+                Phase::Resolving { .. } | Phase::Connecting { .. } => link.abort(),
+            }
+            self.client.on_connection_lost(ConnId(i as u8), now);
+        }
+        poll_fn(|cx| {
+            let mut open = false;
+            for link in self.links.iter_mut() {
+                if matches!(link.phase, Phase::Closing) && !link.poll_closed(cx) {
+                    open = true;
+                }
+            }
+            if !open {
+                return Poll::Ready(());
+            }
+            if EmbassyInstant::now() >= deadline {
+                for link in self.links.iter_mut() {
+                    if matches!(link.phase, Phase::Closing) {
+                        link.abort();
+                    }
+                }
+                return Poll::Ready(());
+            }
+            embassy_time_driver::schedule_wake(deadline.as_ticks(), cx.waker());
+            Poll::Pending
+        })
+        .await;
+        info!("producer: connections closed");
+    }
+
+    fn expanding_left(&self) -> bool {
+        self.expanding.is_some_and(|e| e.len() > 0)
+    }
+
+    fn all_decided(&self) -> bool {
+        self.client.is_decided()
+    }
+
+    /// Drives the connections until `stop` says so or `until` passes. A name lookup runs
+    /// alongside; if the drive ends first, the lookup is abandoned and starts again on the
+    /// next drive (it is bounded by the connect timeout either way).
+    async fn drive(&mut self, until: EmbassyInstant, stop: Stop) {
+        loop {
+            let lookup = self
+                .links
+                .iter()
+                .enumerate()
+                .find_map(|(i, l)| match &l.phase {
+                    Phase::Resolving { host, port, .. } => Some((i, host.clone(), *port)),
+                    _ => None,
+                });
+            let Some((i, host, port)) = lookup.filter(|_| EmbassyInstant::now() < until) else {
+                poll_fn(|cx| self.poll_io(cx, until, stop)).await;
+                return;
+            };
+            let give_up = self.links[i]
+                .connect_deadline(self.connect_timeout)
+                .map_or(EmbassyInstant::MAX, to_embassy);
+            let stack = self.stack;
+            let query = resolve(stack, &host, give_up);
+            match select(query, poll_fn(|cx| self.poll_io(cx, until, stop))).await {
+                Either::First(address) => self.resolved(i, address, port),
+                Either::Second(()) => return,
+            }
+        }
+    }
+
+    fn resolved(&mut self, i: usize, address: Option<IpAddress>, port: u16) {
+        let now = core_now();
+        let link = &mut self.links[i];
+        if !matches!(link.phase, Phase::Resolving { .. }) {
+            return;
+        }
+        match address {
+            Some(address) => {
+                let since = match link.phase {
+                    Phase::Resolving { since, .. } => since,
+                    _ => now,
+                };
+                link.connect(IpEndpoint::new(address, port), now);
+                // The attempt's clock started when the client asked for the connection.
+                if let Phase::Connecting { since: s, .. } = &mut link.phase {
+                    *s = since;
+                }
+            }
+            None => {
+                link.abort();
+                self.client.on_connection_lost(ConnId(i as u8), now);
+            }
+        }
+    }
+
+    /// One turn of the connections, then whether to hand control back.
+    fn poll_io(&mut self, cx: &mut Context<'_>, until: EmbassyInstant, stop: Stop) -> Poll<()> {
+        let now = core_now();
+        let progress = self.pump(cx, now);
+        let done = match stop {
+            Stop::Until => false,
+            Stop::Progress => progress,
+            Stop::Delivery => !self.deliveries.is_empty() || self.expanding_left(),
+            Stop::Decided => self.all_decided(),
+        };
+        if done || EmbassyInstant::now() >= until {
+            return Poll::Ready(());
+        }
+        if progress {
+            // Let the network runner move what was just queued, then take another turn.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let mut wake = until;
+        if let Some(w) = self.wake {
+            wake = wake.min(to_embassy(w));
+        }
+        for link in &self.links {
+            if let Some(d) = link.connect_deadline(self.connect_timeout) {
+                wake = wake.min(to_embassy(d));
+            }
+        }
+        embassy_time_driver::schedule_wake(wake.as_ticks(), cx.waker());
+        Poll::Pending
+    }
+
+    /// Moves bytes and time between the sockets and the client without waiting; registers
+    /// the task's waker with every socket it waits on. Returns whether anything changed.
+    fn pump(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        self.client.poll(now);
+        while let Some(conn) = self.client.poll_close() {
+            if let Some(link) = self.links.get_mut(usize::from(conn.0)) {
+                debug!("producer: closing connection {:?}", conn.0);
+                link.abort();
+                progress = true;
+            }
+        }
+        while let Some((conn, endpoint)) = self.client.poll_connect(now) {
+            let Some(link) = self.links.get_mut(usize::from(conn.0)) else {
+                continue;
+            };
+            progress = true;
+            let mapped = self
+                .map_address
+                .and_then(|map| map(&endpoint.host, endpoint.port));
+            let literal = endpoint
+                .host
+                .parse()
+                .ok()
+                .map(|a| IpEndpoint::new(IpAddress::Ipv4(a), endpoint.port));
+            match mapped.or(literal) {
+                Some(to) => {
+                    debug!("producer: connection {:?} to {:?}", conn.0, to);
+                    link.connect(to, now);
+                }
+                None => link.resolve(&endpoint.host, endpoint.port, now),
+            }
+        }
+        for i in 0..BROKERS {
+            let conn = ConnId(i as u8);
+            let link = &mut self.links[i];
+            let result = match link.phase {
+                Phase::Idle | Phase::Closing => Ok(false),
+                Phase::Resolving { .. } => {
+                    // The lookup itself runs in `drive`; here only its time limit.
+                    let expired = link
+                        .connect_deadline(self.connect_timeout)
+                        .is_some_and(|d| d <= now);
+                    if expired {
+                        Err(link::Broken)
+                    } else {
+                        Ok(false)
+                    }
+                }
+                Phase::Connecting { .. } => {
+                    match link.poll_connect(cx, now, self.connect_timeout) {
+                        Poll::Ready(Ok(())) => {
+                            debug!("producer: connection {:?} established", conn.0);
+                            self.client.on_connected(conn, now);
+                            Ok(true)
+                        }
+                        Poll::Ready(Err(e)) => Err(e),
+                        Poll::Pending => Ok(false),
+                    }
+                }
+                Phase::Up => service(&mut self.client, link, &self.frames, cx, conn, now),
+            };
+            match result {
+                Ok(moved) => progress |= moved,
+                Err(link::Broken) => {
+                    debug!("producer: connection {:?} lost", conn.0);
+                    link.abort();
+                    self.client.on_connection_lost(conn, now);
+                    progress = true;
+                }
+            }
+        }
+        self.wake = self.client.poll(now);
+        while !self.deliveries.is_full() {
+            match self.client.poll_delivery() {
+                Some(d) => {
+                    let _ = self.deliveries.push_back(d);
+                    progress = true;
+                }
+                None => break,
+            }
+        }
+        progress
+    }
+}
+
+/// An established connection's turn: received bytes become frames for the client, and the
+/// client's requests go out. `Ok(true)` when anything moved.
+fn service<
+    S,
+    const TOPICS: usize,
+    const PARTITIONS: usize,
+    const BATCHES: usize,
+    const BROKERS: usize,
+>(
+    client: &mut Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>,
+    link: &mut Link<'_>,
+    frames: &FrameDecoder,
+    cx: &mut Context<'_>,
+    conn: ConnId,
+    now: Instant,
+) -> Result<bool, link::Broken>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    let mut moved = link.poll_read(cx)?;
+    moved |= link.frames(frames, |frame| client.on_frame(conn, now, frame))?;
+    loop {
+        moved |= link.poll_write(cx)?;
+        if link.request_pending() {
+            break;
+        }
+        let Some(buf) = link.request_buffer() else {
+            break;
+        };
+        match client.poll_transmit(conn, now, buf) {
+            Some(n) => {
+                link.queued(n);
+                moved = true;
+            }
+            None => break,
+        }
+    }
+    Ok(moved)
+}
+
+/// Looks `host` up through the stack's DNS servers, giving up at `give_up`. An IP literal
+/// answers at once without a query.
+async fn resolve(
+    stack: Stack<'_>,
+    host: &String<HOST_MAX>,
+    give_up: EmbassyInstant,
+) -> Option<IpAddress> {
+    let query = stack.dns_query(host.as_str(), DnsQueryType::A);
+    match select(query, Timer::at(give_up)).await {
+        Either::First(Ok(addresses)) => {
+            let address = addresses.first().copied();
+            debug!("producer: {:?} is {:?}", host.as_str(), address);
+            address
+        }
+        Either::First(Err(e)) => {
+            info!("producer: cannot resolve {:?}: {:?}", host.as_str(), e);
+            None
+        }
+        Either::Second(()) => {
+            info!("producer: resolving {:?} timed out", host.as_str());
+            None
+        }
+    }
+}

@@ -27,11 +27,12 @@ use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+pub use producer_core::client::RecordDelivery;
 use producer_core::client::{
     Client, ClientConfig, ClientConfigError, ClientDelivery, ConnId, ProducerRecord, Receipt,
-    SendError,
+    RecordDeliveries, SendError,
 };
-use producer_core::state::{Counters, Outcome, UnknownOutcome};
+use producer_core::state::{Counters, UnknownOutcome};
 use producer_core::time::Instant;
 use producer_core::wire::{FrameDecoder, FrameStatus, RecordHeader};
 
@@ -154,17 +155,6 @@ impl<'r> Record<'r> {
     }
 }
 
-/// One record's outcome.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordDelivery {
-    /// What `send` returned for it.
-    pub receipt: Receipt,
-    /// What is true of it.
-    pub outcome: Outcome,
-    /// Its offset, when the broker told the batch's base offset.
-    pub offset: Option<i64>,
-}
-
 struct Socket {
     stream: TcpStream,
     connected: bool,
@@ -187,7 +177,7 @@ pub struct Producer {
     frames: FrameDecoder,
     request_timeout: Duration,
     deliveries: VecDeque<ClientDelivery>,
-    expanding: Option<(ClientDelivery, u32)>,
+    expanding: Option<RecordDeliveries>,
     ready: Vec<usize>,
 }
 
@@ -282,27 +272,11 @@ impl Producer {
     pub fn poll_delivery(&mut self) -> Option<RecordDelivery> {
         self.collect();
         loop {
-            if let Some((d, next)) = &mut self.expanding
-                && *next < d.records
-            {
-                let i = *next;
-                *next += 1;
-                let offset = match d.outcome {
-                    Outcome::Persisted { offset: Some(base) } => Some(base + i64::from(i)),
-                    _ => None,
-                };
-                return Some(RecordDelivery {
-                    receipt: Receipt {
-                        batch: d.batch,
-                        offset_delta: i,
-                        topic: d.topic,
-                        partition: d.partition,
-                    },
-                    outcome: d.outcome,
-                    offset,
-                });
+            if let Some(record) = self.expanding.as_mut().and_then(Iterator::next) {
+                return Some(record);
             }
-            self.expanding = Some((self.deliveries.pop_front()?, 0));
+            self.expanding = None;
+            self.expanding = Some(self.deliveries.pop_front()?.records());
         }
     }
 

@@ -113,6 +113,71 @@ pub struct ClientDelivery {
     pub outcome: Outcome,
 }
 
+impl ClientDelivery {
+    /// The outcome of each record of the batch, in offset order: what an application that
+    /// tracks records (not batches) hands on.
+    pub fn records(&self) -> RecordDeliveries {
+        RecordDeliveries {
+            batch: *self,
+            next: 0,
+        }
+    }
+}
+
+/// One record's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RecordDelivery {
+    /// What `send` returned for it.
+    pub receipt: Receipt,
+    /// What is true of it.
+    pub outcome: Outcome,
+    /// Its offset, when the broker told the batch's base offset.
+    pub offset: Option<i64>,
+}
+
+/// The records of one [`ClientDelivery`], one [`RecordDelivery`] each. Holds the batch by
+/// value, so a transport can keep it between calls while it hands records out one at a time.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordDeliveries {
+    batch: ClientDelivery,
+    next: u32,
+}
+
+impl Iterator for RecordDeliveries {
+    type Item = RecordDelivery;
+
+    fn next(&mut self) -> Option<RecordDelivery> {
+        let d = &self.batch;
+        if self.next >= d.records {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        let offset = match d.outcome {
+            Outcome::Persisted { offset: Some(base) } => base.checked_add(i64::from(i)),
+            _ => None,
+        };
+        Some(RecordDelivery {
+            receipt: Receipt {
+                batch: d.batch,
+                offset_delta: i,
+                topic: d.topic,
+                partition: d.partition,
+            },
+            outcome: d.outcome,
+            offset,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.batch.records.saturating_sub(self.next) as usize;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for RecordDeliveries {}
+
 #[derive(Clone, Copy, Debug)]
 enum SlotUse {
     Free,
@@ -267,6 +332,29 @@ where
         self.conns
             .get(usize::from(conn.0))
             .map(|c| (c.target, c.state))
+    }
+
+    /// The smallest transmit buffer that can carry a produce request with one full batch of
+    /// any of the client's topics: transports size or check their request buffers with it,
+    /// since a smaller one would leave full batches unsendable.
+    pub fn request_bytes_needed(&self) -> usize {
+        let longest_topic = self
+            .metadata
+            .topics
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(0);
+        REQUEST_OVERHEAD
+            + self.client_id.len()
+            + 2 * ENTRY_OVERHEAD
+            + longest_topic
+            + self.batch_bytes
+    }
+
+    /// Every accepted record has its outcome, drained or not; what a flush waits for.
+    pub fn is_decided(&self) -> bool {
+        self.sequencer.is_decided()
     }
 
     /// Nothing is held: every accepted record has its outcome drained.

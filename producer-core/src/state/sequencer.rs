@@ -165,6 +165,15 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         self.slots.iter().all(|s| s.batch.is_none())
     }
 
+    /// Every batch held has its outcome (some may wait to be drained, or for a late answer):
+    /// what a flush waits for.
+    pub fn is_decided(&self) -> bool {
+        self.slots
+            .iter()
+            .filter_map(|s| s.batch.as_ref())
+            .all(|b| matches!(b.state, BatchState::Decided { .. }))
+    }
+
     /// Accepts a sealed batch of `records` records for `partition`, to be decided by
     /// `deadline`.
     pub fn enqueue(

@@ -1,0 +1,45 @@
+//! Why the producer could not be built or a record not accepted.
+
+use core::fmt;
+
+use producer_core::client::{ClientConfigError, SendError};
+
+/// Why the producer could not be built or a record not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The configuration is refused; the message says what to change.
+    Config(ClientConfigError),
+    /// `TX` of the connection buffers cannot hold a request with one batch of `batch_bytes`:
+    /// raise `TX` or lower `batch_bytes`.
+    RequestBuffer {
+        /// `TX` as given.
+        given: usize,
+        /// The least `TX` that works with this `batch_bytes`.
+        needed: usize,
+    },
+    /// A record was refused.
+    Send(SendError),
+    /// The deadline passed before the record could be accepted (no metadata yet, or every
+    /// batch slot stayed taken).
+    Deadline(SendError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "bad configuration: {e}"),
+            Error::RequestBuffer { given, needed } => write!(
+                f,
+                "connection buffers' TX is {given} bytes but a request with one full batch \
+                 needs {needed}: raise TX or lower batch_bytes"
+            ),
+            Error::Send(e) => write!(f, "record refused: {e:?}"),
+            Error::Deadline(e) => {
+                write!(f, "deadline passed before the record was accepted ({e:?})")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}
