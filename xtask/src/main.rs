@@ -4,6 +4,8 @@
 //! Each command installs what it needs first, so a fresh machine needs only a Rust toolchain:
 //! CI runs `bash .ci/run`, which is exactly `cargo xtask test`.
 
+mod on_target;
+
 use std::env;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -139,6 +141,7 @@ fn test() -> Result<(), String> {
     }
     // The core as firmware: no_std, LTO, linked for a Cortex-M4.
     build_footprint()?;
+    on_target::core_tests_on_cortex_m3()?;
     step("cargo", &["test", "--workspace"], &[])?;
     // The codec with the other CRC table size must give the same answers.
     step(

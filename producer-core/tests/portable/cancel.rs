@@ -1,0 +1,216 @@
+//! The cancel-eligibility table, one row per function, both policies in each; then the same
+//! decisions taken through the sequencer by deadlines and cancels.
+
+use producer_core::ErrorCode;
+use producer_core::state::{
+    BatchState, BeforeNextSend, CancelDecision, NotPersistedReason, Outcome,
+    PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Sequence, Stamp,
+    UnknownOutcome, cancel_decision,
+};
+
+use super::{P0, P1, answered, at, ready};
+
+const STAMP: Stamp = Stamp {
+    producer_id: ProducerId(1),
+    epoch: ProducerEpoch(0),
+    base_sequence: Sequence::ZERO,
+};
+const NOT_PERSISTED: Outcome = Outcome::NotPersisted(NotPersistedReason::Deadline);
+const POSSIBLY: Outcome = Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline);
+
+fn fail(outcome: Outcome, first: BeforeNextSend) -> CancelDecision {
+    CancelDecision::Fail { outcome, first }
+}
+
+fn check(state: BatchState, wait: CancelDecision, fail_and_fence: CancelDecision) {
+    assert_eq!(
+        cancel_decision(&state, UnknownOutcome::Wait),
+        wait,
+        "{state:?}"
+    );
+    assert_eq!(
+        cancel_decision(&state, UnknownOutcome::FailAndFence),
+        fail_and_fence,
+        "{state:?}"
+    );
+}
+
+/// Never sent: nothing can be in the log, and no sequence was taken.
+pub fn cancel_row_buffered() {
+    let now = fail(NOT_PERSISTED, BeforeNextSend::Nothing);
+    check(BatchState::Buffered, now, now);
+}
+
+/// Stamped, every attempt refused: certainly not in the log, but its sequence range is spent.
+pub fn cancel_row_stamped_not_written() {
+    let state = BatchState::Stamped {
+        stamp: STAMP,
+        maybe_written: false,
+        retry_at: at(0),
+    };
+    check(
+        state,
+        CancelDecision::Wait,
+        fail(NOT_PERSISTED, BeforeNextSend::Fence),
+    );
+}
+
+/// Stamped after an attempt that may have been appended: unknown, never `NotPersisted`.
+pub fn cancel_row_stamped_maybe_written() {
+    let state = BatchState::Stamped {
+        stamp: STAMP,
+        maybe_written: true,
+        retry_at: at(500),
+    };
+    check(
+        state,
+        CancelDecision::Wait,
+        fail(POSSIBLY, BeforeNextSend::Fence),
+    );
+}
+
+/// In flight, whatever earlier attempts did.
+pub fn cancel_row_in_flight() {
+    for maybe_written in [false, true] {
+        let state = BatchState::InFlight {
+            stamp: STAMP,
+            maybe_written,
+        };
+        check(
+            state,
+            CancelDecision::Wait,
+            fail(POSSIBLY, BeforeNextSend::Fence),
+        );
+    }
+}
+
+/// Decided: final, whatever the outcome and whether its request is still out.
+pub fn cancel_row_decided() {
+    let outcomes = [
+        Outcome::Persisted { offset: Some(3) },
+        Outcome::Persisted { offset: None },
+        NOT_PERSISTED,
+        Outcome::NotPersisted(NotPersistedReason::Rejected(ErrorCode::MESSAGE_TOO_LARGE)),
+        POSSIBLY,
+    ];
+    for outcome in outcomes {
+        for outstanding in [false, true] {
+            let state = BatchState::Decided {
+                outcome,
+                outstanding,
+            };
+            check(
+                state,
+                CancelDecision::AlreadyDecided,
+                CancelDecision::AlreadyDecided,
+            );
+        }
+    }
+}
+
+pub fn cancel_applies_the_same_decision_as_a_deadline() {
+    let mut s = ready(UnknownOutcome::Wait);
+    let buffered = s.enqueue(P0, 1, at(60_000)).unwrap();
+    let sent = s.enqueue(P1, 1, at(60_000)).unwrap();
+    s.next_send(P1, at(0)).unwrap();
+    assert_eq!(
+        s.cancel(buffered, at(5)).unwrap(),
+        fail(NOT_PERSISTED, BeforeNextSend::Nothing)
+    );
+    assert_eq!(s.cancel(sent, at(5)).unwrap(), CancelDecision::Wait);
+    assert_eq!(s.poll_event().map(|d| d.outcome), Some(NOT_PERSISTED));
+    assert_eq!(s.poll_event(), None);
+    s.on_produce_result(sent, at(6), answered(ErrorCode::NONE, 0))
+        .unwrap();
+    assert_eq!(
+        s.poll_event().map(|d| d.outcome),
+        Some(Outcome::Persisted { offset: Some(0) })
+    );
+    assert_eq!(s.counters().fences, 0);
+}
+
+pub fn a_late_answer_after_the_deadline_does_not_change_the_outcome() {
+    let mut s = ready(UnknownOutcome::FailAndFence);
+    let t = s.enqueue(P0, 1, at(1000)).unwrap();
+    s.next_send(P0, at(0)).unwrap();
+    assert_eq!(s.poll(at(999)), Some(at(1000)));
+    assert_eq!(s.poll_event(), None);
+    s.poll(at(1000));
+    assert_eq!(s.poll_event().map(|d| d.outcome), Some(POSSIBLY));
+    // The request is still out: the fence waits for it, then the late answer frees the slot.
+    assert!(s.identity().ready().is_none());
+    assert!(!s.is_empty());
+    s.on_produce_result(t, at(1500), answered(ErrorCode::NONE, 3))
+        .unwrap();
+    assert_eq!(s.poll_event(), None);
+    assert!(s.is_empty());
+    assert_eq!(
+        s.identity().ready(),
+        Some((ProducerId(7), ProducerEpoch(1)))
+    );
+}
+
+/// franz-go 930: broker unreachable before anything is written. The caller hears
+/// `NotPersisted` exactly at its deadline under both policies, and nothing is fenced.
+pub fn unreachable_broker_gives_not_persisted_at_the_deadline() {
+    for policy in [UnknownOutcome::Wait, UnknownOutcome::FailAndFence] {
+        let mut s = ready(policy);
+        let t = s.enqueue(P0, 10, at(1000)).unwrap();
+        assert_eq!(s.poll(at(0)), Some(at(1000)));
+        s.poll(at(999));
+        assert_eq!(s.poll_event(), None, "{policy:?}: not before the deadline");
+        s.poll(at(1000));
+        let d = s.poll_event().unwrap();
+        assert_eq!((d.token, d.outcome), (t, NOT_PERSISTED));
+        assert_eq!(
+            s.counters().fences,
+            0,
+            "nothing was stamped, nothing to fence"
+        );
+    }
+}
+
+/// Written, then the connection died: under FailAndFence `PossiblyPersisted` at exactly the
+/// deadline and a fence; under Wait no outcome (even ten minutes later) until a resend is
+/// answered.
+pub fn written_then_connection_died() {
+    let mut s = ready(UnknownOutcome::FailAndFence);
+    let t = s.enqueue(P0, 10, at(1000)).unwrap();
+    s.next_send(P0, at(10)).unwrap();
+    s.on_produce_result(t, at(20), ProduceResult::LostAfterWrite)
+        .unwrap();
+    s.poll(at(999));
+    assert_eq!(s.poll_event(), None);
+    s.poll(at(1000));
+    assert_eq!(s.poll_event().map(|d| d.outcome), Some(POSSIBLY));
+    assert_eq!(s.counters().fences, 1);
+    assert_eq!(
+        s.identity().ready(),
+        Some((ProducerId(7), ProducerEpoch(1)))
+    );
+
+    let mut s = ready(UnknownOutcome::Wait);
+    let t = s.enqueue(P0, 10, at(1000)).unwrap();
+    let first = s.next_send(P0, at(10)).unwrap();
+    s.on_produce_result(t, at(20), ProduceResult::LostAfterWrite)
+        .unwrap();
+    for ms in [1000, 30_000, 600_000] {
+        s.poll(at(ms));
+        assert_eq!(s.poll_event(), None, "Wait keeps the batch at {ms} ms");
+    }
+    let resend = s.next_send(P0, at(600_001)).unwrap();
+    assert_eq!(
+        resend.stamp, first.stamp,
+        "same sequence: the broker deduplicates"
+    );
+    s.on_produce_result(
+        t,
+        at(600_002),
+        answered(ErrorCode::DUPLICATE_SEQUENCE_NUMBER, -1),
+    )
+    .unwrap();
+    assert_eq!(
+        s.poll_event().map(|d| d.outcome),
+        Some(Outcome::Persisted { offset: None })
+    );
+}

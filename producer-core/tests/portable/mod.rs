@@ -1,0 +1,56 @@
+//! Test bodies shared by the host and a Cortex-M3 under QEMU.
+//!
+//! Each `pub fn` here is one test. `tests/portable.rs` wraps every one in a host `#[test]`;
+//! `on-target/tests/core.rs` wraps the same ones in defmt-test on `thumbv7m-none-eabi`, so the
+//! `no_std` core is run on a 32-bit target, not only compiled for it. That is why the bodies
+//! use only `core` and `heapless`: no `std`, no allocation, small buffers (the target has
+//! 64 KiB of RAM), fixtures through `include_bytes!`. A body that no wrapper calls is a dead
+//! code warning on both sides.
+
+pub mod cancel;
+pub mod classify;
+pub mod codec;
+pub mod ledger;
+
+use producer_core::ErrorCode;
+use producer_core::state::{
+    Config, Identity, PartitionIndex, ProduceResult, ProducerEpoch, ProducerId, Sequencer,
+    UnknownOutcome,
+};
+use producer_core::time::Instant;
+
+/// Capacities a small gateway would pick.
+type Seq = Sequencer<4, 8>;
+
+const P0: PartitionIndex = PartitionIndex(0);
+const P1: PartitionIndex = PartitionIndex(1);
+
+fn at(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn answered(code: ErrorCode, offset: i64) -> ProduceResult {
+    ProduceResult::Answered {
+        error: code,
+        base_offset: offset,
+    }
+}
+
+/// A sequencer holding producer id 7, epoch 0.
+fn ready(policy: UnknownOutcome) -> Seq {
+    let mut s = Seq::new(Config {
+        unknown_outcome: policy,
+        ..Config::default()
+    })
+    .unwrap();
+    assert!(s.poll_init_producer_id(at(0)));
+    s.on_init_producer_id(at(0), Ok((ProducerId(7), ProducerEpoch(0))));
+    assert_eq!(
+        s.identity(),
+        Identity::Ready {
+            id: ProducerId(7),
+            epoch: ProducerEpoch(0)
+        }
+    );
+    s
+}

@@ -1,0 +1,87 @@
+//! producer-core's portable tests on a Cortex-M3 under QEMU, and the tools that needs.
+//!
+//! The `ensure_*` functions install what is missing on a fresh Debian machine (CI runs as
+//! root); the QEMU gateway tests need the same tools.
+
+use std::process::Command;
+use std::time::Instant;
+
+use super::{capture, ensure_debian_packages, step, succeeds};
+
+/// The defmt-test crate: its own workspace, built only for the Cortex-M3.
+const ON_TARGET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer-core/on-target");
+
+/// The LM3S6965 QEMU emulates is a Cortex-M3.
+const CORTEX_M3: &str = "thumbv7m-none-eabi";
+
+/// The defmt-print release verified to decode defmt 1's log format.
+const DEFMT_PRINT_VERSION: &str = "1.2.0";
+
+/// Installs `qemu-system-arm` from Debian when it is not on the PATH.
+pub fn ensure_qemu() -> Result<(), String> {
+    if succeeds("qemu-system-arm", &["--version"]) {
+        return Ok(());
+    }
+    ensure_debian_packages(&["qemu-system-arm"])
+}
+
+/// Installs `defmt-print` (decodes the firmware's defmt log) into ~/.cargo/bin when missing.
+pub fn ensure_defmt_print() -> Result<(), String> {
+    if succeeds("defmt-print", &["--version"]) {
+        return Ok(());
+    }
+    step(
+        "cargo",
+        &[
+            "install",
+            "defmt-print",
+            "--version",
+            DEFMT_PRINT_VERSION,
+            "--locked",
+        ],
+        &[],
+    )
+}
+
+/// Adds the rustup target `target` when it is not installed.
+pub fn ensure_rust_target(target: &str) -> Result<(), String> {
+    let installed = capture("rustup", &["target", "list", "--installed"])?;
+    if installed.lines().any(|l| l.trim() == target) {
+        return Ok(());
+    }
+    step("rustup", &["target", "add", target], &[])
+}
+
+/// Runs producer-core's portable tests (`producer-core/tests/portable/`) with defmt-test on an
+/// LM3S6965 (Cortex-M3) under QEMU: `cargo test` in `producer-core/on-target`.
+pub fn core_tests_on_cortex_m3() -> Result<(), String> {
+    ensure_qemu()?;
+    ensure_defmt_print()?;
+    ensure_rust_target(CORTEX_M3)?;
+    // Cargo reads the crate's .cargo/config.toml (target, linker scripts, QEMU runner) only
+    // from the current directory, so run it there.
+    println!("xtask: (in producer-core/on-target) $ cargo test");
+    let started = Instant::now();
+    let status = Command::new("cargo")
+        .arg("test")
+        .current_dir(ON_TARGET_DIR)
+        // Flags or a target from the environment would replace the config's link scripts.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .status()
+        .map_err(|e| format!("cannot start cargo: {e}"))?;
+    println!(
+        "xtask: ({:.1} s) (in producer-core/on-target) cargo test",
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "producer-core's tests on the Cortex-M3 under QEMU failed with {status} \
+             (the defmt log above names the failing test; rerun with `cd producer-core/on-target \
+             && cargo test`)"
+        ))
+    }
+}
