@@ -118,6 +118,26 @@ fn test() -> Result<(), String> {
     }
     step(
         "cargo",
+        &[
+            "clippy",
+            "-p",
+            "transport-embassy",
+            "--all-targets",
+            "--features",
+            "log",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    // The crates outside the workspace (firmware and on-target tests) get the same checks.
+    for (dir, targets) in STANDALONE_CRATES {
+        cargo_in(dir, &["fmt", "--check"])?;
+        cargo_in(dir, &["clippy", targets, "--", "-D", "warnings"])?;
+    }
+    step(
+        "cargo",
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
@@ -139,6 +159,20 @@ fn test() -> Result<(), String> {
             &[],
         )?;
     }
+    // The embedded transport as firmware would build it: Cortex-M4F, defmt logging.
+    step(
+        "cargo",
+        &[
+            "build",
+            "-p",
+            "transport-embassy",
+            "--target",
+            TARGETS[0],
+            "--features",
+            "defmt",
+        ],
+        &[],
+    )?;
     // The core as firmware: no_std, LTO, linked for a Cortex-M4.
     build_footprint()?;
     on_target::core_tests_on_cortex_m3()?;
@@ -157,6 +191,8 @@ fn test() -> Result<(), String> {
             "wire_record_batch",
             "--test",
             "wire_fixtures",
+            "--test",
+            "portable",
         ],
         &[],
     )?;
@@ -191,7 +227,7 @@ fn test() -> Result<(), String> {
 
 /// Debian packages the bundled librdkafka build (the integration tests' independent consumer
 /// and mock cluster) needs beyond a C toolchain.
-const PACKAGES: &[&str] = &["pkg-config", "zlib1g-dev", "make", "python3"];
+const PACKAGES: &[&str] = &["pkg-config", "zlib1g-dev", "make", "python3", "iproute2"];
 
 /// What `cargo xtask bench` needs beyond [`PACKAGES`]: a TrueType font for the plot's text
 /// (read from disk and rendered in Rust; no fontconfig).
@@ -374,18 +410,41 @@ fn capture(program: &str, args: &[&str]) -> Result<String, String> {
 /// Where the minimal firmware lives: its own workspace, built only for Cortex-M.
 const FOOTPRINT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/footprint");
 
-fn build_footprint() -> Result<(), String> {
-    println!("xtask: (in examples/footprint) $ cargo build --release");
+/// Crates with their own workspace, each built only for its Cortex-M target (set in its
+/// `.cargo/config.toml`), relative to the repository root, and what clippy checks in each
+/// (firmware binaries have no test harness; the on-target crate is its tests).
+const STANDALONE_CRATES: &[(&str, &str)] = &[
+    ("examples/footprint", "--bins"),
+    ("examples/gateway", "--bins"),
+    ("producer-core/on-target", "--tests"),
+];
+
+/// Runs cargo inside `dir` (relative to the repository root): cargo reads a crate's
+/// `.cargo/config.toml` (target, linker scripts, QEMU runner) only from the current
+/// directory.
+pub(crate) fn cargo_in(dir: &str, args: &[&str]) -> Result<(), String> {
+    let shown = format!("(in {dir}) $ cargo {}", args.join(" "));
+    println!("xtask: {shown}");
+    let started = Instant::now();
     let status = Command::new("cargo")
-        .args(["build", "--release"])
-        .current_dir(FOOTPRINT_DIR)
+        .args(args)
+        .current_dir(format!("{}/../{dir}", env!("CARGO_MANIFEST_DIR")))
+        // Flags or a target from the environment would replace the config's link scripts.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
         .status()
         .map_err(|e| format!("cannot start cargo: {e}"))?;
+    println!("xtask: ({:.1} s) {shown}", started.elapsed().as_secs_f64());
     if status.success() {
         Ok(())
     } else {
-        Err(format!("building examples/footprint failed with {status}"))
+        Err(format!("`{shown}` failed with {status}"))
     }
+}
+
+fn build_footprint() -> Result<(), String> {
+    cargo_in("examples/footprint", &["build", "--release"])
 }
 
 /// Part 5 (a): flash and static RAM of the smallest firmware using the core with 4

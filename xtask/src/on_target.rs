@@ -3,13 +3,7 @@
 //! The `ensure_*` functions install what is missing on a fresh Debian machine (CI runs as
 //! root); the QEMU gateway tests need the same tools.
 
-use std::process::Command;
-use std::time::Instant;
-
 use super::{capture, ensure_debian_packages, step, succeeds};
-
-/// The defmt-test crate: its own workspace, built only for the Cortex-M3.
-const ON_TARGET_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../producer-core/on-target");
 
 /// The LM3S6965 QEMU emulates is a Cortex-M3.
 const CORTEX_M3: &str = "thumbv7m-none-eabi";
@@ -58,30 +52,10 @@ pub fn core_tests_on_cortex_m3() -> Result<(), String> {
     ensure_qemu()?;
     ensure_defmt_print()?;
     ensure_rust_target(CORTEX_M3)?;
-    // Cargo reads the crate's .cargo/config.toml (target, linker scripts, QEMU runner) only
-    // from the current directory, so run it there.
-    println!("xtask: (in producer-core/on-target) $ cargo test");
-    let started = Instant::now();
-    let status = Command::new("cargo")
-        .arg("test")
-        .current_dir(ON_TARGET_DIR)
-        // Flags or a target from the environment would replace the config's link scripts.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .status()
-        .map_err(|e| format!("cannot start cargo: {e}"))?;
-    println!(
-        "xtask: ({:.1} s) (in producer-core/on-target) cargo test",
-        started.elapsed().as_secs_f64()
-    );
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "producer-core's tests on the Cortex-M3 under QEMU failed with {status} \
-             (the defmt log above names the failing test; rerun with `cd producer-core/on-target \
-             && cargo test`)"
-        ))
-    }
+    super::cargo_in("producer-core/on-target", &["test"]).map_err(|e| {
+        format!(
+            "producer-core's tests on the Cortex-M3 under QEMU: {e} (the defmt log above names \
+             the failing test)"
+        )
+    })
 }
