@@ -8,6 +8,8 @@
 //!   of the request/response exchange, or stalls produce responses.
 //! - [`free_port`], [`refusing_address`], [`SilentListener`]: dead-end addresses.
 
+pub mod netns;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -1,0 +1,765 @@
+//! A private network for tests that drive a user-space TCP/IP stack (embassy-net) over a TAP
+//! device: a Linux network namespace of our own, so no test traffic can leave the machine.
+//!
+//! - [`NetNs`]: a fresh namespace `kp-<pid>-<n>` with `lo` up and a TAP device [`TAP`]
+//!   whose kernel side is [`BROKER_IP`]/24. Dropping it kills what still runs in it and
+//!   deletes it (which removes the TAP). Needs root and `ip` (iproute2).
+//! - [`NetNs::run`]: runs a closure on a thread inside the namespace (`setns` is per
+//!   thread; threads started from there inherit it), e.g. to read a topic back with
+//!   [`crate::read_back`] from where [`BROKER_IP`] is reachable.
+//! - [`NetNs::open_tap`]: the `embassy-net-tuntap` device for [`TAP`], usable from any
+//!   thread; [`run_embassy`] runs a future on an embassy std executor of its own.
+//! - [`NetNs::start_tansu`]: a tansu broker listening on [`BROKER_IP`] inside the namespace.
+//! - [`NetNs::dns_responder`]: a tiny DNS server on [`BROKER_IP`]:53 answering `A` queries
+//!   for configured names (NXDOMAIN otherwise).
+//! - [`NetNs::forward`], [`NetNs::run_with_hosts`]: a TCP forwarder and a private
+//!   `/etc/hosts`, for a consumer that must reach a broker by an advertised name.
+//!
+//! Namespaces, TAP devices and mounts are kernel objects a crashed test would leave behind;
+//! every one made here is owned by a guard whose `Drop` removes it, panics included, and
+//! [`NetNs::new`] deletes namespaces that earlier, killed runs left behind.
+
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::tansu_binary;
+
+/// The TAP device's name inside every [`NetNs`].
+pub const TAP: &str = "tap0";
+/// The kernel's address on [`TAP`]: where the broker and the DNS responder listen.
+pub const BROKER_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 100);
+/// The address a user-space stack on [`TAP`] should take (same /24 as [`BROKER_IP`]).
+pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 69, 2);
+/// Prefix length of the TAP network.
+pub const PREFIX_LEN: u8 = 24;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Panics with a clear message unless the process runs as root (namespaces and TAP devices
+/// need CAP_SYS_ADMIN and CAP_NET_ADMIN). These tests fail rather than skip: CI runs as root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert!(
+        euid == 0,
+        "this test needs root (it creates a network namespace and a TAP device); it runs as \
+         uid {euid}: run it as root, as CI does"
+    );
+}
+
+/// The `ip` binary (iproute2): on the `PATH`, else in /usr/sbin or /sbin. Panics with the
+/// install command when it is missing.
+pub fn ip_binary() -> PathBuf {
+    static IP: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let found = IP.get_or_init(|| {
+        let on_path = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .unwrap_or_default();
+        on_path
+            .into_iter()
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|dir| dir.join("ip"))
+            .find(|p| p.is_file())
+    });
+    found.clone().unwrap_or_else(|| {
+        panic!(
+            "the `ip` command (iproute2) is missing: install it with \
+             `apt-get install -y iproute2` (Debian) and rerun"
+        )
+    })
+}
+
+fn run_ip(args: &[&str]) -> Output {
+    Command::new(ip_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ip {}: {e}", args.join(" ")))
+}
+
+fn ip_ok(args: &[&str]) {
+    let out = run_ip(args);
+    assert!(
+        out.status.success(),
+        "ip {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
+
+/// Names of the network namespaces `ip netns list` shows.
+pub fn list_namespaces() -> Vec<String> {
+    let out = run_ip(&["netns", "list"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// Deletes `kp-<pid>-<n>` namespaces whose process no longer exists (a run that was killed
+/// before its guards could clean up).
+fn delete_stale_namespaces() {
+    for name in list_namespaces() {
+        let Some(pid) = name
+            .strip_prefix("kp-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !PathBuf::from(format!("/proc/{pid}")).exists() {
+            kill_namespace_processes(&name);
+            let _ = run_ip(&["netns", "del", &name]);
+        }
+    }
+}
+
+/// Kills (SIGKILL) every process `ip netns pids` finds in namespace `name`, except this one,
+/// and reaps those that are our children.
+fn kill_namespace_processes(name: &str) {
+    let own = std::process::id() as libc::pid_t;
+    for _ in 0..50 {
+        let out = run_ip(&["netns", "pids", name]);
+        let pids: Vec<libc::pid_t> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|&p| p != own)
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: plain syscalls on a pid; a pid that is gone or not our child only
+            // makes them return an error, which is ignored.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("netns {name}: processes still running after SIGKILL");
+}
+
+/// A network namespace of our own with `lo` up and a TAP device [`TAP`] (kernel side
+/// [`BROKER_IP`]/[`PREFIX_LEN`], up; it has no carrier until a process opens it). Dropping it
+/// kills what still runs in it and deletes it, which destroys the TAP device.
+///
+/// Everything started in it through the guards of this module (broker, DNS responder,
+/// forwarder) borrows it, so they are stopped before it goes.
+pub struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    /// Creates the namespace and its TAP device. Panics, with what to do, if not root, if
+    /// `ip` is missing, or if a step fails (whatever was made is removed again).
+    pub fn new() -> NetNs {
+        require_root();
+        ip_binary();
+        delete_stale_namespaces();
+        let name = format!(
+            "kp-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        ip_ok(&["netns", "add", &name]);
+        // From here on, Drop deletes it even if a later step panics.
+        let ns = NetNs { name };
+        let n = ns.name.as_str();
+        ip_ok(&["-n", n, "link", "set", "lo", "up"]);
+        let tuntap = run_ip(&["-n", n, "tuntap", "add", "dev", TAP, "mode", "tap"]);
+        assert!(
+            tuntap.status.success(),
+            "ip -n {n} tuntap add dev {TAP} mode tap failed ({}): {} (is /dev/net/tun there? \
+             `modprobe tun`)",
+            tuntap.status,
+            String::from_utf8_lossy(&tuntap.stderr).trim()
+        );
+        let cidr = format!("{BROKER_IP}/{PREFIX_LEN}");
+        ip_ok(&["-n", n, "addr", "add", &cidr, "dev", TAP]);
+        ip_ok(&["-n", n, "link", "set", TAP, "up"]);
+        ns
+    }
+
+    /// Its name (for `ip netns exec`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn file(&self) -> File {
+        let path = format!("/var/run/netns/{}", self.name);
+        File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"))
+    }
+
+    /// Moves the calling thread into the namespace (`setns` is per thread: only this thread
+    /// and the threads it starts afterwards are inside).
+    fn enter(file: &File) {
+        // SAFETY: `file` is an open nsfs file; setns only changes this thread's namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", io::Error::last_os_error());
+    }
+
+    /// Runs `f` on a new thread inside the namespace and returns its result (a panic in `f`
+    /// is resumed here). Threads `f` starts are inside too; sockets it creates stay bound to
+    /// the namespace wherever they are used.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = self.file();
+        thread::scope(|s| {
+            let handle = thread::Builder::new()
+                .name(format!("in-{}", self.name))
+                .spawn_scoped(s, move || {
+                    Self::enter(&file);
+                    drop(file);
+                    f()
+                })
+                .expect("spawn thread");
+            handle
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// Starts a detached thread inside the namespace; the caller must make it end before
+    /// the namespace is dropped (the guards below join theirs on drop).
+    fn spawn<T: Send + 'static>(
+        &self,
+        what: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> JoinHandle<T> {
+        let file = self.file();
+        thread::Builder::new()
+            .name(format!("{what}-{}", self.name))
+            .spawn(move || {
+                Self::enter(&file);
+                drop(file);
+                f()
+            })
+            .expect("spawn thread")
+    }
+
+    /// Like [`NetNs::run`], with `hosts` as `/etc/hosts` for `f` and the threads it starts
+    /// (e.g. librdkafka's broker threads resolving an advertised name): the thread also gets
+    /// a mount namespace of its own (`unshare(CLONE_NEWNS)`, `/` made a slave so nothing
+    /// propagates back, as `ip netns exec` does) with a file bind-mounted over /etc/hosts.
+    /// The mount goes away with the last thread using it.
+    pub fn run_with_hosts<T: Send>(
+        &self,
+        hosts: &[(&str, Ipv4Addr)],
+        f: impl FnOnce() -> T + Send,
+    ) -> T {
+        let path = std::env::temp_dir().join(format!("{}-hosts", self.name));
+        let mut text = String::from("127.0.0.1\tlocalhost\n");
+        for (name, ip) in hosts {
+            text.push_str(&format!("{ip}\t{name}\n"));
+        }
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        struct Remove(PathBuf);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let _remove = Remove(path.clone());
+        self.run(move || {
+            private_hosts_file(&path);
+            f()
+        })
+    }
+
+    /// The `embassy-net-tuntap` device for [`TAP`], opened from inside the namespace. The
+    /// file descriptor stays bound to this namespace's device; the device can be driven from
+    /// any thread. Close it (drop the embassy-net runner) before the namespace is dropped,
+    /// or the kernel keeps the namespace alive (unnamed) until the process exits.
+    pub fn open_tap(&self) -> embassy_net_tuntap::TunTapDevice {
+        start_async_io_reactor();
+        self.run(|| embassy_net_tuntap::TunTapDevice::new(TAP))
+            .unwrap_or_else(|e| panic!("open TAP {TAP} in {}: {e}", self.name))
+    }
+
+    /// Starts tansu (in-memory storage) inside the namespace, listening on
+    /// `BROKER_IP:port` and advertising `advertised` (`host:port`, a name if need be), and
+    /// waits until it accepts connections (at most 10 s; panics with its log otherwise).
+    pub fn start_tansu(&self, port: u16, advertised: &str) -> NsTansu<'_> {
+        let binary = tansu_binary();
+        let log = std::env::temp_dir().join(format!("{}-tansu-{port}.log", self.name));
+        let log_file = File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        let child = Command::new(ip_binary())
+            .args(["netns", "exec", &self.name])
+            .arg(&binary)
+            .arg("broker")
+            .arg("--listener-url")
+            .arg(format!("tcp://{BROKER_IP}:{port}"))
+            .arg("--advertised-listener-url")
+            .arg(format!("tcp://{advertised}"))
+            .arg("--storage-engine")
+            .arg("memory://tansu/")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} in {}: {e}", binary.display(), self.name));
+        let mut tansu = NsTansu {
+            child,
+            port,
+            log,
+            ns: self,
+        };
+        let addr = SocketAddr::from((BROKER_IP, port));
+        let until = Instant::now() + Duration::from_secs(10);
+        let up = self.run(|| {
+            while Instant::now() < until {
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                    return true;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            false
+        });
+        if !up {
+            let exited = tansu.child.try_wait().ok().flatten();
+            panic!(
+                "tansu ({}) did not listen on {addr} in {} within 10 s (exit status {exited:?}); \
+                 its log:\n{}",
+                binary.display(),
+                self.name,
+                std::fs::read_to_string(&tansu.log).unwrap_or_default()
+            );
+        }
+        tansu
+    }
+
+    /// Starts a DNS responder on `BROKER_IP:53` inside the namespace that answers `A`
+    /// queries for `names` (case-insensitive) and NXDOMAIN for every other name.
+    pub fn dns_responder(&self, names: &[(&str, Ipv4Addr)]) -> DnsResponder<'_> {
+        let names: Vec<(String, Ipv4Addr)> =
+            names.iter().map(|(n, ip)| (n.to_string(), *ip)).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let queries: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let (flag, asked) = (stop.clone(), queries.clone());
+        let thread = self.spawn("dns", move || {
+            let socket = match UdpSocket::bind((BROKER_IP, 53)) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e));
+                    return;
+                }
+            };
+            socket
+                .set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("read timeout");
+            let _ = bound_tx.send(Ok(()));
+            let mut buf = [0u8; 512];
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some((name, answer)) = dns_answer(&buf[..n], &names) {
+                    asked.lock().unwrap().push(name);
+                    let _ = socket.send_to(&answer, from);
+                }
+            }
+        });
+        let mut dns = DnsResponder {
+            stop,
+            queries,
+            thread: Some(thread),
+            _ns: PhantomData,
+        };
+        match bound_rx.recv() {
+            Ok(Ok(())) => dns,
+            Ok(Err(e)) => panic!("DNS responder: bind {BROKER_IP}:53 in {}: {e}", self.name),
+            Err(_) => {
+                let thread = dns.thread.take().expect("thread");
+                std::panic::resume_unwind(thread.join().expect_err("DNS thread ended early"))
+            }
+        }
+    }
+
+    /// Relays TCP connections to `listen` (inside the namespace) to `to` (inside too), e.g.
+    /// to make an advertised address that only a mapping makes sense of reachable for an
+    /// independent consumer.
+    pub fn forward(&self, listen: SocketAddrV4, to: SocketAddrV4) -> Forwarder<'_> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let live: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let connections = Arc::new(AtomicU64::new(0));
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let (flag, streams, count) = (stop.clone(), live.clone(), connections.clone());
+        let thread = self.spawn("forward", move || {
+            let listener = match TcpListener::bind(listen) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = bound_tx.send(Err(e));
+                    return;
+                }
+            };
+            listener.set_nonblocking(true).expect("nonblocking");
+            let _ = bound_tx.send(Ok(()));
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let Ok(upstream) = TcpStream::connect_timeout(&to.into(), Duration::from_secs(2))
+                else {
+                    continue;
+                };
+                count.fetch_add(1, Ordering::Relaxed);
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                let mut live = streams.lock().unwrap();
+                for (from, into) in [(&client, &upstream), (&upstream, &client)] {
+                    let (Ok(mut from), Ok(mut into)) = (from.try_clone(), into.try_clone()) else {
+                        continue;
+                    };
+                    thread::spawn(move || {
+                        let _ = io::copy(&mut from, &mut into);
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = into.shutdown(Shutdown::Both);
+                    });
+                }
+                live.push(client);
+                live.push(upstream);
+            }
+        });
+        let mut forwarder = Forwarder {
+            stop,
+            live,
+            connections,
+            thread: Some(thread),
+            _ns: PhantomData,
+        };
+        match bound_rx.recv() {
+            Ok(Ok(())) => forwarder,
+            Ok(Err(e)) => panic!("forwarder: bind {listen} in {}: {e}", self.name),
+            Err(_) => {
+                let thread = forwarder.thread.take().expect("thread");
+                std::panic::resume_unwind(thread.join().expect_err("forwarder ended early"))
+            }
+        }
+    }
+}
+
+impl Default for NetNs {
+    fn default() -> Self {
+        NetNs::new()
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        kill_namespace_processes(&self.name);
+        let out = run_ip(&["netns", "del", &self.name]);
+        if !out.status.success() {
+            eprintln!(
+                "ip netns del {} failed ({}): {}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+}
+
+/// Gives the calling thread a mount namespace of its own in which `hosts` is /etc/hosts.
+fn private_hosts_file(hosts: &std::path::Path) {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let source = CString::new(hosts.as_os_str().as_bytes()).expect("path");
+    // SAFETY: plain syscalls with valid NUL-terminated strings. unshare(CLONE_NEWNS) affects
+    // only this thread (and threads it starts); `/` becomes a recursive slave first so the
+    // bind mount cannot propagate to the namespace the rest of the machine uses.
+    unsafe {
+        assert_eq!(
+            libc::unshare(libc::CLONE_NEWNS),
+            0,
+            "unshare(CLONE_NEWNS): {}",
+            io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_SLAVE,
+                std::ptr::null(),
+            ),
+            0,
+            "make / a slave mount: {}",
+            io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::mount(
+                source.as_ptr(),
+                c"/etc/hosts".as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ),
+            0,
+            "bind {} over /etc/hosts: {}",
+            hosts.display(),
+            io::Error::last_os_error()
+        );
+    }
+}
+
+/// async-io (embassy-net-tuntap's reactor) starts its driver thread the first time it is
+/// used; started from a thread inside a namespace, that thread (which lives as long as the
+/// process) would keep the namespace alive after it is deleted. Start it from here, in the
+/// root namespace, before any TAP is opened.
+fn start_async_io_reactor() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        drop(async_io::Async::new(a).expect("register with the async-io reactor"));
+    });
+}
+
+/// A tansu broker inside a [`NetNs`], killed and reaped on drop (before the namespace goes).
+pub struct NsTansu<'ns> {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    ns: &'ns NetNs,
+}
+
+impl NsTansu<'_> {
+    /// The port it listens on at [`BROKER_IP`].
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `BROKER_IP:PORT`: its listener (reachable from inside the namespace and over the TAP).
+    pub fn bootstrap(&self) -> String {
+        format!("{BROKER_IP}:{}", self.port)
+    }
+
+    /// Creates `name` with `partitions` partitions (`tansu topic create` run inside the
+    /// namespace). Panics if it fails.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        let ns = self.ns;
+        let output = Command::new(ip_binary())
+            .args(["netns", "exec", ns.name()])
+            .arg(tansu_binary())
+            .arg("topic")
+            .arg("create")
+            .arg("--broker")
+            .arg(format!("tcp://{BROKER_IP}:{}", self.port))
+            .arg("--partitions")
+            .arg(partitions.to_string())
+            .arg(name)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tansu topic create");
+        assert!(
+            output.status.success(),
+            "tansu topic create {name} in {} failed: {}\n{}",
+            ns.name(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for NsTansu<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A DNS responder inside a [`NetNs`] (see [`NetNs::dns_responder`]); stopped on drop.
+pub struct DnsResponder<'ns> {
+    stop: Arc<AtomicBool>,
+    queries: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+    _ns: PhantomData<&'ns NetNs>,
+}
+
+impl DnsResponder<'_> {
+    /// The names asked for so far, in order, one per query answered (NXDOMAIN included;
+    /// empty for a malformed query).
+    pub fn queries(&self) -> Vec<String> {
+        self.queries.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DnsResponder<'_> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A TCP forwarder inside a [`NetNs`] (see [`NetNs::forward`]); stops accepting and closes
+/// every relayed connection on drop.
+pub struct Forwarder<'ns> {
+    stop: Arc<AtomicBool>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
+    connections: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+    _ns: PhantomData<&'ns NetNs>,
+}
+
+impl Forwarder<'_> {
+    /// Connections relayed so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Forwarder<'_> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for s in self.live.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The name asked for and the answer to one DNS query, or `None` for a datagram that is not
+/// a query (ignored). `A`/IN for a name in `names`: one answer, TTL 60. Another type for a
+/// known name: no answer, NOERROR. An unknown name: NXDOMAIN. Not a standard query: NOTIMP.
+/// A malformed question: FORMERR (and an empty name).
+pub fn dns_answer(query: &[u8], names: &[(String, Ipv4Addr)]) -> Option<(String, Vec<u8>)> {
+    const QR: u16 = 0x8000;
+    const AA: u16 = 0x0400;
+    const RD: u16 = 0x0100;
+    let header = query.get(..12)?;
+    let flags = u16::from_be_bytes([header[2], header[3]]);
+    if flags & QR != 0 {
+        return None;
+    }
+    let reply = |rcode: u16, question: &[u8], answer: Option<Ipv4Addr>| {
+        let mut out = Vec::with_capacity(12 + question.len() + 16);
+        out.extend_from_slice(&header[..2]);
+        let opcode = flags & 0x7800;
+        out.extend_from_slice(&(QR | AA | opcode | (flags & RD) | rcode).to_be_bytes());
+        out.extend_from_slice(&u16::from(!question.is_empty()).to_be_bytes());
+        out.extend_from_slice(&u16::from(answer.is_some()).to_be_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(question);
+        if let Some(ip) = answer {
+            out.extend_from_slice(&[0xC0, 0x0C]); // the name: a pointer to the question's
+            out.extend_from_slice(&1u16.to_be_bytes()); // type A
+            out.extend_from_slice(&1u16.to_be_bytes()); // class IN
+            out.extend_from_slice(&60u32.to_be_bytes()); // TTL
+            out.extend_from_slice(&4u16.to_be_bytes());
+            out.extend_from_slice(&ip.octets());
+        }
+        out
+    };
+    if flags & 0x7800 != 0 {
+        return Some((String::new(), reply(4, &[], None))); // NOTIMP: standard queries only
+    }
+    if u16::from_be_bytes([header[4], header[5]]) != 1 {
+        return Some((String::new(), reply(1, &[], None))); // FORMERR: one question only
+    }
+    let mut labels = Vec::new();
+    let mut at = 12;
+    loop {
+        let Some(&len) = query.get(at) else {
+            return Some((String::new(), reply(1, &[], None)));
+        };
+        let len = usize::from(len);
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        let label = query.get(at + 1..at + 1 + len);
+        match label.map(std::str::from_utf8) {
+            Some(Ok(label)) if len < 64 => labels.push(label),
+            _ => return Some((String::new(), reply(1, &[], None))),
+        }
+        at += 1 + len;
+    }
+    let Some(tail) = query.get(at..at + 4) else {
+        return Some((String::new(), reply(1, &[], None)));
+    };
+    let qtype = u16::from_be_bytes([tail[0], tail[1]]);
+    let qclass = u16::from_be_bytes([tail[2], tail[3]]);
+    let question = &query[12..at + 4];
+    let name = labels.join(".");
+    let answer = match names.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+        None => reply(3, question, None),
+        Some((_, ip)) if qtype == 1 && qclass == 1 => reply(0, question, Some(*ip)),
+        Some(_) => reply(0, question, None),
+    };
+    Some((name, answer))
+}
+
+/// Runs the future `make` builds on an embassy std executor (`embassy-executor`,
+/// `platform-std`) on a thread of its own, and returns its output. The executor stops once
+/// the future is done, dropping it (and, e.g., the embassy-net runner and TAP device it
+/// owns): drive the stack's runner inside the future (`select` it with the work) rather than
+/// as a task of its own. Panics if it takes longer than `timeout`, and resumes a panic of
+/// the future.
+pub fn run_embassy<T, F, Fut>(timeout: Duration, make: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::Builder::new()
+        .name("embassy".into())
+        .stack_size(16 << 20)
+        .spawn(move || {
+            let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
+            let done = Arc::new(AtomicBool::new(false));
+            let finished = done.clone();
+            executor.run_until(
+                move |spawner| {
+                    let future = make();
+                    let task = async move {
+                        let out = future.await;
+                        finished.store(true, Ordering::Relaxed);
+                        let _ = tx.send(out);
+                    };
+                    let storage = Box::leak(Box::new(embassy_executor::raw::TaskStorage::new()));
+                    spawner.spawn(storage.spawn(move || task).expect("a fresh task storage"));
+                },
+                move || done.load(Ordering::Relaxed),
+            );
+        })
+        .expect("spawn embassy thread");
+    let until = Instant::now() + timeout;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(out) => {
+                let _ = thread.join();
+                return out;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if thread.is_finished() => {
+                std::panic::resume_unwind(thread.join().expect_err("embassy thread ended"))
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= until => {
+                panic!("the embassy run did not finish within {timeout:?}")
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::panic::resume_unwind(thread.join().expect_err("embassy thread ended"))
+            }
+        }
+    }
+}
