@@ -37,19 +37,3 @@ impl Sequence {
         self.add(records.saturating_sub(1))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wraps_like_the_broker() {
-        let near = Sequence::new(i32::MAX - 1).unwrap();
-        assert_eq!(near.add(1).get(), i32::MAX);
-        assert_eq!(near.add(2).get(), 0);
-        assert_eq!(near.add(5).get(), 3);
-        assert_eq!(near.last_of(3).get(), 0);
-        assert_eq!(Sequence::ZERO.last_of(1), Sequence::ZERO);
-        assert_eq!(Sequence::new(-1), None);
-    }
-}

@@ -126,33 +126,45 @@ pub fn init_producer_id_errors_retry_unless_the_cluster_refuses_for_good() {
 }
 
 /// Through the sequencer: a refusal fails only its batch, an unknown code leaves its batch
-/// unknown, and both fence so later batches restart at sequence 0 under the next epoch.
+/// unknown, and both fence so later batches restart at sequence 0 under the next epoch. Under
+/// either policy: the policy decides only what a deadline does, not what an answer means.
 pub fn refused_and_unknown_answers_decide_the_batch_and_fence() {
-    let mut s = ready(UnknownOutcome::FailAndFence);
-    let a = s.enqueue(P0, 1, at(60_000)).unwrap();
-    let b = s.enqueue(P0, 1, at(60_000)).unwrap();
-    s.next_send(P0, at(0)).unwrap();
-    s.on_produce_result(a, at(1), answered(ErrorCode::MESSAGE_TOO_LARGE, -1))
-        .unwrap();
-    assert_eq!(
-        s.poll_event().map(|d| d.outcome),
-        Some(Outcome::NotPersisted(NotPersistedReason::Rejected(
-            ErrorCode::MESSAGE_TOO_LARGE
-        )))
-    );
-    let pb = s.next_send(P0, at(2)).unwrap();
-    assert_eq!(
-        (pb.token, pb.stamp.epoch, pb.stamp.base_sequence),
-        (b, ProducerEpoch(1), Sequence::ZERO)
-    );
-    s.on_produce_result(b, at(3), answered(ErrorCode(12345), -1))
-        .unwrap();
-    assert_eq!(
-        s.poll_event().map(|d| d.outcome),
-        Some(Outcome::PossiblyPersisted(
-            PossiblyPersistedReason::Unclassified(ErrorCode(12345))
-        ))
-    );
-    assert_eq!(s.counters().fences, 2);
-    assert_eq!(s.identity().ready().map(|(_, e)| e), Some(ProducerEpoch(2)));
+    for policy in [UnknownOutcome::Wait, UnknownOutcome::FailAndFence] {
+        let mut s = ready(policy);
+        let a = s.enqueue(P0, 1, at(60_000)).unwrap();
+        let b = s.enqueue(P0, 1, at(60_000)).unwrap();
+        s.next_send(P0, at(0)).unwrap();
+        s.on_produce_result(a, at(1), answered(ErrorCode::MESSAGE_TOO_LARGE, -1))
+            .unwrap();
+        assert_eq!(
+            s.poll_event().map(|d| d.outcome),
+            Some(Outcome::NotPersisted(NotPersistedReason::Rejected(
+                ErrorCode::MESSAGE_TOO_LARGE
+            ))),
+            "{policy:?}"
+        );
+        assert_eq!(s.poll_event(), None, "{policy:?}");
+        let pb = s.next_send(P0, at(2)).unwrap();
+        assert_eq!(
+            (pb.token, pb.stamp.epoch, pb.stamp.base_sequence),
+            (b, ProducerEpoch(1), Sequence::ZERO),
+            "{policy:?}"
+        );
+        s.on_produce_result(b, at(3), answered(ErrorCode(12345), -1))
+            .unwrap();
+        assert_eq!(
+            s.poll_event().map(|d| d.outcome),
+            Some(Outcome::PossiblyPersisted(
+                PossiblyPersistedReason::Unclassified(ErrorCode(12345))
+            )),
+            "{policy:?}"
+        );
+        assert_eq!(s.poll_event(), None, "{policy:?}");
+        assert_eq!(s.counters().fences, 2, "{policy:?}");
+        assert_eq!(
+            s.identity().ready().map(|(_, e)| e),
+            Some(ProducerEpoch(2)),
+            "{policy:?}"
+        );
+    }
 }

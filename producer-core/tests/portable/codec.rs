@@ -96,7 +96,8 @@ fn response_roundtrip<B: ResponseBody<'static>>(
     let (header, body): (_, B) = decode_response(frame(bytes), version).unwrap();
     assert_eq!(header.correlation_id, correlation_id);
     let mut out = [0u8; BUF];
-    let n = encode_response(&mut out, version, correlation_id, &body).unwrap();
+    // Exactly as large as the frame: the encoder needs no room to spare.
+    let n = encode_response(&mut out[..bytes.len()], version, correlation_id, &body).unwrap();
     assert!(out[..n] == *bytes, "re-encoding differs");
     body
 }
@@ -338,12 +339,26 @@ pub fn record_batch_corruption_is_detected() {
 }
 
 pub fn every_strict_prefix_of_a_batch_is_an_error() {
-    let batch = &PRODUCE_REQUEST[BATCH_AT];
-    for n in 0..batch.len() {
-        assert!(RecordBatch::decode(&batch[..n]).is_err(), "prefix {n}");
-        assert!(RecordBatches::new(&batch[..n]).all(|r| r.is_err()));
+    // librdkafka's batch, and one of ours with a null header value, a null key and an empty
+    // value.
+    let mut buf = [0u8; 128];
+    let mut b = BatchBuilder::new(&mut buf, Attributes::default(), 5).unwrap();
+    let headers = [RecordHeader {
+        key: "k",
+        value: None,
+    }];
+    b.append(5, Some(b"key"), Some(b"value"), &headers).unwrap();
+    b.append(9, None, Some(b""), &[]).unwrap();
+    let ours = b.finish().unwrap();
+    for batch in [&PRODUCE_REQUEST[BATCH_AT], &*ours] {
+        assert!(RecordBatch::decode(batch).is_ok());
+        for n in 0..batch.len() {
+            assert!(RecordBatch::decode(&batch[..n]).is_err(), "prefix {n}");
+            assert!(RecordBatches::new(&batch[..n]).all(|r| r.is_err()));
+        }
     }
     // Two batches back to back are read one after the other.
+    let batch = &PRODUCE_REQUEST[BATCH_AT];
     let mut two = [0u8; 266];
     two[..133].copy_from_slice(batch);
     two[133..].copy_from_slice(batch);
@@ -462,13 +477,15 @@ pub fn requests_decode_to_their_known_fields_and_reencode_identically() {
         let (header, request) = decode_request(frame(f.bytes)).unwrap();
         assert_eq!(header.api_key, f.api.as_i16());
         assert_eq!(header.api_version, f.version);
-        let mut out = [0u8; BUF];
+        let mut buf = [0u8; BUF];
+        // Exactly as large as the frame: the encoder needs no room to spare.
+        let out = &mut buf[..f.bytes.len()];
         let (v, c, id) = (header.api_version, header.correlation_id, header.client_id);
         let n = match &request {
-            Request::ApiVersions(b) => encode_request(&mut out, v, c, id, b),
-            Request::Metadata(b) => encode_request(&mut out, v, c, id, b),
-            Request::InitProducerId(b) => encode_request(&mut out, v, c, id, b),
-            Request::Produce(b) => encode_request(&mut out, v, c, id, b),
+            Request::ApiVersions(b) => encode_request(out, v, c, id, b),
+            Request::Metadata(b) => encode_request(out, v, c, id, b),
+            Request::InitProducerId(b) => encode_request(out, v, c, id, b),
+            Request::Produce(b) => encode_request(out, v, c, id, b),
         }
         .unwrap();
         assert!(out[..n] == *f.bytes, "{}: re-encoding differs", f.name);
@@ -516,6 +533,8 @@ pub fn api_versions_responses_negotiate_the_known_versions() {
     let mut out = [0u8; BUF];
     let n = encode_response(&mut out, 3, 1, &resp).unwrap();
     assert_eq!(n, v3.len() - 19);
+    // The same bytes up to the tagged fields (the size prefix aside).
+    assert!(out[4..n - 1] == v3[4..n - 1]);
     let (_, again): (_, ApiVersionsResponse<'_>) = decode_response(&out[4..n], 3).unwrap();
     assert_eq!(again, resp);
     let versions = resp.negotiate_all();
@@ -547,6 +566,7 @@ pub fn metadata_response_has_the_known_broker_and_partitions() {
     let mut indexes = [false; 3];
     for p in topic.partitions.iter() {
         assert_eq!((p.error_code, p.leader_id), (0, broker.node_id));
+        assert_eq!(resp.broker(p.leader_id), Some(broker));
         indexes[p.partition_index as usize] = true;
     }
     assert_eq!(indexes, [true; 3]);

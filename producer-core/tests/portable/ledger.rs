@@ -7,9 +7,9 @@ use core::time::Duration;
 
 use producer_core::ErrorCode;
 use producer_core::state::{
-    Config, ConfigError, EnqueueError, FatalReason, FenceReason, Identity, NotPersistedReason,
-    Outcome, PartitionIndex, PartitionLedger, PossiblyPersistedReason, ProduceResult,
-    ProducerEpoch, ProducerId, Sequence, Sequencer, TokenError, UnknownOutcome,
+    BatchState, Config, ConfigError, EnqueueError, FatalReason, FenceReason, Identity,
+    NotPersistedReason, Outcome, PartitionIndex, PartitionLedger, PossiblyPersistedReason,
+    ProduceResult, ProducerEpoch, ProducerId, Sequence, Sequencer, TokenError, UnknownOutcome,
 };
 
 use super::{P0, P1, Seq, answered, at, ready};
@@ -170,7 +170,8 @@ pub fn a_duplicate_answer_acks_the_sequence_without_an_offset() {
 pub fn a_retriable_refusal_resends_the_same_stamp_in_order_after_backoff() {
     let mut s = ready(UnknownOutcome::Wait);
     let a = s.enqueue(P0, 2, at(60_000)).unwrap();
-    s.next_send(P0, at(0)).unwrap();
+    let pa = s.next_send(P0, at(0)).unwrap();
+    assert_eq!(pa.stamp.base_sequence, Sequence::ZERO);
     s.on_produce_result(a, at(1), answered(ErrorCode::NONE, 0))
         .unwrap();
     let b = s.enqueue(P0, 3, at(60_000)).unwrap();
@@ -248,6 +249,13 @@ pub fn unknown_is_sticky_across_a_later_refusal() {
     s.next_send(P0, at(0)).unwrap();
     s.on_produce_result(t, at(1), ProduceResult::LostAfterWrite)
         .unwrap();
+    assert!(matches!(
+        s.batch_state(t),
+        Some(BatchState::Stamped {
+            maybe_written: true,
+            ..
+        })
+    ));
     s.next_send(P0, at(200)).unwrap();
     // The resend is refused with a gap: this attempt appended nothing, but the first may have.
     s.on_produce_result(

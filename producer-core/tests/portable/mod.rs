@@ -6,6 +6,9 @@
 //! use only `core` and `heapless`: no `std`, no allocation, small buffers (the target has
 //! 64 KiB of RAM), fixtures through `include_bytes!`. A body that no wrapper calls is a dead
 //! code warning on both sides.
+//!
+//! The helpers below (`ready`, `at`, `answered`, ...) are public because `tests/sequencer.rs`
+//! includes this module too, for its host-only sequencer tests.
 
 pub mod cancel;
 pub mod classify;
@@ -20,16 +23,16 @@ use producer_core::state::{
 use producer_core::time::Instant;
 
 /// Capacities a small gateway would pick.
-type Seq = Sequencer<4, 8>;
+pub type Seq = Sequencer<4, 8>;
 
-const P0: PartitionIndex = PartitionIndex(0);
-const P1: PartitionIndex = PartitionIndex(1);
+pub const P0: PartitionIndex = PartitionIndex(0);
+pub const P1: PartitionIndex = PartitionIndex(1);
 
-fn at(ms: u64) -> Instant {
+pub fn at(ms: u64) -> Instant {
     Instant::from_millis(ms)
 }
 
-fn answered(code: ErrorCode, offset: i64) -> ProduceResult {
+pub fn answered(code: ErrorCode, offset: i64) -> ProduceResult {
     ProduceResult::Answered {
         error: code,
         base_offset: offset,
@@ -37,7 +40,7 @@ fn answered(code: ErrorCode, offset: i64) -> ProduceResult {
 }
 
 /// A sequencer holding producer id 7, epoch 0.
-fn ready(policy: UnknownOutcome) -> Seq {
+pub fn ready(policy: UnknownOutcome) -> Seq {
     let mut s = Seq::new(Config {
         unknown_outcome: policy,
         ..Config::default()
