@@ -131,24 +131,35 @@ impl Tansu {
     /// Creates `name` with `partitions` partitions (tansu does not auto-create topics).
     /// Panics if `tansu topic create` fails.
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        let output = Command::new(tansu_binary())
-            .arg("topic")
-            .arg("create")
-            .arg("--broker")
-            .arg(format!("tcp://127.0.0.1:{}", self.port))
-            .arg("--partitions")
-            .arg(partitions.to_string())
-            .arg(name)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tansu topic create");
-        assert!(
-            output.status.success(),
-            "tansu topic create {name} failed: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
+        create_topic_with(
+            Command::new(tansu_binary()),
+            &format!("tcp://127.0.0.1:{}", self.port),
+            name,
+            partitions,
         );
     }
+}
+
+/// Runs `tansu topic create` through `command` (the tansu binary, or a wrapper that runs it,
+/// such as `ip netns exec NS tansu`) against the broker at `broker_url`. Panics if it fails.
+pub fn create_topic_with(mut command: Command, broker_url: &str, name: &str, partitions: i32) {
+    let output = command
+        .arg("topic")
+        .arg("create")
+        .arg("--broker")
+        .arg(broker_url)
+        .arg("--partitions")
+        .arg(partitions.to_string())
+        .arg(name)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tansu topic create");
+    assert!(
+        output.status.success(),
+        "tansu topic create {name} at {broker_url} failed: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl Drop for Tansu {

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::tansu_binary;
+use crate::{create_topic_with, tansu_binary};
 
 /// The TAP device's name inside every [`NetNs`].
 pub const TAP: &str = "tap0";
@@ -551,26 +551,15 @@ impl NsTansu<'_> {
     /// Creates `name` with `partitions` partitions (`tansu topic create` run inside the
     /// namespace). Panics if it fails.
     pub fn create_topic(&self, name: &str, partitions: i32) {
-        let ns = self.ns;
-        let output = Command::new(ip_binary())
-            .args(["netns", "exec", ns.name()])
-            .arg(tansu_binary())
-            .arg("topic")
-            .arg("create")
-            .arg("--broker")
-            .arg(format!("tcp://{BROKER_IP}:{}", self.port))
-            .arg("--partitions")
-            .arg(partitions.to_string())
-            .arg(name)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tansu topic create");
-        assert!(
-            output.status.success(),
-            "tansu topic create {name} in {} failed: {}\n{}",
-            ns.name(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
+        let mut command = Command::new(ip_binary());
+        command
+            .args(["netns", "exec", self.ns.name()])
+            .arg(tansu_binary());
+        create_topic_with(
+            command,
+            &format!("tcp://{BROKER_IP}:{}", self.port),
+            name,
+            partitions,
         );
     }
 }
