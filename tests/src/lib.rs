@@ -27,6 +27,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+pub mod qemu;
+
 /// A loopback port nothing listens on right now: bound to 127.0.0.1:0, read, released.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

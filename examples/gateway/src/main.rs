@@ -1,0 +1,325 @@
+//! Sensor gateway firmware for QEMU's mps2-an386 (Cortex-M4F with a LAN9118 Ethernet chip).
+//!
+//! It produces sensor readings into a Kafka topic through the idempotent producer
+//! (`transport-embassy` over embassy-net), each with a delivery deadline, waits until every
+//! reading has its outcome, closes its connections, and exits with a status that says how it
+//! went (QEMU passes it on):
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | every record is persisted |
+//! | 2 | some record is not (or possibly) persisted |
+//! | 1 | bad arguments, or the chip or producer could not be set up |
+//! | 101 | panic or hard fault |
+//!
+//! The network is QEMU's user mode: static address 10.0.2.15/24, gateway 10.0.2.2, which is
+//! the host's loopback. The broker is `10.0.2.2:PORT`; brokers that advertise a loopback
+//! address (a broker on the host's 127.0.0.1) are reached there too. No DNS servers are
+//! configured (slirp's 10.0.2.3 would forward queries off the machine), so brokers must be
+//! IP literals. Arguments come through semihosting (see [`settings::Settings`]); the log is
+//! defmt over semihosting, decoded on the host by `defmt-print`.
+
+#![no_std]
+#![no_main]
+
+mod lan9118;
+mod readings;
+mod settings;
+mod systick;
+
+use core::fmt::Write as _;
+
+use cortex_m_rt::{ExceptionFrame, exception};
+use defmt::{error, info, warn};
+use defmt_semihosting as _;
+use embassy_executor::Spawner;
+use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
+use embassy_time::{Duration, Instant};
+use producer_core::client::{ClientConfig, ProducerRecord};
+use producer_core::state::{Counters, OutcomeKind};
+use static_cell::ConstStaticCell;
+use transport_embassy::{ConnectionBuffers, Producer, ProducerConfig, RecordDelivery};
+
+use lan9118::Lan9118;
+use readings::Reading;
+use settings::Settings;
+
+/// Topics the producer writes to.
+const TOPICS: usize = 1;
+/// Partitions it can track across them (the test topic has 4).
+const PARTITIONS: usize = 4;
+/// Batches held at once: buffered, in flight, or decided and not yet taken.
+const BATCHES: usize = 16;
+/// Largest record batch.
+const BATCH_BYTES: usize = 2048;
+/// Broker connections (bootstrap and leader may differ).
+const BROKERS: usize = 2;
+/// Largest response frame a connection accepts, and its TCP receive window.
+const RX: usize = 4096;
+/// Largest request (one full batch plus headers), and the TCP send window.
+const TX: usize = BATCH_BYTES + 1024;
+/// Sockets in the stack: one per broker connection and the DNS socket.
+const SOCKETS: usize = BROKERS + 1;
+
+type GatewayProducer = Producer<
+    'static,
+    &'static mut [u8; BATCHES * BATCH_BYTES],
+    TOPICS,
+    PARTITIONS,
+    BATCHES,
+    BROKERS,
+>;
+
+/// The guest's address on QEMU's user network.
+const ADDRESS: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
+/// QEMU's user-network gateway, which is also the host's loopback.
+const HOST: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
+
+/// How long closing the connections may take once every record is decided.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// A progress line every this many records.
+const PROGRESS_EVERY: u32 = 1000;
+
+#[embassy_executor::task]
+async fn net_task(mut runner: embassy_net::Runner<'static, Lan9118>) -> ! {
+    runner.run().await
+}
+
+/// Where the producer connects for a broker address: QEMU's user network reaches the host's
+/// loopback at 10.0.2.2, so a broker on the host advertising `127.0.0.1` or `localhost` is
+/// reached there. Other addresses are used as they are.
+fn map_address(host: &str, port: u16) -> Option<IpEndpoint> {
+    matches!(host, "127.0.0.1" | "localhost").then(|| IpEndpoint::new(IpAddress::Ipv4(HOST), port))
+}
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    let Some(core) = cortex_m::Peripherals::take() else {
+        fail("core peripherals already taken")
+    };
+    systick::init(core.SYST);
+    let settings = match Settings::from_args() {
+        Ok(s) => s,
+        Err(e) => {
+            error!("bad arguments: {}", e);
+            semihosting::process::exit(1)
+        }
+    };
+    info!(
+        "gateway: {=u32} records to topic {=str} at {}:{=u16}, deadline {=u64} ms, seed {=u64}",
+        settings.records,
+        settings.topic,
+        HOST,
+        settings.port,
+        settings.deadline.as_millis(),
+        settings.seed
+    );
+
+    let nic = match Lan9118::new() {
+        Ok(nic) => nic,
+        Err(e) => {
+            error!("LAN9118 not usable: {}", e);
+            semihosting::process::exit(1)
+        }
+    };
+    info!(
+        "LAN9118 id {=u32:#010x}, MAC {=[u8]:02x}",
+        nic.id_rev(),
+        nic.mac_address()[..]
+    );
+    let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(ADDRESS, 24),
+        gateway: Some(HOST),
+        dns_servers: heapless::Vec::new(),
+    });
+    static RESOURCES: ConstStaticCell<StackResources<SOCKETS>> =
+        ConstStaticCell::new(StackResources::new());
+    let (stack, runner) = embassy_net::new(nic, net_config, RESOURCES.take(), settings.seed);
+    match net_task(runner) {
+        Ok(token) => spawner.spawn(token),
+        Err(_) => fail("network task already running"),
+    }
+    stack.wait_config_up().await;
+
+    let mut bootstrap = heapless::String::<24>::new();
+    let _ = write!(bootstrap, "{HOST}:{}", settings.port);
+    let bootstrap = [bootstrap.as_str()];
+    let topics = [settings.topic];
+    let mut config = ProducerConfig::new("gateway", &bootstrap, &topics);
+    config.client = ClientConfig {
+        batch_bytes: BATCH_BYTES,
+        ..config.client
+    };
+    config.map_address = Some(map_address);
+
+    static STORAGE: ConstStaticCell<[u8; BATCHES * BATCH_BYTES]> =
+        ConstStaticCell::new([0; BATCHES * BATCH_BYTES]);
+    static BUFFERS: ConstStaticCell<[ConnectionBuffers<RX, TX>; BROKERS]> =
+        ConstStaticCell::new([const { ConnectionBuffers::new() }; BROKERS]);
+    let mut producer: GatewayProducer =
+        match Producer::new(stack, config, STORAGE.take(), BUFFERS.take()) {
+            Ok(p) => p,
+            Err(e) => {
+                error!("producer not usable: {}", e);
+                semihosting::process::exit(1)
+            }
+        };
+
+    let tally = produce(&mut producer, &settings).await;
+    producer.close(Instant::now() + CLOSE_TIMEOUT).await;
+    let counters = producer.counters();
+    info!(
+        "summary records={=u32} persisted={=u32} not_persisted={=u32} possibly_persisted={=u32} \
+         undecided={=u32} elapsed_ms={=u64} retries={=u64} epoch_bumps={=u64} producer_ids={=u64}",
+        settings.records,
+        tally.persisted,
+        tally.not_persisted,
+        tally.possibly_persisted,
+        tally.undecided(settings.records),
+        tally.elapsed.as_millis(),
+        counters.retries,
+        counters.epoch_bumps,
+        counters.producer_ids,
+    );
+    let code = if tally.persisted == settings.records {
+        0
+    } else {
+        2
+    };
+    semihosting::process::exit(code)
+}
+
+/// Record outcomes counted so far.
+#[derive(Default)]
+struct Tally {
+    persisted: u32,
+    not_persisted: u32,
+    possibly_persisted: u32,
+    /// From the first record to the last outcome.
+    elapsed: Duration,
+}
+
+impl Tally {
+    fn count(&mut self, delivery: &RecordDelivery) {
+        match delivery.outcome.kind() {
+            OutcomeKind::Persisted => self.persisted += 1,
+            OutcomeKind::NotPersisted => self.not_persisted += 1,
+            OutcomeKind::PossiblyPersisted => self.possibly_persisted += 1,
+        }
+    }
+
+    fn undecided(&self, records: u32) -> u32 {
+        records - (self.persisted + self.not_persisted + self.possibly_persisted).min(records)
+    }
+}
+
+/// Produces `settings.records` readings, each with its own deadline, and takes every outcome.
+async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
+    let mut tally = Tally::default();
+    let mut watch = Watch::default();
+    let started = Instant::now();
+    let mut last_deadline = started;
+    for seq in 0..settings.records {
+        let reading = Reading::new(seq);
+        let now = Instant::now();
+        let record = ProducerRecord {
+            topic: settings.topic,
+            partition: None,
+            key: Some(reading.key.as_bytes()),
+            value: Some(reading.value.as_bytes()),
+            headers: &[],
+            timestamp: (settings.epoch_ms + now.as_millis()) as i64,
+        };
+        last_deadline = now + settings.deadline;
+        if let Err(e) = producer.send(&record, last_deadline).await {
+            // Never accepted: certainly not in the log.
+            warn!("record {=u32} refused: {}", seq, e);
+            tally.not_persisted += 1;
+        }
+        while let Some(delivery) = producer.poll_delivery() {
+            tally.count(&delivery);
+        }
+        watch.check(producer.counters());
+        if (seq + 1) % PROGRESS_EVERY == 0 {
+            info!(
+                "progress sent={=u32} persisted={=u32} not_persisted={=u32} \
+                 possibly_persisted={=u32}",
+                seq + 1,
+                tally.persisted,
+                tally.not_persisted,
+                tally.possibly_persisted
+            );
+        }
+    }
+    // Every record is decided by its own deadline, the last of which is `last_deadline`.
+    let decided = producer
+        .flush(last_deadline + Duration::from_millis(100))
+        .await;
+    while let Some(delivery) = producer.poll_delivery() {
+        tally.count(&delivery);
+    }
+    watch.check(producer.counters());
+    if !decided {
+        warn!("flush: some records still undecided");
+    }
+    tally.elapsed = started.elapsed();
+    tally
+}
+
+/// Notices when the producer had to recover (a lost connection or a refused request makes
+/// it resend; a fence bumps the epoch or fetches a new producer id) and logs it once.
+#[derive(Default)]
+struct Watch {
+    retries: u64,
+    fences: u64,
+    producer_ids: u64,
+}
+
+impl Watch {
+    fn check(&mut self, c: Counters) {
+        if c.retries != self.retries {
+            info!(
+                "recovering: {=u64} batch resends so far (lost connection or refused request)",
+                c.retries
+            );
+        }
+        let new_id = self.producer_ids > 0 && c.producer_ids > self.producer_ids;
+        if c.fences != self.fences || new_id {
+            info!(
+                "fenced: fences={=u64} epoch_bumps={=u64} producer_ids={=u64}",
+                c.fences, c.epoch_bumps, c.producer_ids
+            );
+        }
+        self.retries = c.retries;
+        self.fences = c.fences;
+        self.producer_ids = c.producer_ids;
+    }
+}
+
+/// Logs `why` and exits with status 1.
+fn fail(why: &str) -> ! {
+    error!("{=str}", why);
+    semihosting::process::exit(1)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    error!("panic: {}", defmt::Display2Format(info));
+    semihosting::process::exit(101)
+}
+
+/// Every interrupt without its own handler lands here; the only one enabled is the LAN9118's.
+#[exception]
+unsafe fn DefaultHandler(irqn: i16) {
+    if irqn == lan9118::IRQ as i16 {
+        lan9118::on_interrupt();
+    } else {
+        panic!("unexpected exception or interrupt {}", irqn);
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    error!("hard fault at pc {=u32:#010x}", frame.pc());
+    semihosting::process::exit(101)
+}
