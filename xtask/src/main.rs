@@ -447,13 +447,64 @@ fn build_footprint() -> Result<(), String> {
     cargo_in("examples/footprint", &["build", "--release"])
 }
 
-/// Part 5 (a): flash and static RAM of the smallest firmware using the core with 4
-/// partitions (opt-level "z", LTO), from `size -A` on its ELF; appended to the size section.
+/// Part 5: flash and static RAM of (a) the smallest firmware using the core with 4
+/// partitions and (b) the QEMU gateway firmware (opt-level "z", LTO), from `size -A` on their
+/// ELFs; appended to the size section.
 fn footprint(section: &str) -> Result<(), String> {
     ensure_toolchain()?;
     build_footprint()?;
-    let elf = format!("{FOOTPRINT_DIR}/target/thumbv7em-none-eabihf/release/footprint");
-    let listing = capture("size", &["-A", &elf])?;
+    cargo_in("examples/gateway", &["build", "--release"])?;
+    let core = elf_sizes(&format!(
+        "{FOOTPRINT_DIR}/target/thumbv7em-none-eabihf/release/footprint"
+    ))?;
+    let gateway = elf_sizes(&format!(
+        "{FOOTPRINT_DIR}/../gateway/target/thumbv7em-none-eabihf/release/gateway"
+    ))?;
+    // Batch storage and connection buffers each firmware declares: keep in step with
+    // examples/footprint/src/main.rs (STORAGE + TX + RX) and examples/gateway/src/main.rs
+    // (BATCHES × BATCH_BYTES + BROKERS × ConnectionBuffers<RX, TX>).
+    let core_buffers = 8 * 2048 + (3 * 2048 + 512) + 4096;
+    let gateway_buffers = 16 * 2048 + 2 * (2 * 4096 + 2 * (2048 + 1024));
+    let text = format!(
+        "\n### Firmware footprint (thumbv7em-none-eabihf)\n\n\
+         Both built with opt-level \"z\", LTO, one codegen unit, panic abort; from `size -A` \
+         (flash = vector table + text + rodata + data; static RAM = data + bss; the call \
+         stack comes on top).\n\n\
+         (a) `examples/footprint`: the smallest firmware using the whole core (client, \
+         sequencer, codec) for one topic with 4 partitions, 8 batch slots of 2 KiB and 2 \
+         connections; no network stack or drivers.\n\n\
+         (b) `examples/gateway`: the QEMU mps2-an386 gateway firmware: the core with \
+         `transport-embassy`, embassy-net (TCP, DNS, IPv4, Ethernet), the embassy executor, \
+         the LAN9118 driver, defmt over semihosting; 1 topic, 4 partitions, 16 batch slots of \
+         2 KiB, 2 connections with 4 KiB receive and 3 KiB send buffers.\n\n\
+         | item | (a) core | (b) gateway |\n|---|---|---|\n\
+         | flash | {} | {} |\n\
+         | static RAM | {} | {} |\n\
+         | … of which batch storage and connection buffers | {core_buffers} | {gateway_buffers} |\n\
+         | … of which everything else (client state; in (b) also the network stack, executor, driver) | {} | {} |\n",
+        core.flash,
+        gateway.flash,
+        core.ram,
+        gateway.ram,
+        core.ram.saturating_sub(core_buffers),
+        gateway.ram.saturating_sub(gateway_buffers),
+    );
+    let mut md = std::fs::read_to_string(section).unwrap_or_default();
+    md.push_str(&text);
+    std::fs::write(section, md).map_err(|e| format!("cannot write {section}: {e}"))?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Flash and static RAM of a firmware image.
+struct ElfSizes {
+    flash: u64,
+    ram: u64,
+}
+
+/// Reads the section sizes of `elf` with binutils' `size -A`.
+fn elf_sizes(elf: &str) -> Result<ElfSizes, String> {
+    let listing = capture("size", &["-A", elf])?;
     let sizes: std::collections::BTreeMap<&str, u64> = listing
         .lines()
         .filter_map(|l| {
@@ -462,28 +513,10 @@ fn footprint(section: &str) -> Result<(), String> {
         })
         .collect();
     let get = |s: &str| sizes.get(s).copied().unwrap_or(0);
-    let flash = get(".vector_table") + get(".text") + get(".rodata") + get(".data");
-    let ram = get(".data") + get(".bss");
-    // STORAGE + TX + RX of examples/footprint/src/main.rs: keep in step with it.
-    let buffers = 8 * 2048 + (3 * 2048 + 512) + 4096;
-    let text = format!(
-        "\n### Firmware footprint (thumbv7em-none-eabihf)\n\n\
-         `examples/footprint`: the smallest firmware using the whole core (client, sequencer, \
-         codec) for one topic with 4 partitions, 8 batch slots of 2 KiB and 2 connections, \
-         built with opt-level \"z\", LTO, one codegen unit; no network stack or drivers (the \
-         QEMU gateway firmware of issue #5 is not measured yet). From `size -A`:\n\n\
-         | item | bytes |\n|---|---|\n\
-         | flash (vector table + text + rodata + data) | {flash} |\n\
-         | static RAM (data + bss) | {ram} |\n\
-         | … of which batch storage and transmit/receive buffers | {buffers} |\n\
-         | … of which the client's own state | {} |\n",
-        ram.saturating_sub(buffers)
-    );
-    let mut md = std::fs::read_to_string(section).unwrap_or_default();
-    md.push_str(&text);
-    std::fs::write(section, md).map_err(|e| format!("cannot write {section}: {e}"))?;
-    print!("{text}");
-    Ok(())
+    Ok(ElfSizes {
+        flash: get(".vector_table") + get(".text") + get(".rodata") + get(".data"),
+        ram: get(".data") + get(".bss"),
+    })
 }
 
 /// The parts of `cargo xtask bench`, in the order BENCHMARKS.md shows them.

@@ -1001,7 +1001,7 @@ fn size() {
          involved). A batch slot and the per-partition/per-broker costs of the client are \
          measured as the difference one more makes. The client's batch bytes live in the \
          storage it is given (`BATCHES × batch_bytes`), not in these figures. Flash and static \
-         RAM of thumbv7em binaries are not measured yet: they need the firmware of issue #5.\n\n\
+         RAM of the Cortex-M4 firmware follow below.\n\n\
          | item | bytes |\n|---|---|\n\
          | `PartitionLedger` (per partition) | {ledger} |\n\
          | batch slot in the sequencer (per batch) | {slot} |\n\
