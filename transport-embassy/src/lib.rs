@@ -430,7 +430,7 @@ where
                 Phase::Connecting { .. } => {
                     match link.poll_connect(cx, now, self.connect_timeout) {
                         Poll::Ready(Ok(())) => {
-                            debug!("producer: connection {:?} established", conn.0);
+                            info!("producer: connection {:?} established", conn.0);
                             self.client.on_connected(conn, now);
                             Ok(true)
                         }
@@ -443,7 +443,7 @@ where
             match result {
                 Ok(moved) => progress |= moved,
                 Err(link::Broken) => {
-                    debug!("producer: connection {:?} lost", conn.0);
+                    info!("producer: connection {:?} lost", conn.0);
                     link.abort();
                     self.client.on_connection_lost(conn, now);
                     progress = true;

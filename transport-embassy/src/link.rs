@@ -1,11 +1,12 @@
 //! One broker connection: its TCP socket, the response being reassembled, the request being
 //! written, and where it is in its life.
 //!
-//! Every operation here is non-blocking and takes the producer task's `Context`. The socket
-//! calls go through embassy-net's futures polled once (`pin!(socket.read(..)).poll(cx)`):
-//! those futures keep no state of their own between polls (the waker registration lives in
-//! the smoltcp socket, and a state change wakes it), so polling a fresh one each turn is the
-//! same as keeping one, and nothing is lost when the producer's future is dropped.
+//! Every operation here is non-blocking and takes the producer task's `Context`. Bytes move
+//! through the socket's `embedded-io-async` `Read` and `Write`, and connection state through
+//! embassy-net's own futures, each polled once (`pin!(Read::read(..)).poll(cx)`): those
+//! futures keep no state of their own between polls (the waker registration lives in the
+//! smoltcp socket, and a state change wakes it), so polling a fresh one each turn is the same
+//! as keeping one, and nothing is lost when the producer's future is dropped.
 
 use core::future::Future;
 use core::pin::pin;
@@ -14,6 +15,7 @@ use core::time::Duration;
 
 use embassy_net::IpEndpoint;
 use embassy_net::tcp::{State, TcpSocket};
+use embedded_io_async::{Read, Write};
 use heapless::String;
 use producer_core::client::metadata::HOST_MAX;
 use producer_core::time::Instant;
@@ -208,7 +210,7 @@ impl<'d> Link<'d> {
         let mut moved = false;
         while self.written < self.request_len {
             let pending = &self.request[self.written..self.request_len];
-            match pin!(self.socket.write(pending)).poll(cx) {
+            match pin!(Write::write(&mut self.socket, pending)).poll(cx) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Broken),
                 Poll::Ready(Ok(n)) => {
                     self.written += n;
@@ -236,7 +238,7 @@ impl<'d> Link<'d> {
                 // caller decodes (and frees room) before reading on.
                 return Ok(moved);
             };
-            match pin!(self.socket.read(free)).poll(cx) {
+            match pin!(Read::read(&mut self.socket, free)).poll(cx) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Broken),
                 Poll::Ready(Ok(n)) => {
                     self.received += n;
@@ -297,7 +299,7 @@ impl<'d> Link<'d> {
             _ => {
                 // FIN-WAIT-2: ours is acknowledged; a read sees theirs (or leftover data).
                 let mut scratch = [0u8; 64];
-                match pin!(self.socket.read(&mut scratch)).poll(cx) {
+                match pin!(Read::read(&mut self.socket, &mut scratch)).poll(cx) {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         // A late response nobody waits for; keep draining.
                         cx.waker().wake_by_ref();
