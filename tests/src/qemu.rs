@@ -8,7 +8,9 @@
 //! - [`prepare`]: everything below, once per process; returns the firmware's ELF.
 //! - [`ensure_qemu`], [`ensure_defmt_print`], [`build_gateway`]: the steps.
 //! - [`run_gateway`]: one boot, with a timeout; QEMU's exit status is the firmware's.
+//!   [`run_gateway_with`] hands each decoded log line to a closure instead of stderr.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -76,7 +78,11 @@ pub fn ensure_defmt_print() {
     if succeeds("defmt-print", &["--version"]) {
         return;
     }
-    run("cargo", &["install", "defmt-print", "--locked"], &[]);
+    run(
+        "cargo",
+        &["install", "defmt-print", "--version", "1.2.0", "--locked"],
+        &[],
+    );
 }
 
 /// Builds the firmware (`cargo build --release` in `examples/gateway`, which has its own
@@ -167,6 +173,21 @@ impl GatewayRun {
             message.strip_prefix(prefix)
         })
     }
+
+    /// The numeric `key=value` fields of the firmware's last line, `summary records=N
+    /// persisted=P not_persisted=X possibly_persisted=Y undecided=U elapsed_ms=...`, if the
+    /// log has it.
+    pub fn summary(&self) -> Option<HashMap<String, u64>> {
+        let line = self.find("summary ")?;
+        Some(
+            line.split_whitespace()
+                .filter_map(|field| {
+                    let (key, value) = field.split_once('=')?;
+                    Some((key.to_string(), value.parse().ok()?))
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Boots `elf` on QEMU's mps2-an386 with a LAN9118 on the user network and `args` as its
@@ -176,17 +197,38 @@ impl GatewayRun {
 ///
 /// Panics if QEMU or defmt-print cannot be started.
 pub fn run_gateway(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun {
+    eprintln!(
+        "qemu harness: booting {} with {}",
+        elf.display(),
+        args.join(" ")
+    );
+    let run = run_gateway_with(elf, args, timeout, |line| eprintln!("gateway: {line}"));
+    if run.timed_out {
+        eprintln!("qemu harness: timed out after {timeout:?}; killed QEMU");
+    }
+    eprintln!(
+        "qemu harness: QEMU exited with {} after {:?}",
+        run.status, run.elapsed
+    );
+    run
+}
+
+/// [`run_gateway`], quietly: each decoded log line goes to `on_line` as it arrives (from
+/// another thread) instead of stderr. QEMU's and defmt-print's own stderr still go to stderr.
+///
+/// Panics if QEMU or defmt-print cannot be started.
+pub fn run_gateway_with(
+    elf: &Path,
+    args: &[String],
+    timeout: Duration,
+    mut on_line: impl FnMut(&str) + Send + 'static,
+) -> GatewayRun {
     let mut semihosting = String::from("enable=on,target=native,arg=gateway");
     for arg in args {
         // QEMU's option syntax escapes a comma by doubling it.
         semihosting.push_str(",arg=");
         semihosting.push_str(&arg.replace(',', ",,"));
     }
-    eprintln!(
-        "qemu harness: booting {} with {}",
-        elf.display(),
-        args.join(" ")
-    );
     let started = Instant::now();
     let mut qemu = Command::new("qemu-system-arm")
         .args(["-M", "mps2-an386", "-display", "none", "-monitor", "none"])
@@ -214,7 +256,7 @@ pub fn run_gateway(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun
     let lines = thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(decoded).lines().map_while(Result::ok) {
-            eprintln!("gateway: {line}");
+            on_line(&line);
             lines.push(line);
         }
         lines
@@ -238,7 +280,6 @@ pub fn run_gateway(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun
             break status;
         }
         if Instant::now() >= deadline {
-            eprintln!("qemu harness: timed out after {timeout:?}; killing QEMU");
             timed_out = true;
             let _ = qemu.kill();
             break qemu.wait().expect("wait for qemu");
@@ -252,7 +293,6 @@ pub fn run_gateway(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun
     for t in [qemu_stderr, decoder_stderr].into_iter().flatten() {
         let _ = t.join();
     }
-    eprintln!("qemu harness: QEMU exited with {status} after {elapsed:?}");
     GatewayRun {
         status,
         timed_out,

@@ -43,8 +43,9 @@ fn usage() {
         "cargo xtask <command>\n\n\
          test    install missing toolchain parts, then run fmt, clippy, docs, the thumbv7em\n\
          \x20       build of producer-core and every test suite (SIM_SEEDS=N for more seeds)\n\
-         demo    100,000 records through the produce tool into tansu behind a proxy that\n\
-         \x20       cuts connections, read back and checked (DEMO_SEED=N to replay)\n\
+         demo    100,000 records through the produce tool, then 10,000 from the gateway\n\
+         \x20       firmware in QEMU, into tansu behind a proxy that cuts connections; the\n\
+         \x20       topics read back and checked (DEMO_SEED=N to replay the proxy's choices)\n\
          bench [latency|throughput|alloc|core|size]\n\
          \x20       measurements against librdkafka in the same run (no part: all of them);\n\
          \x20       prints the tables and writes BENCHMARKS.md and BENCHMARKS-latency.png"
@@ -52,10 +53,13 @@ fn usage() {
 }
 
 /// The main job, end to end: installs what it needs, then runs the demo binary (tests crate)
-/// with the release `produce` tool.
+/// with the release `produce` tool. Its second part boots the gateway firmware in QEMU (the
+/// demo builds the firmware), so QEMU and defmt-print are installed here too.
 fn demo() -> Result<(), String> {
     ensure_packages()?;
     ensure_tansu()?;
+    on_target::ensure_qemu()?;
+    on_target::ensure_defmt_print()?;
     step(
         "cargo",
         &[

@@ -243,11 +243,12 @@ async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
         if (seq + 1) % PROGRESS_EVERY == 0 {
             info!(
                 "progress sent={=u32} persisted={=u32} not_persisted={=u32} \
-                 possibly_persisted={=u32}",
+                 possibly_persisted={=u32} retries={=u64}",
                 seq + 1,
                 tally.persisted,
                 tally.not_persisted,
-                tally.possibly_persisted
+                tally.possibly_persisted,
+                producer.counters().retries
             );
         }
     }
@@ -266,23 +267,17 @@ async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
     tally
 }
 
-/// Notices when the producer had to recover (a lost connection or a refused request makes
-/// it resend; a fence bumps the epoch or fetches a new producer id) and logs it once.
+/// Notices when the producer fenced (bumped its epoch or fetched a new producer id) and logs
+/// it once. Resends after a lost connection show in the progress lines' `retries`, and the
+/// connections themselves in the transport's log.
 #[derive(Default)]
 struct Watch {
-    retries: u64,
     fences: u64,
     producer_ids: u64,
 }
 
 impl Watch {
     fn check(&mut self, c: Counters) {
-        if c.retries != self.retries {
-            info!(
-                "recovering: {=u64} batch resends so far (lost connection or refused request)",
-                c.retries
-            );
-        }
         let new_id = self.producer_ids > 0 && c.producer_ids > self.producer_ids;
         if c.fences != self.fences || new_id {
             info!(
@@ -290,7 +285,6 @@ impl Watch {
                 c.fences, c.epoch_bumps, c.producer_ids
             );
         }
-        self.retries = c.retries;
         self.fences = c.fences;
         self.producer_ids = c.producer_ids;
     }

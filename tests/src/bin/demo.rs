@@ -1,20 +1,45 @@
-//! `cargo xtask demo`: 100,000 generated records through the `produce` tool into a tansu
-//! broker on loopback, behind a proxy that cuts connections (before, inside and after requests
-//! and responses), then the topic is read back by an independent consumer and checked.
+//! `cargo xtask demo`: two producers into one tansu broker on loopback, both behind a proxy
+//! that cuts connections (before, inside and after requests and responses):
+//!
+//! 1. the `produce` tool with 100,000 generated records;
+//! 2. the gateway firmware (`examples/gateway`) booted in QEMU, with 10,000 sensor readings
+//!    into a second topic; its decoded defmt log is shown as it arrives.
+//!
+//! After each, its topic is read back by an independent consumer and checked with the same
+//! code; the exit status is non-zero unless both parts pass.
 //!
 //! Usage: `demo PATH_TO_PRODUCE_BINARY`.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tests::{ChaosProxy, ProxyMode, Tansu, free_port, read_back};
+use tests::qemu::{self, GatewayRun};
+use tests::{ChaosProxy, ProxyMode, ProxyStats, ReadRecord, Tansu, free_port, read_back};
 
+/// The `produce` tool's topic, partitions and records.
 const TOPIC: &str = "gateway-readings";
 const PARTITIONS: i32 = 3;
 const RECORDS: usize = 100_000;
+
+/// The firmware's topic; it tracks at most 4 partitions (`PARTITIONS` in its `main.rs`).
+const FIRMWARE_TOPIC: &str = "gateway-firmware";
+const FIRMWARE_PARTITIONS: i32 = 4;
+const FIRMWARE_RECORDS: usize = 10_000;
+/// Sensors the firmware simulates (`examples/gateway/src/readings.rs`): reading `seq` is
+/// keyed `sensor-{seq % SENSORS}`.
+const SENSORS: usize = 8;
+/// Longest the firmware may run before QEMU is killed (a run takes a few seconds).
+const FIRMWARE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the proxy does while a producer runs. Small batches make many requests, so the
+/// proxy has many places to cut.
+const CHAOS: ProxyMode = ProxyMode::Chaos {
+    cut_probability: 0.05,
+};
 
 fn main() -> ExitCode {
     let Some(produce) = std::env::args().nth(1) else {
@@ -36,15 +61,40 @@ fn run(produce: &str) -> Result<bool, String> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random);
+    // Installs QEMU and defmt-print if missing and builds the firmware, before the demo's
+    // own output starts.
+    let elf = qemu::prepare();
+
     let broker_port = free_port();
     let proxy = ChaosProxy::start(([127, 0, 0, 1], broker_port).into(), ProxyMode::Pass, seed);
     let tansu = Tansu::start_on(broker_port, proxy.port());
     tansu.create_topic(TOPIC, PARTITIONS);
+    tansu.create_topic(FIRMWARE_TOPIC, FIRMWARE_PARTITIONS);
     println!(
         "tansu on 127.0.0.1:{broker_port}, reached through a chaos proxy on {} (seed {seed}); topic {TOPIC} with {PARTITIONS} partitions",
         proxy.address()
     );
 
+    let tool = produce_tool(produce, &proxy, &tansu)?;
+    println!();
+    let firmware = gateway_firmware(&elf, &proxy, &tansu, seed)?;
+    if !(tool && firmware) {
+        println!();
+        println!(
+            "FAILED: {}",
+            match (tool, firmware) {
+                (false, false) => "both parts",
+                (false, true) => "the produce tool's part",
+                _ => "the gateway firmware's part",
+            }
+        );
+    }
+    Ok(tool && firmware)
+}
+
+/// Part 1: the `produce` tool sends [`RECORDS`] readings to [`TOPIC`] through the proxy;
+/// returns whether the checks pass.
+fn produce_tool(produce: &str, proxy: &ChaosProxy, tansu: &Tansu) -> Result<bool, String> {
     let dir = std::env::temp_dir().join(format!("gateway-producer-demo-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let input = dir.join("readings.txt");
@@ -63,10 +113,8 @@ fn run(produce: &str) -> Result<bool, String> {
     }
     fs::write(&input, lines).map_err(|e| e.to_string())?;
 
-    // Small batches make many requests, so the proxy has many places to cut.
-    proxy.set_mode(ProxyMode::Chaos {
-        cut_probability: 0.05,
-    });
+    let before = proxy.stats();
+    proxy.set_mode(CHAOS);
     println!(
         "$ produce --progress --key-separator '|' --batch-bytes 8192 --report … < {RECORDS} readings"
     );
@@ -96,7 +144,7 @@ fn run(produce: &str) -> Result<bool, String> {
     let summary = String::from_utf8_lossy(&output.stdout);
     println!("{}", summary.trim());
     proxy.set_mode(ProxyMode::Pass);
-    let stats = proxy.stats();
+    let stats = since(proxy.stats(), before);
 
     // What the producer said about each record.
     let report = fs::read_to_string(&report).map_err(|e| e.to_string())?;
@@ -107,7 +155,9 @@ fn run(produce: &str) -> Result<bool, String> {
             return Err(format!("bad report line {line:?}"));
         };
         let i: usize = i.parse().map_err(|_| format!("bad report line {line:?}"))?;
-        said[i] = outcome;
+        *said
+            .get_mut(i)
+            .ok_or_else(|| format!("bad report line {line:?}"))? = outcome;
     }
 
     // What is in the log, read by a consumer no one here wrote.
@@ -118,75 +168,396 @@ fn run(produce: &str) -> Result<bool, String> {
         RECORDS,
         Duration::from_secs(60),
     );
-    let mut copies: HashMap<usize, usize> = HashMap::new();
-    let mut out_of_order = 0;
-    for partition in &log {
-        let mut last = None;
-        for r in partition {
-            let value = r.value.as_deref().unwrap_or_default();
-            let id: usize = std::str::from_utf8(&value[..6.min(value.len())])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or("a record in the log that the demo did not write")?;
-            *copies.entry(id).or_default() += 1;
-            if last.is_some_and(|l| id <= l) {
-                out_of_order += 1;
-            }
-            last = Some(id);
-        }
-    }
-    let in_log = copies.len();
-    let duplicates: usize = copies.values().map(|c| c - 1).sum();
-    let count = |k: &str| said.iter().filter(|s| **s == k).count();
-    let (persisted, not_persisted, possibly) = (
-        count("persisted"),
-        count("not-persisted"),
-        count("possibly-persisted"),
-    );
-    let gaps = (0..RECORDS)
-        .filter(|i| said[*i] == "persisted" && !copies.contains_key(i))
-        .count();
-    let false_not_persisted = (0..RECORDS)
-        .filter(|i| said[*i] == "not-persisted" && copies.contains_key(i))
-        .count();
-
-    println!();
-    println!("| check | value |");
-    println!("|---|---|");
-    println!("| records sent | {RECORDS} |");
-    println!("| in the log (distinct) | {in_log} |");
-    println!("| duplicates in the log | {duplicates} |");
-    println!("| gaps (persisted but missing) | {gaps} |");
-    println!("| out of order (per partition) | {out_of_order} |");
-    println!("| outcomes: persisted | {persisted} |");
-    println!(
-        "| outcomes: not persisted | {not_persisted} (of which in the log: {false_not_persisted}) |"
-    );
-    println!("| outcomes: possibly persisted | {possibly} |");
-    println!(
-        "| connections cut by the proxy | {} ({} before a request, {} inside one, {} after it, {} inside a response) |",
-        stats.cuts(),
-        stats.cut_before_request,
-        stats.cut_mid_request,
-        stats.cut_after_request,
-        stats.cut_mid_response
-    );
-    println!(
-        "| requests through the proxy | {} ({} produce) |",
-        stats.requests, stats.produce_requests
-    );
-    println!("| wall time of the run | {:.2} s |", elapsed.as_secs_f64());
     let _ = fs::remove_dir_all(&dir);
+    let findings = examine(
+        &log,
+        RECORDS,
+        |r| {
+            // The value starts with the record's number.
+            let value = r.value.as_deref()?;
+            std::str::from_utf8(value.get(..6)?).ok()?.parse().ok()
+        },
+        Order::PerPartition,
+        &Outcomes::PerRecord(said),
+    )?;
 
-    let truthful = duplicates == 0 && gaps == 0 && out_of_order == 0 && false_not_persisted == 0;
+    let mut rows = findings.rows("records sent", RECORDS);
+    rows.extend(proxy_rows(&stats));
+    rows.push((
+        "wall time of the run".into(),
+        format!("{:.2} s", elapsed.as_secs_f64()),
+    ));
+    println!();
+    print_table(&rows);
+
+    let ok = findings.truthful();
     println!();
     println!(
         "{}",
-        if truthful {
+        if ok {
             "every record is in the log at most once, in order, and every outcome reported is true"
         } else {
             "VIOLATION: see the table above"
         }
     );
-    Ok(truthful)
+    Ok(ok)
+}
+
+/// Part 2: the gateway firmware, booted in QEMU, sends [`FIRMWARE_RECORDS`] readings to
+/// [`FIRMWARE_TOPIC`] through the same proxy (QEMU's user network reaches the host's loopback
+/// at 10.0.2.2); its log is shown as it arrives. Returns whether the checks pass.
+fn gateway_firmware(
+    elf: &Path,
+    proxy: &ChaosProxy,
+    tansu: &Tansu,
+    seed: u64,
+) -> Result<bool, String> {
+    let epoch_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis();
+    let args = vec![
+        format!("port={}", proxy.port()),
+        format!("records={FIRMWARE_RECORDS}"),
+        format!("topic={FIRMWARE_TOPIC}"),
+        "deadline_ms=30000".to_string(),
+        // The TCP stack's seed (local ports): a different one each run.
+        format!("seed={}", seed ^ epoch_ms as u64),
+        format!("epoch_ms={epoch_ms}"),
+    ];
+    println!(
+        "the gateway firmware in QEMU (Cortex-M4F, LAN9118, user network: the host is 10.0.2.2); topic {FIRMWARE_TOPIC} with {FIRMWARE_PARTITIONS} partitions"
+    );
+    println!(
+        "$ qemu-system-arm -M mps2-an386 -nic user,model=lan9118 -kernel gateway … | defmt-print -e gateway"
+    );
+    println!("  (firmware arguments: {})", args.join(" "));
+    println!();
+
+    let before = proxy.stats();
+    proxy.set_mode(CHAOS);
+    let run = qemu::run_gateway_with(elf, &args, FIRMWARE_TIMEOUT, |line| {
+        println!("gateway | {line}");
+    });
+    proxy.set_mode(ProxyMode::Pass);
+    let stats = since(proxy.stats(), before);
+
+    let log = read_back(
+        &tansu.bootstrap(),
+        FIRMWARE_TOPIC,
+        FIRMWARE_PARTITIONS,
+        FIRMWARE_RECORDS,
+        Duration::from_secs(60),
+    );
+    let summary = run.summary().unwrap_or_default();
+    let field = |key: &str| summary.get(key).map(|v| *v as usize);
+    let outcomes = Outcomes::Totals {
+        persisted: field("persisted").unwrap_or(0),
+        not_persisted: field("not_persisted").unwrap_or(0),
+        possibly_persisted: field("possibly_persisted").unwrap_or(0),
+        undecided: field("undecided").unwrap_or(FIRMWARE_RECORDS),
+    };
+    let findings = examine(
+        &log,
+        FIRMWARE_RECORDS,
+        |r| {
+            // Key `sensor-N`, value `{"sensor":"sensor-N","seq":SEQ,...}` with N = SEQ % 8.
+            let value = std::str::from_utf8(r.value.as_deref()?).ok()?;
+            let rest = value.split_once("\"seq\":")?.1;
+            let end = rest.find(|c: char| !c.is_ascii_digit())?;
+            let seq: usize = rest[..end].parse().ok()?;
+            let sensor = format!("sensor-{}", seq % SENSORS);
+            let ours = r.key.as_deref() == Some(sensor.as_bytes())
+                && value.starts_with(&format!("{{\"sensor\":\"{sensor}\",\"seq\":{seq},"));
+            ours.then_some(seq)
+        },
+        Order::PerKey,
+        &outcomes,
+    )?;
+
+    // The firmware's own account must hold together: a summary for every record, each one
+    // decided, and the exit status it implies (0 every record persisted, 2 some not).
+    let code = run.code();
+    let summary_records = field("records");
+    let expected_code = if findings.persisted == FIRMWARE_RECORDS {
+        0
+    } else {
+        2
+    };
+    let consistent = !run.timed_out
+        && summary_records == Some(FIRMWARE_RECORDS)
+        && field("undecided") == Some(0)
+        && code == Some(expected_code);
+
+    let mut rows = findings.rows("records sent by the firmware", FIRMWARE_RECORDS);
+    rows.extend(proxy_rows(&stats));
+    rows.push(("QEMU exit status".into(), exit_status(&run)));
+    rows.push((
+        "wall time of the run".into(),
+        format!(
+            "{:.2} s from boot to exit ({} from the first record to the last outcome)",
+            run.elapsed.as_secs_f64(),
+            field("elapsed_ms").map_or("?".into(), |ms| format!("{:.2} s", ms as f64 / 1000.0))
+        ),
+    ));
+    println!();
+    if summary_records.is_none() {
+        println!("(no summary line in the firmware's log)");
+    }
+    print_table(&rows);
+
+    let ok = findings.truthful() && consistent;
+    println!();
+    println!(
+        "{}",
+        if ok && findings.in_log == FIRMWARE_RECORDS {
+            "every reading is in the log exactly once, in order per sensor, as the firmware reported"
+        } else if ok {
+            "every reading is in the log at most once, in order per sensor, and every outcome reported is true"
+        } else {
+            "VIOLATION: see the table above"
+        }
+    );
+    Ok(ok)
+}
+
+/// How a producer reported its records' outcomes.
+enum Outcomes<'a> {
+    /// One per record, by its number: `persisted`, `not-persisted`, `possibly-persisted`, or
+    /// `missing` (the `produce` tool's report).
+    PerRecord(Vec<&'a str>),
+    /// Totals only (the firmware's summary line).
+    Totals {
+        persisted: usize,
+        not_persisted: usize,
+        possibly_persisted: usize,
+        undecided: usize,
+    },
+}
+
+/// Whose production order the log must keep.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Each partition's (the `produce` tool numbers records in the order it sends them).
+    PerPartition,
+    /// Each key's within its partition (the firmware's sensors).
+    PerKey,
+}
+
+/// What the log holds, against what the producer said about it.
+struct Findings {
+    order: Order,
+    /// Distinct records in the log.
+    in_log: usize,
+    /// Copies beyond the first.
+    duplicates: usize,
+    /// Records reported persisted that are not in the log.
+    gaps: usize,
+    /// Records in a lower or equal place than one before them in their order.
+    out_of_order: usize,
+    persisted: usize,
+    not_persisted: usize,
+    possibly_persisted: usize,
+    /// With totals only, records neither persisted nor not nor possibly.
+    undecided: Option<usize>,
+    /// Records reported not persisted that are in the log.
+    false_not_persisted: usize,
+    /// `gaps` and `false_not_persisted` are exact; with totals only they can be lower bounds.
+    exact: bool,
+}
+
+impl Findings {
+    /// Nothing is duplicated, out of order or reported wrongly.
+    fn truthful(&self) -> bool {
+        self.duplicates == 0
+            && self.gaps == 0
+            && self.out_of_order == 0
+            && self.false_not_persisted == 0
+    }
+
+    /// The table's rows about the log and the outcomes.
+    fn rows(&self, sent: &str, records: usize) -> Vec<(String, String)> {
+        let bound = |n: usize| {
+            if self.exact {
+                n.to_string()
+            } else {
+                format!("at least {n}")
+            }
+        };
+        let mut rows = vec![
+            (sent.to_string(), records.to_string()),
+            ("in the log (distinct)".into(), self.in_log.to_string()),
+            ("duplicates in the log".into(), self.duplicates.to_string()),
+            ("gaps (persisted but missing)".into(), bound(self.gaps)),
+            (
+                match self.order {
+                    Order::PerPartition => "out of order (per partition)",
+                    Order::PerKey => "out of order (per sensor key)",
+                }
+                .into(),
+                self.out_of_order.to_string(),
+            ),
+            ("outcomes: persisted".into(), self.persisted.to_string()),
+            (
+                "outcomes: not persisted".into(),
+                format!(
+                    "{} (of which in the log: {})",
+                    self.not_persisted,
+                    bound(self.false_not_persisted)
+                ),
+            ),
+            (
+                "outcomes: possibly persisted".into(),
+                self.possibly_persisted.to_string(),
+            ),
+        ];
+        if let Some(undecided) = self.undecided {
+            rows.push(("outcomes: undecided".into(), undecided.to_string()));
+        }
+        rows
+    }
+}
+
+/// Checks the log (per partition, in log order) of a producer that sent `records` records,
+/// numbered `0..records` in the order it sent them: `number` reads a record's number (None
+/// for a record the demo did not write).
+fn examine(
+    log: &[Vec<ReadRecord>],
+    records: usize,
+    number: impl Fn(&ReadRecord) -> Option<usize>,
+    order: Order,
+    outcomes: &Outcomes,
+) -> Result<Findings, String> {
+    let mut copies: HashMap<usize, usize> = HashMap::new();
+    let mut out_of_order = 0;
+    for (partition, records_in_partition) in log.iter().enumerate() {
+        // The last number seen per key (one for the whole partition when ordered by it).
+        let mut last: HashMap<Option<&[u8]>, usize> = HashMap::new();
+        for r in records_in_partition {
+            let id = number(r)
+                .filter(|id| *id < records)
+                .ok_or_else(|| {
+                    format!(
+                        "a record in the log that the demo did not write (partition {partition}, offset {})",
+                        r.offset
+                    )
+                })?;
+            *copies.entry(id).or_default() += 1;
+            let scope = match order {
+                Order::PerPartition => None,
+                Order::PerKey => Some(r.key.as_deref().unwrap_or_default()),
+            };
+            if last.insert(scope, id).is_some_and(|l| id <= l) {
+                out_of_order += 1;
+            }
+        }
+    }
+    let in_log = copies.len();
+    let duplicates = copies.values().map(|c| c - 1).sum();
+    Ok(match outcomes {
+        Outcomes::PerRecord(said) => {
+            let count = |k: &str| said.iter().filter(|s| **s == k).count();
+            let with = |k: &str, in_log: bool| {
+                (0..records)
+                    .filter(|i| said[*i] == k && copies.contains_key(i) == in_log)
+                    .count()
+            };
+            Findings {
+                order,
+                in_log,
+                duplicates,
+                gaps: with("persisted", false),
+                out_of_order,
+                persisted: count("persisted"),
+                not_persisted: count("not-persisted"),
+                possibly_persisted: count("possibly-persisted"),
+                undecided: None,
+                false_not_persisted: with("not-persisted", true),
+                exact: true,
+            }
+        }
+        &Outcomes::Totals {
+            persisted,
+            not_persisted,
+            possibly_persisted,
+            undecided,
+        } => {
+            // Which records had which outcome is not known: count what must be so. Exact when
+            // every record (or none) had the outcome.
+            let missing = records - in_log;
+            Findings {
+                order,
+                in_log,
+                duplicates,
+                gaps: missing.saturating_sub(records.saturating_sub(persisted)),
+                out_of_order,
+                persisted,
+                not_persisted,
+                possibly_persisted,
+                undecided: Some(undecided),
+                false_not_persisted: in_log.saturating_sub(records.saturating_sub(not_persisted)),
+                exact: [persisted, not_persisted]
+                    .iter()
+                    .all(|n| *n == 0 || *n == records),
+            }
+        }
+    })
+}
+
+/// The proxy's rows of a table.
+fn proxy_rows(stats: &ProxyStats) -> Vec<(String, String)> {
+    vec![
+        (
+            "connections cut by the proxy".into(),
+            format!(
+                "{} ({} before a request, {} inside one, {} after it, {} inside a response)",
+                stats.cuts(),
+                stats.cut_before_request,
+                stats.cut_mid_request,
+                stats.cut_after_request,
+                stats.cut_mid_response
+            ),
+        ),
+        (
+            "requests through the proxy".into(),
+            format!("{} ({} produce)", stats.requests, stats.produce_requests),
+        ),
+    ]
+}
+
+/// What the proxy did between `before` and `after`.
+fn since(after: ProxyStats, before: ProxyStats) -> ProxyStats {
+    ProxyStats {
+        connections: after.connections - before.connections,
+        requests: after.requests - before.requests,
+        produce_requests: after.produce_requests - before.produce_requests,
+        cut_before_request: after.cut_before_request - before.cut_before_request,
+        cut_mid_request: after.cut_mid_request - before.cut_mid_request,
+        cut_after_request: after.cut_after_request - before.cut_after_request,
+        cut_mid_response: after.cut_mid_response - before.cut_mid_response,
+        responses_held: after.responses_held - before.responses_held,
+    }
+}
+
+/// QEMU's exit status, which is the firmware's, with its meaning.
+fn exit_status(run: &GatewayRun) -> String {
+    if run.timed_out {
+        return format!("killed after {FIRMWARE_TIMEOUT:?} ({})", run.status);
+    }
+    match run.code() {
+        Some(0) => "0 (every record persisted)".into(),
+        Some(2) => "2 (some record not or possibly persisted)".into(),
+        Some(1) => "1 (bad arguments or setup failure)".into(),
+        Some(101) => "101 (panic or hard fault)".into(),
+        _ => run.status.to_string(),
+    }
+}
+
+/// Prints a Markdown table of `rows`.
+fn print_table(rows: &[(String, String)]) {
+    println!("| check | value |");
+    println!("|---|---|");
+    for (check, value) in rows {
+        println!("| {check} | {value} |");
+    }
 }
