@@ -470,7 +470,7 @@ fn footprint(section: &str) -> Result<(), String> {
     let core_buffers = 8 * 2048 + (3 * 2048 + 512) + 4096;
     let gateway_buffers = 16 * 2048 + 2 * (2 * 4096 + 2 * (2048 + 1024));
     let text = format!(
-        "\n### Firmware footprint (thumbv7em-none-eabihf)\n\n\
+        "\n\n### Firmware footprint (thumbv7em-none-eabihf)\n\n\
          Both built with opt-level \"z\", LTO, one codegen unit, panic abort; from `size -A` \
          (flash = vector table + text + rodata + data; static RAM = data + bss; the call \
          stack comes on top).\n\n\
