@@ -303,10 +303,10 @@ where
                 .iter()
                 .enumerate()
                 .find_map(|(i, l)| match &l.phase {
-                    Phase::Resolving { host, port, .. } => Some((i, host.clone(), *port)),
+                    Phase::Resolving { host, .. } => Some((i, host.clone())),
                     _ => None,
                 });
-            let Some((i, host, port)) = lookup.filter(|_| EmbassyInstant::now() < until) else {
+            let Some((i, host)) = lookup.filter(|_| EmbassyInstant::now() < until) else {
                 poll_fn(|cx| self.poll_io(cx, until, stop)).await;
                 return;
             };
@@ -316,33 +316,30 @@ where
             let stack = self.stack;
             let query = resolve(stack, &host, give_up);
             match select(query, poll_fn(|cx| self.poll_io(cx, until, stop))).await {
-                Either::First(address) => self.resolved(i, address, port),
+                Either::First(address) => self.resolved(i, &host, address),
                 Either::Second(()) => return,
             }
         }
     }
 
-    fn resolved(&mut self, i: usize, address: Option<IpAddress>, port: u16) {
-        let now = core_now();
+    /// Connects link `i` to the address `host` resolved to, unless the link gave up on it
+    /// meanwhile (its connect timeout passed while the other connections were served).
+    fn resolved(&mut self, i: usize, host: &str, address: Option<IpAddress>) {
         let link = &mut self.links[i];
-        if !matches!(link.phase, Phase::Resolving { .. }) {
-            return;
-        }
+        let (port, since) = match &link.phase {
+            Phase::Resolving {
+                host: h,
+                port,
+                since,
+            } if h.as_str() == host => (*port, *since),
+            _ => return,
+        };
         match address {
-            Some(address) => {
-                let since = match link.phase {
-                    Phase::Resolving { since, .. } => since,
-                    _ => now,
-                };
-                link.connect(IpEndpoint::new(address, port), now);
-                // The attempt's clock started when the client asked for the connection.
-                if let Phase::Connecting { since: s, .. } = &mut link.phase {
-                    *s = since;
-                }
-            }
+            // The attempt's clock keeps running from when the client asked for it.
+            Some(address) => link.connect(IpEndpoint::new(address, port), since),
             None => {
                 link.abort();
-                self.client.on_connection_lost(ConnId(i as u8), now);
+                self.client.on_connection_lost(ConnId(i as u8), core_now());
             }
         }
     }
