@@ -11,6 +11,8 @@
 //! - [`client`]: the sans-IO producer client both transports drive: connections, metadata,
 //!   the record accumulator, routing and timers.
 //! - [`time`]: time as an input.
+//! - `flash` (feature `flash`): the durable store that lets a producer survive power cuts
+//!   without losing or duplicating a batch (see [`client::durable`]).
 //!
 //! Logging goes through `defmt` (feature `defmt`) or `log` (feature `log`); nothing logs by
 //! default.
@@ -28,6 +30,8 @@ mod fmt;
 
 pub mod client;
 pub mod error_code;
+#[cfg(feature = "flash")]
+pub mod flash;
 pub mod state;
 pub mod time;
 pub mod wire;

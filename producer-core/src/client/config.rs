@@ -31,6 +31,12 @@ pub struct ClientConfig<'a> {
     pub metadata_max_age: Duration,
     /// The idempotence settings (policy for unknown outcomes, in-flight window, backoffs).
     pub producer: state::Config,
+    /// Mirror every sealed batch, its stamp and its outcome in durable storage through
+    /// [`Client::poll_persist`](super::Client::poll_persist), so that a restart neither loses
+    /// nor duplicates it (see [`durable`](super::durable)). Each batch then gives up
+    /// [`BATCH_HEADER`](super::durable::BATCH_HEADER) bytes of `batch_bytes` to its storage
+    /// header, and nothing is sent or handed out before the write it depends on is confirmed.
+    pub durable: bool,
 }
 
 impl<'a> ClientConfig<'a> {
@@ -45,6 +51,7 @@ impl<'a> ClientConfig<'a> {
             reconnect_backoff: Duration::from_millis(100),
             metadata_max_age: Duration::from_secs(300),
             producer: state::Config::default(),
+            durable: false,
         }
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod durable;
 pub mod metadata;
 pub mod partitioner;
 
@@ -32,12 +33,16 @@ pub use connection::{ConnId, ConnState, Target};
 pub use metadata::{Broker, Endpoint, Metadata, Partition, Topic};
 pub use partitioner::{StickyPartitioner, partition_for_key};
 
+pub use durable::{PersistOp, RestoreError, RestoreOptions, RestoreSummary, StorageKey};
+
 use connection::{Connection, Pending, PendingKind};
+use durable::{BATCH_HEADER, META_LEN, MetaState, Mirror};
 
 use crate::error_code::ErrorCode;
 use crate::state::{
-    BatchToken, Counters, EnqueueError, Identity, Outcome, PartitionIndex, ProduceResult,
-    ProducerEpoch, ProducerId, Sequencer, TokenError,
+    BatchState, BatchToken, Counters, EnqueueError, Identity, Outcome, PartitionIndex,
+    PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Restored, Sequencer,
+    TokenError,
 };
 use crate::time::Instant;
 use crate::wire::{
@@ -95,6 +100,9 @@ pub enum SendError {
     Full,
     /// The producer stopped for good.
     Fatal,
+    /// A durable-storage write failed (see [`Client::on_persist_failed`]): the client stops
+    /// until it is rebuilt and restored from the storage.
+    Storage,
 }
 
 /// A batch's outcome, for the records it holds.
@@ -111,6 +119,11 @@ pub struct ClientDelivery {
     pub records: u32,
     /// Their shared outcome.
     pub outcome: Outcome,
+    /// The tag given with the batch's first record ([`Client::send_tagged`]); it survives a
+    /// restart, so an application can tell which records a restored batch held.
+    pub tag: u64,
+    /// The batch was read back from durable storage after a restart.
+    pub restored: bool,
 }
 
 impl ClientDelivery {
@@ -134,6 +147,10 @@ pub struct RecordDelivery {
     pub outcome: Outcome,
     /// Its offset, when the broker told the batch's base offset.
     pub offset: Option<i64>,
+    /// Its batch's tag (see [`ClientDelivery::tag`]).
+    pub batch_tag: u64,
+    /// Its batch was restored after a restart.
+    pub restored: bool,
 }
 
 /// The records of one [`ClientDelivery`], one [`RecordDelivery`] each. Holds the batch by
@@ -167,6 +184,8 @@ impl Iterator for RecordDeliveries {
             },
             outcome: d.outcome,
             offset,
+            batch_tag: d.tag,
+            restored: d.restored,
         })
     }
 
@@ -190,12 +209,13 @@ enum SlotUse {
     },
 }
 
-/// The storage chunk of batch slot `slot`. Borrows only the storage, so the rest of the
-/// client stays usable while a batch is being written.
-fn chunk(storage: &mut [u8], batch_bytes: usize, slot: usize) -> &mut [u8] {
+/// The storage chunk of batch slot `slot`, after the `reserve` bytes kept for its durable
+/// header. Borrows only the storage, so the rest of the client stays usable while a batch is
+/// being written.
+fn chunk(storage: &mut [u8], batch_bytes: usize, reserve: usize, slot: usize) -> &mut [u8] {
     let start = slot.saturating_mul(batch_bytes);
     storage
-        .get_mut(start..start.saturating_add(batch_bytes))
+        .get_mut(start.saturating_add(reserve)..start.saturating_add(batch_bytes))
         .unwrap_or(&mut [])
 }
 
@@ -232,6 +252,20 @@ pub struct Client<
     to_close: Vec<ConnId, BROKERS>,
     metadata_due: Option<Instant>,
     metadata_fetched_at: Option<Instant>,
+    /// Bytes in front of each batch kept for its durable header (0 when not durable).
+    reserve: usize,
+    durable: bool,
+    /// What the durable store holds per batch slot.
+    mirror: [Mirror; BATCHES],
+    /// The write handed out by `poll_persist` and not yet confirmed.
+    persisting: Option<durable::Pending>,
+    meta_buf: [u8; META_LEN],
+    storage_failed: bool,
+    /// Nothing sent or received yet: restoring is still allowed.
+    fresh: bool,
+    last_now: Instant,
+    /// Tag for the batch the next record opens.
+    next_tag: u64,
 }
 
 impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
@@ -286,7 +320,19 @@ where
                 })
                 .map_err(|_| ClientConfigError::Topic)?;
         }
-        let sequencer = Sequencer::new(config.producer).map_err(ClientConfigError::Producer)?;
+        let mut sequencer =
+            Sequencer::new(config.producer).map_err(ClientConfigError::Producer)?;
+        let reserve = if config.durable { BATCH_HEADER } else { 0 };
+        if config.durable {
+            // A slot is reused only once the store no longer holds its old batch.
+            sequencer.set_retain_delivered(true);
+            if config.batch_bytes < reserve + RECORD_BATCH_OVERHEAD + 16 {
+                return Err(ClientConfigError::BatchBytes {
+                    given: config.batch_bytes,
+                    max,
+                });
+            }
+        }
         if BROKERS > usize::from(u8::MAX) {
             return Err(ClientConfigError::Bootstrap);
         }
@@ -309,6 +355,15 @@ where
             to_close: Vec::new(),
             metadata_due: Some(Instant::ZERO),
             metadata_fetched_at: None,
+            reserve,
+            durable: config.durable,
+            mirror: [Mirror::default(); BATCHES],
+            persisting: None,
+            meta_buf: [0; META_LEN],
+            storage_failed: false,
+            fresh: true,
+            last_now: Instant::ZERO,
+            next_tag: 0,
         })
     }
 
@@ -352,6 +407,12 @@ where
             + self.batch_bytes
     }
 
+    /// Largest record batch in bytes, as configured (with `durable`, including the storage
+    /// header in front of each batch).
+    pub fn batch_bytes(&self) -> usize {
+        self.batch_bytes
+    }
+
     /// Every accepted record has its outcome, drained or not; what a flush waits for.
     pub fn is_decided(&self) -> bool {
         self.sequencer.is_decided()
@@ -371,9 +432,28 @@ where
         deadline: Instant,
         now: Instant,
     ) -> Result<Receipt, SendError> {
+        self.send_tagged(record, 0, deadline, now)
+    }
+
+    /// [`Client::send`], with a tag for the batch should this record open one: an
+    /// application number (a reading's sequence number, an input line) that comes back in
+    /// [`ClientDelivery::tag`] and survives a restart with the batch, so an application can
+    /// tell which of its records a restored batch holds.
+    pub fn send_tagged(
+        &mut self,
+        record: &ProducerRecord<'_>,
+        tag: u64,
+        deadline: Instant,
+        now: Instant,
+    ) -> Result<Receipt, SendError> {
+        if self.storage_failed {
+            return Err(SendError::Storage);
+        }
         if matches!(self.sequencer.identity(), Identity::Fatal(_)) {
             return Err(SendError::Fatal);
         }
+        self.fresh = false;
+        self.next_tag = tag;
         let topic = self
             .metadata
             .topic_index(record.topic)
@@ -402,12 +482,12 @@ where
         if let Some(token) = self.open[index] {
             let slot = token.slot();
             if let SlotUse::Open { batch, .. } = self.slots[slot] {
-                let chunk = chunk(self.storage.as_mut(), self.batch_bytes, slot);
+                let chunk = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot);
                 let mut builder =
                     BatchBuilder::resume(chunk, batch).map_err(|_| SendError::RecordTooLarge)?;
                 let fits = builder.len()
                     + builder.record_len(record.timestamp, record.key, record.value, headers)
-                    <= self.batch_bytes;
+                    <= self.batch_bytes - self.reserve;
                 // The ledger first: it refuses when the batch was decided meanwhile (its
                 // deadline passed), and then nothing has changed.
                 if fits && self.sequencer.extend(token, 1, deadline).is_ok() {
@@ -444,7 +524,7 @@ where
             value: record.value,
             headers: List::from_slice(headers),
         };
-        if RECORD_BATCH_OVERHEAD + alone.encoded_len() > self.batch_bytes {
+        if RECORD_BATCH_OVERHEAD + alone.encoded_len() > self.batch_bytes - self.reserve {
             return Err(SendError::RecordTooLarge);
         }
         let token = self
@@ -458,7 +538,7 @@ where
                 }
             })?;
         let slot = token.slot();
-        let chunk = chunk(self.storage.as_mut(), self.batch_bytes, slot);
+        let chunk = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot);
         let built =
             BatchBuilder::new(chunk, Attributes::default(), record.timestamp).and_then(|mut b| {
                 b.append(record.timestamp, record.key, record.value, headers)?;
@@ -474,6 +554,8 @@ where
             batch,
             opened_at: now,
         };
+        self.mirror[slot] = Mirror::default();
+        self.mirror[slot].info.tag = self.next_tag;
         self.open[index] = Some(token);
         Ok(Receipt {
             batch: token,
@@ -499,6 +581,7 @@ where
     /// Applies time: seals lingering batches, applies deadlines, times out requests, schedules
     /// metadata refreshes. Returns the next instant it needs to be polled at.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        self.last_now = now;
         for index in 0..PARTITIONS {
             if let Some(token) = self.open[index]
                 && let SlotUse::Open { opened_at, .. } = self.slots[token.slot()]
@@ -581,6 +664,11 @@ where
     /// of it before asking again. `None` when there is nothing to send now (or `buf` is too
     /// small for any request). Produce requests take as many ready batches as `buf` holds.
     pub fn poll_transmit(&mut self, conn: ConnId, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.storage_failed {
+            return None;
+        }
+        self.fresh = false;
+        self.last_now = now;
         let i = usize::from(conn.0);
         let c = self.conns.get(i)?;
         if !c.has_room() {
@@ -641,14 +729,29 @@ where
         }
     }
 
-    /// The next batch outcome.
+    /// The next batch outcome. With `durable`, an outcome is handed out only once it is
+    /// stored (so a restart hands it out again rather than resend its batch).
     pub fn poll_delivery(&mut self) -> Option<ClientDelivery> {
+        if self.storage_failed {
+            return None;
+        }
+        if self.durable {
+            let token = self.sequencer.peek_event()?;
+            let m = &self.mirror[token.slot()];
+            if m.is_stored() && !matches!(m.meta, MetaState::Decided(_)) {
+                return None;
+            }
+        }
         let d = self.sequencer.poll_event()?;
         let slot = d.token.slot();
         self.slots[slot] = SlotUse::Free;
         let index = usize::from(d.partition.0);
         if self.open.get(index).copied().flatten() == Some(d.token) {
             self.open[index] = None;
+        }
+        let m = self.mirror[slot];
+        if self.durable && !m.is_stored() && self.sequencer.release(d.token).is_ok() {
+            self.mirror[slot] = Mirror::default();
         }
         let p = self.metadata.partitions.get(index).copied();
         Some(ClientDelivery {
@@ -657,7 +760,315 @@ where
             partition: p.map_or(-1, |p| p.partition),
             records: d.records,
             outcome: d.outcome,
+            tag: m.info.tag,
+            restored: m.restored,
         })
+    }
+
+    /// The next write for the durable store (`durable` clients only): apply it, then confirm
+    /// with [`Client::on_persisted`]. The same write is returned until it is confirmed.
+    /// Transports drain this after every call that can change the client's state, and
+    /// before each [`Client::poll_transmit`]: a batch waiting for its stamp to be stored is
+    /// not sent until then.
+    pub fn poll_persist(&mut self) -> Option<PersistOp<'_>> {
+        if !self.durable || self.storage_failed {
+            return None;
+        }
+        if self.persisting.is_none() {
+            self.persisting = self.next_persist();
+        }
+        let op = self.persisting?;
+        let size = self.batch_bytes;
+        let (slot, is_batch, value) = match op {
+            durable::Pending::StoreBatch(slot) => {
+                let m = self.mirror[slot];
+                let len = match self.slots[slot] {
+                    SlotUse::Sealed { len } => len,
+                    _ => 0,
+                };
+                let start = slot * size;
+                let storage = self.storage.as_mut();
+                let header = storage.get_mut(start..start + BATCH_HEADER)?;
+                if !durable::write_header(header, &m.info) {
+                    return None;
+                }
+                let value = storage.get(start..start + BATCH_HEADER + len)?;
+                (slot, true, Some(value))
+            }
+            durable::Pending::StoreMeta(slot, state) => {
+                let info = self.mirror[slot].info;
+                let n = durable::write_meta(&mut self.meta_buf, &info, &state);
+                (slot, false, Some(self.meta_buf.get(..n)?))
+            }
+            durable::Pending::EraseBatch(slot) => (slot, true, None),
+            durable::Pending::EraseMeta(slot) => (slot, false, None),
+        };
+        Some(PersistOp {
+            key: durable::key(is_batch, slot),
+            value,
+        })
+    }
+
+    /// The write last returned by [`Client::poll_persist`] is durable.
+    pub fn on_persisted(&mut self) {
+        let Some(op) = self.persisting.take() else {
+            return;
+        };
+        let slot = match op {
+            durable::Pending::StoreBatch(slot) => {
+                self.mirror[slot].batch = true;
+                slot
+            }
+            durable::Pending::StoreMeta(slot, state) => {
+                let m = &mut self.mirror[slot];
+                m.meta = state;
+                if let MetaState::Stamped(stamp) = state
+                    && m.want_stamp == Some(stamp)
+                {
+                    m.want_stamp = None;
+                }
+                slot
+            }
+            durable::Pending::EraseBatch(slot) => {
+                self.mirror[slot].batch = false;
+                slot
+            }
+            durable::Pending::EraseMeta(slot) => {
+                self.mirror[slot].meta = MetaState::Absent;
+                slot
+            }
+        };
+        self.release_if_erased(slot);
+    }
+
+    /// The write last returned by [`Client::poll_persist`] failed (or its outcome is unknown:
+    /// the storage may hold it or not). The client stops: it sends nothing more, hands out
+    /// no more outcomes and refuses records with [`SendError::Storage`], because it can no
+    /// longer tell what a restart would find. Rebuild it and restore from the storage (after
+    /// a reset, or once the storage works again): every batch then gets its outcome.
+    pub fn on_persist_failed(&mut self) {
+        warn!("durable storage failed: the producer stops");
+        self.persisting = None;
+        self.storage_failed = true;
+    }
+
+    /// The batch is in the durable store (`durable` clients): its records survive a restart
+    /// from here on. An application that keeps its own copy of a record until it is safe
+    /// (a sensor reading in RAM, an input position) lets go of it once this is true, or once
+    /// the batch's outcome is out.
+    pub fn is_durable(&self, batch: BatchToken) -> bool {
+        self.sequencer
+            .held(batch.slot())
+            .is_some_and(|h| h.token == batch && self.mirror[batch.slot()].is_stored())
+    }
+
+    /// A durable-storage write failed: see [`Client::on_persist_failed`].
+    pub fn storage_failed(&self) -> bool {
+        self.storage_failed
+    }
+
+    /// Feeds one item read back from the durable store after a restart (`value` `None` for
+    /// a tombstone), before anything else is done with the client. Feed every item in the
+    /// store's order; a later copy of a key replaces an earlier one. Then call
+    /// [`Client::finish_restore`].
+    pub fn restore_item(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), RestoreError> {
+        if !self.durable {
+            return Err(RestoreError::NotDurable);
+        }
+        if !self.fresh {
+            return Err(RestoreError::NotFresh);
+        }
+        let (is_batch, slot) = durable::parse_key(key)?;
+        if slot >= BATCHES {
+            return Err(RestoreError::Slot { slot: slot as u16 });
+        }
+        let room = self.batch_bytes - self.reserve;
+        match (is_batch, value) {
+            (true, Some(value)) => {
+                let mut r = wire::Reader::new(value);
+                let info = durable::read_header(&mut r)?;
+                let bytes = r.rest();
+                if bytes.len() > room {
+                    return Err(RestoreError::BatchBytes { len: bytes.len() });
+                }
+                let header = wire::record_batch::header_of(bytes)
+                    .map_err(|_| RestoreError::Malformed)?;
+                if header.record_count < 1 || header.record_count as u32 != info.records {
+                    return Err(RestoreError::Malformed);
+                }
+                chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
+                    .get_mut(..bytes.len())
+                    .ok_or(RestoreError::BatchBytes { len: bytes.len() })?
+                    .copy_from_slice(bytes);
+                let m = &mut self.mirror[slot];
+                m.batch = true;
+                m.len = bytes.len();
+                m.info = info;
+            }
+            (true, None) => {
+                self.mirror[slot].batch = false;
+                self.mirror[slot].len = 0;
+            }
+            (false, Some(value)) => {
+                let (info, state) = durable::read_meta(value)?;
+                self.mirror[slot].meta = state;
+                self.mirror[slot].meta_info = info;
+            }
+            (false, None) => self.mirror[slot].meta = MetaState::Absent,
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the batches fed through [`Client::restore_item`]: batches never stamped are
+    /// sent as new; stamped ones are resent with their stamp under their producer id and
+    /// epoch (the broker deduplicates what it already appended), unless
+    /// `options.producer_state_ttl` says the broker may have forgotten the producer; decided
+    /// ones are handed out again. A broker that no longer knows the producer id answers
+    /// UNKNOWN_PRODUCER_ID (or fences it), and those batches get `PossiblyPersisted` with that
+    /// reason. Everything after goes under a new producer id.
+    pub fn finish_restore(
+        &mut self,
+        options: RestoreOptions,
+    ) -> Result<RestoreSummary, RestoreError> {
+        if !self.durable {
+            return Err(RestoreError::NotDurable);
+        }
+        if !self.fresh {
+            return Err(RestoreError::NotFresh);
+        }
+        // Check everything before changing anything.
+        let mut resume: Option<(u64, crate::state::Stamp)> = None;
+        for slot in 0..BATCHES {
+            let m = &mut self.mirror[slot];
+            if !m.batch {
+                m.info = m.meta_info;
+            }
+            if !m.is_stored() {
+                continue;
+            }
+            if m.batch && m.meta != MetaState::Absent && m.meta_info != m.info {
+                return Err(RestoreError::Malformed);
+            }
+            let info = m.info;
+            let topic = self
+                .metadata
+                .topics
+                .get(usize::from(info.topic))
+                .ok_or(RestoreError::Topic { topic: info.topic })?;
+            if wire::crc::crc32c(topic.name.as_bytes()) != info.topic_crc {
+                return Err(RestoreError::Topic { topic: info.topic });
+            }
+            if let (true, MetaState::Stamped(stamp)) = (m.batch, m.meta)
+                && resume.is_none_or(|(order, _)| info.order > order)
+            {
+                resume = Some((info.order, stamp));
+            }
+        }
+        let fresh_enough = |bytes: &[u8]| -> bool {
+            let (Some(now_ms), Some(ttl)) = (options.now_ms, options.producer_state_ttl) else {
+                return true;
+            };
+            let Ok(header) = wire::record_batch::header_of(bytes) else {
+                return false;
+            };
+            let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+            now_ms.saturating_sub(header.max_timestamp) < ttl
+        };
+        let mut summary = RestoreSummary::default();
+        if let Some((_, stamp)) = resume {
+            self.sequencer.resume(stamp.producer_id, stamp.epoch);
+        }
+        let resumed = resume.map(|(_, s)| (s.producer_id, s.epoch));
+        let mut last: Option<u64> = None;
+        loop {
+            // The next slot in acceptance order (BATCHES is small: a selection is enough).
+            let next = (0..BATCHES)
+                .filter(|&s| self.mirror[s].is_stored())
+                .filter(|&s| last.is_none_or(|l| self.mirror[s].info.order > l))
+                .min_by_key(|&s| self.mirror[s].info.order);
+            let Some(slot) = next else { break };
+            let m = self.mirror[slot];
+            last = Some(m.info.order);
+            let index = match self.metadata.index_of(m.info.topic, m.info.partition) {
+                Some(index) => index,
+                None => {
+                    self.metadata
+                        .partitions
+                        .push(metadata::Partition {
+                            topic: m.info.topic,
+                            partition: m.info.partition,
+                            leader: None,
+                        })
+                        .map_err(|_| RestoreError::Partitions)?;
+                    self.metadata.partitions.len() - 1
+                }
+            };
+            let bytes = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
+                .get(..m.len)
+                .unwrap_or(&[]);
+            let possibly = |r| Restored::Decided {
+                outcome: Outcome::PossiblyPersisted(r),
+                delivered: false,
+            };
+            let restored = match (m.batch, m.meta) {
+                (_, MetaState::Decided(outcome)) => Restored::Decided {
+                    outcome,
+                    delivered: false,
+                },
+                (true, MetaState::Stamped(_)) if !fresh_enough(bytes) => {
+                    summary.expired += 1;
+                    possibly(PossiblyPersistedReason::ProducerStateExpired)
+                }
+                (true, MetaState::Stamped(stamp))
+                    if resumed == Some((stamp.producer_id, stamp.epoch)) =>
+                {
+                    Restored::Stamped(stamp)
+                }
+                // Stamped under an older identity: cannot happen in a store this client
+                // wrote (a fence stores its decisions before any newer stamp); never resend.
+                (true, MetaState::Stamped(_)) => possibly(PossiblyPersistedReason::Fenced(
+                    crate::state::FenceReason::Restarted,
+                )),
+                (true, MetaState::Absent) => Restored::Buffered,
+                // Only the meta item is left: its batch was decided and handed out; erase it.
+                (false, _) => Restored::Decided {
+                    outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(
+                        crate::state::FenceReason::Restarted,
+                    )),
+                    delivered: true,
+                },
+            };
+            match restored {
+                Restored::Buffered => summary.buffered += 1,
+                Restored::Stamped(_) => summary.stamped += 1,
+                Restored::Decided {
+                    delivered: false, ..
+                } => summary.decided += 1,
+                Restored::Decided { .. } => {}
+            }
+            self.sequencer
+                .restore(
+                    slot,
+                    PartitionIndex(index as u16),
+                    m.info.records,
+                    m.info.order,
+                    options.deadline,
+                    restored,
+                )
+                .map_err(|_| RestoreError::Malformed)?;
+            self.slots[slot] = SlotUse::Sealed { len: m.len };
+            self.mirror[slot].restored = true;
+            summary.batches += 1;
+            summary.records = summary.records.saturating_add(m.info.records);
+        }
+        self.fresh = false;
+        if summary.batches > 0 {
+            info!(
+                "restored {:?} batches: {:?} buffered, {:?} stamped, {:?} decided, {:?} expired",
+                summary.batches, summary.buffered, summary.stamped, summary.decided, summary.expired
+            );
+        }
+        Ok(summary)
     }
 
     /// Name of the topic with index `topic`.
@@ -670,13 +1081,94 @@ where
 
     // --- internals --------------------------------------------------------------------------
 
+    /// The next write the durable store needs, in the order that keeps a restart safe (see
+    /// [`durable`]): outcomes and unstamps first (a fence's decisions before any newer
+    /// stamp), then sealed batches, then wanted stamps, then erasures.
+    fn next_persist(&mut self) -> Option<durable::Pending> {
+        use durable::Pending;
+        let held = |c: &Self, slot: usize| c.sequencer.held(slot);
+        for slot in 0..BATCHES {
+            let Some(h) = held(self, slot) else { continue };
+            let m = self.mirror[slot];
+            if !m.is_stored() {
+                continue;
+            }
+            match h.state {
+                BatchState::Decided { outcome, .. } if !matches!(m.meta, MetaState::Decided(_)) => {
+                    return Some(Pending::StoreMeta(slot, MetaState::Decided(outcome)));
+                }
+                BatchState::Buffered if matches!(m.meta, MetaState::Stamped(_)) => {
+                    return Some(Pending::EraseMeta(slot));
+                }
+                _ => {}
+            }
+        }
+        let unstored = (0..BATCHES)
+            .filter_map(|slot| held(self, slot).map(|h| (slot, h)))
+            .filter(|(slot, h)| {
+                h.sealed
+                    && !matches!(h.state, BatchState::Decided { .. })
+                    && !self.mirror[*slot].batch
+                    && matches!(self.slots[*slot], SlotUse::Sealed { len } if len > 0)
+            })
+            .min_by_key(|(_, h)| h.order);
+        if let Some((slot, _)) = unstored {
+            return Some(Pending::StoreBatch(slot));
+        }
+        for slot in 0..BATCHES {
+            let Some(stamp) = self.mirror[slot].want_stamp else {
+                continue;
+            };
+            // Still the stamp the batch would go out with (a fence may have moved on).
+            let current = held(self, slot).is_some_and(|h| {
+                self.mirror[slot].batch
+                    && matches!(h.state, BatchState::Buffered | BatchState::Stamped { .. })
+                    && self.sequencer.peek_send(h.partition, self.last_now) == Some((h.token, stamp))
+            });
+            if current {
+                return Some(Pending::StoreMeta(slot, MetaState::Stamped(stamp)));
+            }
+            self.mirror[slot].want_stamp = None;
+        }
+        for slot in 0..BATCHES {
+            let Some(h) = held(self, slot) else { continue };
+            let m = self.mirror[slot];
+            let decided_stored = matches!(h.state, BatchState::Decided { .. })
+                && matches!(m.meta, MetaState::Decided(_));
+            let done = h.delivered && !h.state.is_outstanding();
+            if m.batch && (decided_stored || done) {
+                return Some(Pending::EraseBatch(slot));
+            }
+            if done && m.meta != MetaState::Absent {
+                return Some(Pending::EraseMeta(slot));
+            }
+            if done {
+                self.release_if_erased(slot);
+            }
+        }
+        None
+    }
+
+    /// Frees a delivered batch's slot once the store no longer holds it.
+    fn release_if_erased(&mut self, slot: usize) {
+        if let Some(h) = self.sequencer.held(slot)
+            && h.delivered
+            && !h.state.is_outstanding()
+            && !self.mirror[slot].is_stored()
+            && self.sequencer.release(h.token).is_ok()
+        {
+            self.mirror[slot] = Mirror::default();
+        }
+    }
+
+
     fn seal(&mut self, index: usize, now: Instant) {
         let Some(token) = self.open.get_mut(index).and_then(Option::take) else {
             return;
         };
         let slot = token.slot();
         if let SlotUse::Open { batch, .. } = self.slots[slot] {
-            let chunk = chunk(self.storage.as_mut(), self.batch_bytes, slot);
+            let chunk = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot);
             let len = BatchBuilder::resume(chunk, batch)
                 // The CRC is computed once, when the batch is stamped for sending.
                 .and_then(|b| b.finish_for_stamp().map(|f| f.len()))
@@ -685,6 +1177,20 @@ where
                 Some(len) => {
                     self.slots[slot] = SlotUse::Sealed { len };
                     let _ = self.sequencer.seal(token);
+                    if self.durable
+                        && let (Some(h), Some(p)) = (
+                            self.sequencer.held(slot),
+                            self.metadata.partitions.get(index).copied(),
+                        )
+                    {
+                        let name = self.metadata.topics[usize::from(p.topic)].name.as_bytes();
+                        let info = &mut self.mirror[slot].info;
+                        info.topic = p.topic;
+                        info.topic_crc = wire::crc::crc32c(name);
+                        info.partition = p.partition;
+                        info.records = h.records;
+                        info.order = h.order;
+                    }
                 }
                 None => {
                     let _ = self.sequencer.cancel(token, now);
@@ -890,6 +1396,20 @@ where
             if budget < cost || taken.is_full() {
                 break;
             }
+            if self.durable {
+                // The stamp must be durable before a request carrying it leaves.
+                let Some((token, stamp)) = self.sequencer.peek_send(PartitionIndex(index as u16), now)
+                else {
+                    continue;
+                };
+                let m = &mut self.mirror[token.slot()];
+                if m.meta != MetaState::Stamped(stamp) {
+                    if m.batch {
+                        m.want_stamp = Some(stamp);
+                    }
+                    continue;
+                }
+            }
             let Some(permit) = self.sequencer.next_send(PartitionIndex(index as u16), now) else {
                 continue;
             };
@@ -900,7 +1420,7 @@ where
             };
             let stamped = len > 0
                 && wire::stamp(
-                    chunk(self.storage.as_mut(), self.batch_bytes, slot)
+                    chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
                         .get_mut(..len)
                         .unwrap_or(&mut []),
                     permit.stamp.producer_id.0,
@@ -939,7 +1459,8 @@ where
                 SlotUse::Sealed { len, .. } => len,
                 _ => 0,
             };
-            let records = storage.get(slot * size..slot * size + len);
+            let start = slot * size + self.reserve;
+            let records = storage.get(start..start + len);
             if let Some(list) = partitions.get_mut(usize::from(p.topic)) {
                 let _ = list.push(ProducePartition {
                     index: p.partition,

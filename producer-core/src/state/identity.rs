@@ -33,6 +33,10 @@ pub enum FenceReason {
     /// The broker answered with this code for a batch, and the sequence state can no longer be
     /// trusted (gap, unknown producer, stale epoch, unclassifiable answer).
     Broker(ErrorCode),
+    /// The producer restarted and resumed its identity only to resend what it had stamped
+    /// before: the broker's next expected sequence of the other partitions is unknown, so
+    /// everything else goes under a new producer id.
+    Restarted,
 }
 
 /// Why the producer stopped for good. Every batch it still held was given an outcome.

@@ -23,5 +23,7 @@ pub use identity::{FatalReason, FenceReason, Identity, ProducerEpoch, ProducerId
 pub use outcome::{NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason};
 pub use partition::PartitionLedger;
 pub use sequence::Sequence;
-pub use sequencer::{Delivery, EnqueueError, SendPermit, Sequencer, TokenError};
+pub use sequencer::{
+    Delivery, EnqueueError, HeldBatch, RestoreError, Restored, SendPermit, Sequencer, TokenError,
+};
 pub use stats::{Counters, OutcomeCount, PartitionCounters};

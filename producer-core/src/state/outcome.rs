@@ -70,4 +70,9 @@ pub enum PossiblyPersistedReason {
     Unclassified(ErrorCode),
     /// The producer stopped for good while an attempt may have been appended.
     ProducerFatal(FatalReason),
+    /// Restored after a restart with a stamp the broker may no longer deduplicate: its
+    /// records are older than the producer-state lifetime allowed for
+    /// (`producer.id.expiration.ms` on Kafka), so a resend could be appended twice and is
+    /// not made.
+    ProducerStateExpired,
 }

@@ -86,6 +86,58 @@ pub enum TokenError {
     NotOpen,
 }
 
+/// A held batch, as [`Sequencer::held`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HeldBatch {
+    /// Its token.
+    pub token: BatchToken,
+    /// Its partition.
+    pub partition: PartitionIndex,
+    /// Records it holds.
+    pub records: u32,
+    /// Acceptance order across the producer.
+    pub order: u64,
+    /// No more records may join it.
+    pub sealed: bool,
+    /// Where it is in its lifecycle.
+    pub state: BatchState,
+    /// Its outcome was handed out.
+    pub delivered: bool,
+}
+
+/// What a batch read back from durable storage after a restart had reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Restored {
+    /// It had no durable stamp: nothing of it can have been sent.
+    Buffered,
+    /// It had this stamp, so a request carrying it may have been appended: it is resent
+    /// with the same stamp, under the [resumed](Sequencer::resume) identity.
+    Stamped(Stamp),
+    /// Its outcome was decided (and `delivered`, when only its erasure was pending).
+    Decided {
+        /// The outcome.
+        outcome: Outcome,
+        /// It was handed out already.
+        delivered: bool,
+    },
+}
+
+/// Why [`Sequencer::restore`] refused a batch: the stored state does not fit this sequencer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RestoreError {
+    /// The slot is not below `BATCHES`, or already holds a batch.
+    Slot,
+    /// The partition index is not below `PARTITIONS`.
+    NoSuchPartition,
+    /// A batch needs at least one record and at most `i32::MAX`.
+    RecordCount,
+    /// A stamped batch whose identity was not [resumed](Sequencer::resume) first.
+    NotResumed,
+}
+
 /// The idempotence state of one producer, for `PARTITIONS` partitions and up to `BATCHES`
 /// batches held at once (buffered, in flight, or decided and not yet drained).
 #[derive(Debug)]
@@ -98,6 +150,13 @@ pub struct Sequencer<const PARTITIONS: usize, const BATCHES: usize> {
     counters: Counters,
     /// When a request was last abandoned unanswered: see `Config::abandoned_request_grace`.
     last_abandoned: Option<Instant>,
+    /// Delivered batches keep their slot until [`Sequencer::release`]: a client that mirrors
+    /// batches in durable storage must erase them there before the slot is reused.
+    retain_delivered: bool,
+    /// The identity was restored after a restart: only the restored stamped batches may be
+    /// sent under it (the broker's next expected sequence of the other partitions is not
+    /// known), and once they are decided the identity is retired for a new producer id.
+    resume_only: bool,
 }
 
 impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
@@ -114,6 +173,8 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             next_order: 0,
             counters: Counters::default(),
             last_abandoned: None,
+            retain_delivered: false,
+            resume_only: false,
         })
     }
 
@@ -303,6 +364,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 self.apply_cancel(index, decision);
             }
         }
+        self.end_resume();
         self.try_complete_fence(now);
     }
 
@@ -361,6 +423,34 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     /// The batch counts as in flight from here: report its fate with
     /// [`Sequencer::on_produce_result`], `ProduceResult::NotWritten` if it never left.
     pub fn next_send(&mut self, partition: PartitionIndex, now: Instant) -> Option<SendPermit> {
+        let (index, stamp, maybe_written, fresh) = self.select_send(partition, now)?;
+        if fresh {
+            let records = self.slots[index].batch.as_ref()?.records;
+            self.partitions[usize::from(partition.0)].take_sequences(records);
+        } else {
+            self.counters.retries += 1;
+        }
+        self.launch(index, stamp, maybe_written)
+    }
+
+    /// The batch and stamp [`Sequencer::next_send`] would hand out now, without handing it
+    /// out: a client that must make the stamp durable before the request leaves persists it,
+    /// then calls `next_send`, which returns the same stamp while nothing else happened.
+    pub fn peek_send(
+        &mut self,
+        partition: PartitionIndex,
+        now: Instant,
+    ) -> Option<(BatchToken, Stamp)> {
+        let (index, stamp, _, _) = self.select_send(partition, now)?;
+        Some((self.token_at(index)?, stamp))
+    }
+
+    /// The next send of `partition`: (slot, stamp, maybe written, fresh stamp).
+    fn select_send(
+        &mut self,
+        partition: PartitionIndex,
+        now: Instant,
+    ) -> Option<(usize, Stamp, bool, bool)> {
         // A batch whose deadline has passed must not leave: its caller has its outcome.
         self.expire(now);
         let (id, epoch) = self.identity.ready()?;
@@ -385,20 +475,22 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             if ledger.in_flight > 0 || retry_at > now {
                 return None;
             }
-            self.counters.retries += 1;
-            return self.launch(index, stamp, maybe_written);
+            return Some((index, stamp, maybe_written, false));
+        }
+        // A restored identity only finishes what it had stamped.
+        if self.resume_only {
+            return None;
         }
         if ledger.in_flight >= ledger.window(self.config.max_in_flight_per_partition) {
             return None;
         }
         let index = self.oldest_sealed_buffered(partition)?;
-        let records = self.slots[index].batch.as_ref()?.records;
         let stamp = Stamp {
             producer_id: id,
             epoch,
-            base_sequence: self.partitions[p].take_sequences(records),
+            base_sequence: ledger.next_sequence,
         };
-        self.launch(index, stamp, false)
+        Some((index, stamp, false, true))
     }
 
     /// Takes what became of a batch's request and returns its classification, so the client
@@ -502,6 +594,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             Fence::NewProducerId => self.start_fence(reason, true),
             Fence::Fatal => self.become_fatal(FatalReason::Broker(code)),
         }
+        self.end_resume();
         self.try_complete_fence(now);
         Ok(class)
     }
@@ -532,6 +625,163 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         };
         self.release_if_done(index);
         Some(delivery)
+    }
+
+    /// The batch [`Sequencer::poll_event`] would yield next, without yielding it: a client
+    /// that must make an outcome durable before handing it out checks it first.
+    pub fn peek_event(&self) -> Option<BatchToken> {
+        let (index, _) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.batch.as_ref().map(|b| (i, b)))
+            .filter(|(_, b)| !b.delivered && matches!(b.state, BatchState::Decided { .. }))
+            .min_by_key(|(_, b)| b.order)?;
+        self.token_at(index)
+    }
+
+    /// What the sequencer holds in slot `slot`, if anything.
+    pub fn held(&self, slot: usize) -> Option<HeldBatch> {
+        let s = self.slots.get(slot)?;
+        let b = s.batch.as_ref()?;
+        Some(HeldBatch {
+            token: BatchToken {
+                slot: slot as u16,
+                generation: s.generation,
+            },
+            partition: b.partition,
+            records: b.records,
+            order: b.order,
+            sealed: b.sealed,
+            state: b.state,
+            delivered: b.delivered,
+        })
+    }
+
+    /// Keeps delivered batches in their slots until [`Sequencer::release`] (on), or frees them
+    /// as they are delivered (off, the default). A client that mirrors its batches in durable
+    /// storage turns this on, so that no slot is reused before its old batch is erased there.
+    pub fn set_retain_delivered(&mut self, on: bool) {
+        self.retain_delivered = on;
+    }
+
+    /// Frees the slot of a delivered batch kept by [`Sequencer::set_retain_delivered`]. Fails
+    /// while its outcome is undelivered or a request carrying it is still out.
+    pub fn release(&mut self, token: BatchToken) -> Result<(), TokenError> {
+        let batch = self.batch(token).ok_or(TokenError::Unknown)?;
+        if !batch.delivered || batch.state.is_outstanding() {
+            return Err(TokenError::NotOpen);
+        }
+        self.slots[token.slot()].batch = None;
+        Ok(())
+    }
+
+    /// After a restart, takes back the identity the restored stamped batches carry, before
+    /// any of them is [restored](Sequencer::restore). Only those batches are sent under it, so
+    /// that the broker deduplicates whichever of them it already appended; once they are all
+    /// decided, the identity is retired and a new producer id requested for everything else.
+    /// Refused (false) unless the sequencer is fresh: no identity and no batch yet.
+    pub fn resume(&mut self, id: ProducerId, epoch: ProducerEpoch) -> bool {
+        if !matches!(self.identity, Identity::NoId { .. }) || !self.is_empty() {
+            return false;
+        }
+        info!("resuming producer id {:?} epoch {:?}", id.0, epoch.0);
+        self.identity = Identity::Ready { id, epoch };
+        self.resume_only = true;
+        true
+    }
+
+    /// After a restart, puts a batch read back from durable storage into slot `slot` (the
+    /// slot it had, so the storage keys stay valid), sealed, with its acceptance `order`
+    /// (batches of one partition are sent in order), to be decided by `deadline`.
+    pub fn restore(
+        &mut self,
+        slot: usize,
+        partition: PartitionIndex,
+        records: u32,
+        order: u64,
+        deadline: Instant,
+        restored: Restored,
+    ) -> Result<BatchToken, RestoreError> {
+        if usize::from(partition.0) >= PARTITIONS {
+            return Err(RestoreError::NoSuchPartition);
+        }
+        if records == 0 || records > i32::MAX as u32 {
+            return Err(RestoreError::RecordCount);
+        }
+        let resumed = match self.identity {
+            Identity::Ready { id, epoch } if self.resume_only => Some((id, epoch)),
+            _ => None,
+        };
+        let (state, delivered) = match restored {
+            Restored::Buffered => (BatchState::Buffered, false),
+            Restored::Stamped(stamp) => {
+                if resumed != Some((stamp.producer_id, stamp.epoch)) {
+                    return Err(RestoreError::NotResumed);
+                }
+                let state = BatchState::Stamped {
+                    stamp,
+                    // Nothing tells whether the request had left before the restart.
+                    maybe_written: true,
+                    retry_at: Instant::ZERO,
+                };
+                (state, false)
+            }
+            Restored::Decided { outcome, delivered } => (
+                BatchState::Decided {
+                    outcome,
+                    outstanding: false,
+                },
+                delivered,
+            ),
+        };
+        let s = self.slots.get_mut(slot).ok_or(RestoreError::Slot)?;
+        if s.batch.is_some() {
+            return Err(RestoreError::Slot);
+        }
+        s.generation = s.generation.wrapping_add(1);
+        s.batch = Some(Batch {
+            partition,
+            records,
+            deadline,
+            order,
+            attempts: 0,
+            sealed: true,
+            state,
+            delivered,
+        });
+        self.next_order = self.next_order.max(order.saturating_add(1));
+        if let BatchState::Stamped { stamp, .. } = state {
+            let ledger = &mut self.partitions[usize::from(partition.0)];
+            let end = stamp.base_sequence.add(records);
+            // Batches are restored in acceptance order: the last one's end is the newest.
+            ledger.next_sequence = end;
+        }
+        Ok(BatchToken {
+            slot: slot as u16,
+            generation: s.generation,
+        })
+    }
+
+    /// Retires a resumed identity once every restored stamped batch is decided.
+    fn end_resume(&mut self) {
+        if self.resume_only
+            && !self.batches().any(|b| {
+                matches!(b.state, BatchState::Stamped { .. }) || b.state.is_outstanding()
+            })
+        {
+            self.resume_only = false;
+            self.start_fence(FenceReason::Restarted, true);
+        }
+    }
+
+    fn token_at(&self, index: usize) -> Option<BatchToken> {
+        let slot = self.slots.get(index)?;
+        slot.batch.as_ref()?;
+        Some(BatchToken {
+            slot: index as u16,
+            generation: slot.generation,
+        })
     }
 
     fn batches(&self) -> impl Iterator<Item = &Batch> {
@@ -753,6 +1003,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             && let Some(batch) = slot.batch
             && batch.delivered
             && !batch.state.is_outstanding()
+            && !self.retain_delivered
         {
             slot.batch = None;
         }

@@ -491,6 +491,16 @@ pub fn stamp(
     update_crc(batch)
 }
 
+/// The fixed fields of exactly one batch (as [`stamp`] takes it), without checking its CRC:
+/// for a batch read back from the producer's own storage, which may not be stamped yet.
+pub fn header_of(batch: &[u8]) -> Result<RecordBatchHeader, DecodeError> {
+    let size = batch_size(batch)?;
+    if size != batch.len() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    RecordBatchHeader::decode(&mut Reader::new(batch))
+}
+
 /// Sets the base offset of a batch (a broker does this on append). The
 /// field is outside the CRC, so no recomputation is needed.
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<(), EncodeError> {
