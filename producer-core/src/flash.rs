@@ -80,8 +80,8 @@ pub enum Geometry {
     },
     /// The range is not a whole number of erase pages, or is not inside the flash.
     Range,
-    /// A full batch item does not fit in one erase page: lower `batch_bytes` to at most
-    /// `max_batch_bytes`, or use larger pages.
+    /// A full batch item does not fit in one erase page (or in the 65,535 bytes an item may
+    /// have): lower `batch_bytes` to at most `max_batch_bytes`, or use larger pages.
     BatchTooBig {
         /// The client's `batch_bytes`.
         batch_bytes: usize,
@@ -290,6 +290,36 @@ where
     }
 }
 
+/// How many erase pages of `F` a client with `batches` slots of `batch_bytes` needs: every
+/// slot's batch at its largest and its meta item, one page sequential-storage keeps empty and
+/// one of slack for garbage collection. Size a store's range with it (more pages mean less
+/// garbage collection and wear).
+pub fn pages_needed<F: NorFlash>(batch_bytes: usize, batches: usize) -> Result<usize, Geometry> {
+    if F::WRITE_SIZE < 4 {
+        return Err(Geometry::WriteSize {
+            given: F::WRITE_SIZE,
+        });
+    }
+    let page = F::ERASE_SIZE;
+    let word = F::WRITE_SIZE.max(F::READ_SIZE);
+    // A page keeps its first and last word for its state.
+    let usable = page.saturating_sub(2 * word);
+    let item = |value: usize| ITEM_OVERHEAD + round_up(KEY_LEN + OPTION_TAG + value, word);
+    let batch_item = item(batch_bytes);
+    // An item's key and value are at most u16::MAX bytes, whatever the page size.
+    let longest = usize::from(u16::MAX) - KEY_LEN - OPTION_TAG;
+    if batch_item > usable || batch_bytes > longest {
+        let spare = usable.saturating_sub(ITEM_OVERHEAD + KEY_LEN + OPTION_TAG + word);
+        return Err(Geometry::BatchTooBig {
+            batch_bytes,
+            max_batch_bytes: (spare / word * word).min(longest),
+        });
+    }
+    let meta_item = item(META_LEN);
+    let per_page = usable / batch_item;
+    Ok(batches.div_ceil(per_page) + (batches * meta_item).div_ceil(usable) + 2)
+}
+
 /// Checks that `batches` slots of `batch_bytes` fit `range` of a flash of `capacity` bytes.
 fn check_geometry<F: NorFlash>(
     range: &Range<u32>,
@@ -297,35 +327,13 @@ fn check_geometry<F: NorFlash>(
     batch_bytes: usize,
     batches: usize,
 ) -> Result<(), Geometry> {
-    if F::WRITE_SIZE < 4 {
-        return Err(Geometry::WriteSize {
-            given: F::WRITE_SIZE,
-        });
-    }
     let page = F::ERASE_SIZE;
     let (start, end) = (range.start as usize, range.end as usize);
     if page == 0 || start % page != 0 || end % page != 0 || end <= start || end > capacity {
         return Err(Geometry::Range);
     }
-    let word = F::WRITE_SIZE.max(F::READ_SIZE);
-    // A page keeps its first and last word for its state.
-    let usable = page.saturating_sub(2 * word);
-    let item = |value: usize| ITEM_OVERHEAD + round_up(KEY_LEN + OPTION_TAG + value, word);
-    let batch_item = item(batch_bytes);
-    if batch_item > usable {
-        let spare = usable.saturating_sub(ITEM_OVERHEAD + KEY_LEN + OPTION_TAG + word);
-        return Err(Geometry::BatchTooBig {
-            batch_bytes,
-            max_batch_bytes: spare / word * word,
-        });
-    }
-    let meta_item = item(META_LEN);
-    let per_page = usable / batch_item;
+    let pages_needed = pages_needed::<F>(batch_bytes, batches)?;
     let pages = (end - start) / page;
-    // Every slot's batch at its largest, every slot's meta, one page the map keeps empty
-    // and one of slack for the copies garbage collection makes.
-    let pages_needed =
-        batches.div_ceil(per_page) + (batches * meta_item).div_ceil(usable) + 2;
     if pages < pages_needed {
         return Err(Geometry::TooSmall {
             pages,

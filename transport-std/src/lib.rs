@@ -23,15 +23,22 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
+
+pub mod file_flash;
+
+use file_flash::{FileFlash, PAGE_SIZE};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
+pub use producer_core::client::{Receipt, RestoreSummary};
 use producer_core::client::{
-    Client, ClientConfig, ClientConfigError, ClientDelivery, ConnId, ProducerRecord, Receipt,
-    RecordDeliveries, SendError,
+    Client, ClientConfig, ClientConfigError, ClientDelivery, ConnId, ProducerRecord,
+    RecordDeliveries, RestoreOptions, SendError,
 };
+use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
 use producer_core::state::{Counters, UnknownOutcome};
 use producer_core::time::Instant;
 use producer_core::wire::{FrameDecoder, FrameStatus, RecordHeader};
@@ -72,6 +79,39 @@ pub struct ProducerConfig {
     pub request_timeout: Duration,
     /// Largest response frame accepted.
     pub max_response_bytes: u32,
+    /// Keep the producer's batches, stamps and outcomes in a file so that a restart (crash,
+    /// kill, power loss with `sync`) neither loses nor duplicates a record: see
+    /// [`DurableState`]. `None` keeps everything in memory.
+    pub durable: Option<DurableState>,
+}
+
+/// Where and how the producer keeps its durable state.
+#[derive(Clone, Debug)]
+pub struct DurableState {
+    /// The state file: a NOR-flash image (see [`file_flash`]), created when missing.
+    pub path: PathBuf,
+    /// `fdatasync` after every write, so the state survives power loss too (without it,
+    /// it survives the process dying, not the machine).
+    pub sync: bool,
+    /// Deadline of the batches restored at startup, from `Producer::new`.
+    pub restored_deadline: Duration,
+    /// How long after its newest record a restored stamped batch may still be resent: see
+    /// [`RestoreOptions::producer_state_ttl`]. Keep it below the broker's
+    /// `producer.id.expiration.ms` (Kafka's default is 24 h). `None` resends whatever the
+    /// age (for brokers that never expire producer state).
+    pub producer_state_ttl: Option<Duration>,
+}
+
+impl DurableState {
+    /// State in `path`, no fsync, 60 s for restored batches, a 12 h producer-state TTL.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        DurableState {
+            path: path.into(),
+            sync: false,
+            restored_deadline: Duration::from_secs(60),
+            producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
+        }
+    }
 }
 
 impl ProducerConfig {
@@ -94,6 +134,7 @@ impl ProducerConfig {
             batch_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             max_response_bytes: 8 * 1024 * 1024,
+            durable: None,
         }
     }
 }
@@ -110,6 +151,9 @@ pub enum Error {
     Deadline(SendError),
     /// The operating system refused a poller.
     Io(io::Error),
+    /// The durable state could not be opened, restored or written. After a write failed the
+    /// producer stops; a new one restores what the file holds.
+    Storage(String),
 }
 
 impl fmt::Display for Error {
@@ -121,6 +165,7 @@ impl fmt::Display for Error {
                 write!(f, "deadline passed before the record was accepted ({e:?})")
             }
             Error::Io(e) => write!(f, "I/O: {e}"),
+            Error::Storage(e) => write!(f, "durable state: {e}"),
         }
     }
 }
@@ -179,6 +224,15 @@ pub struct Producer {
     deliveries: VecDeque<ClientDelivery>,
     expanding: Option<RecordDeliveries>,
     ready: Vec<usize>,
+    store: Option<Store>,
+    restored: RestoreSummary,
+    storage_error: Option<String>,
+}
+
+type Store = FlashStore<BlockingAsync<FileFlash>, Vec<u8>>;
+
+fn store_error<E: fmt::Debug>(e: StoreError<E>) -> String {
+    e.to_string()
 }
 
 impl Producer {
@@ -190,15 +244,54 @@ impl Producer {
         client_config.request_timeout = config.request_timeout;
         client_config.producer.unknown_outcome = config.unknown_outcome;
         client_config.producer.max_in_flight_per_partition = config.max_in_flight;
+        client_config.durable = config.durable.is_some();
         let bootstrap: Vec<&str> = config.bootstrap.iter().map(String::as_str).collect();
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         let storage = vec![0u8; BATCHES * config.batch_bytes];
-        let client = Box::new(
+        let mut client = Box::new(
             CoreClient::new(client_config, &bootstrap, &topics, storage).map_err(Error::Config)?,
         );
+        let origin = StdInstant::now();
+        let mut store = None;
+        let mut restored = RestoreSummary::default();
+        if let Some(state) = &config.durable {
+            let pages = producer_core::flash::pages_needed::<BlockingAsync<FileFlash>>(
+                config.batch_bytes,
+                BATCHES,
+            )
+            .map_err(|e| Error::Storage(e.to_string()))?;
+            // Half again as many pages as the worst case, so garbage collection stays cheap.
+            let pages = pages + pages / 2;
+            let flash = FileFlash::open(&state.path, pages, state.sync)
+                .map_err(|e| Error::Storage(format!("{}: {e}", state.path.display())))?;
+            let buffer = vec![0u8; Store::buffer_len(config.batch_bytes)];
+            let mut s = Store::new(
+                BlockingAsync::new(flash),
+                0..(pages * PAGE_SIZE) as u32,
+                buffer,
+                &client,
+            )
+            .map_err(|e| Error::Storage(store_error(e)))?;
+            let deadline = Instant::from_micros(state.restored_deadline.as_micros() as u64);
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as i64);
+            restored = s
+                .restore_blocking(
+                    &mut client,
+                    RestoreOptions {
+                        deadline,
+                        now_ms,
+                        producer_state_ttl: state.producer_state_ttl,
+                    },
+                )
+                .map_err(|e| Error::Storage(store_error(e)))?;
+            store = Some(s);
+        }
         Ok(Producer {
             client,
-            origin: StdInstant::now(),
+            origin,
             poll: Poll::new().map_err(Error::Io)?,
             events: Events::with_capacity(64),
             sockets: (0..BROKERS).map(|_| None).collect(),
@@ -208,7 +301,45 @@ impl Producer {
             deliveries: VecDeque::with_capacity(BATCHES),
             expanding: None,
             ready: Vec::with_capacity(BROKERS),
+            store,
+            restored,
+            storage_error: None,
         })
+    }
+
+    /// The batches restored at startup whose outcomes are not handed out yet, as (tag,
+    /// records): see [`Producer::send_tagged`].
+    pub fn restored_batches(&self) -> Vec<(u64, u32)> {
+        self.client.restored_batches().collect()
+    }
+
+    /// What was restored from the durable state at startup (all zero without one).
+    pub fn restored(&self) -> RestoreSummary {
+        self.restored
+    }
+
+    /// Writes what the client needs in the durable state; returns how many writes. A failed
+    /// write stops the producer (see [`Error::Storage`]).
+    fn persist(&mut self) -> usize {
+        let Some(store) = self.store.as_mut() else {
+            return 0;
+        };
+        if self.storage_error.is_some() {
+            return 0;
+        }
+        match store.persist_blocking(&mut self.client) {
+            Ok(n) => n,
+            Err(e) => {
+                log::error!("durable state write failed, the producer stops: {e}");
+                self.storage_error = Some(store_error(e));
+                0
+            }
+        }
+    }
+
+    /// The durable state failed: the producer has stopped (see [`Error::Storage`]).
+    pub fn storage_error(&self) -> Option<&str> {
+        self.storage_error.as_deref()
     }
 
     fn now(&self) -> Instant {
@@ -223,6 +354,18 @@ impl Producer {
     /// known yet, or every batch slot is taken, it drives the producer until they are, but
     /// never past the deadline.
     pub fn send(&mut self, record: &Record<'_>, deadline: StdInstant) -> Result<Receipt, Error> {
+        self.send_tagged(record, 0, deadline)
+    }
+
+    /// [`Producer::send`] with a tag for the batch this record opens, handed back with every
+    /// record of the batch ([`RecordDelivery::batch_tag`]) and kept in the durable state:
+    /// after a restart it tells which of the application's records a restored batch holds.
+    pub fn send_tagged(
+        &mut self,
+        record: &Record<'_>,
+        tag: u64,
+        deadline: StdInstant,
+    ) -> Result<Receipt, Error> {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -236,8 +379,12 @@ impl Producer {
         };
         loop {
             let now = self.now();
-            match self.client.send(&r, self.at(deadline), now) {
+            match self.client.send_tagged(&r, tag, self.at(deadline), now) {
                 Ok(receipt) => return Ok(receipt),
+                Err(SendError::Storage) => {
+                    let e = self.storage_error.clone().unwrap_or_default();
+                    return Err(Error::Storage(e));
+                }
                 Err(e @ (SendError::NoMetadata | SendError::Full)) => {
                     let left = deadline.saturating_duration_since(StdInstant::now());
                     if left.is_zero() {
@@ -257,7 +404,17 @@ impl Producer {
         self.client.flush(now);
         loop {
             self.collect();
-            if self.client.is_idle() {
+            if self.storage_error.is_some() {
+                return false;
+            }
+            // Durable outcomes stay in the client until taken one at a time (see
+            // `poll_delivery`), so there "decided" is what is waited for.
+            let done = if self.store.is_some() {
+                self.client.is_decided()
+            } else {
+                self.client.is_idle()
+            };
+            if done {
                 return true;
             }
             let left = deadline.saturating_duration_since(StdInstant::now());
@@ -269,6 +426,12 @@ impl Producer {
     }
 
     /// The next record outcome, if any is ready.
+    ///
+    /// With durable state, a batch's outcome stays in the state until the call after its
+    /// last record was handed out: record each outcome before asking for the next, and a
+    /// restart in between hands the batch's outcomes out again (identical) rather than lose
+    /// them. Outcomes are thus handed out at least once across restarts, exactly once
+    /// without one.
     pub fn poll_delivery(&mut self) -> Option<RecordDelivery> {
         self.collect();
         loop {
@@ -276,7 +439,14 @@ impl Producer {
                 return Some(record);
             }
             self.expanding = None;
-            self.expanding = Some(self.deliveries.pop_front()?.records());
+            let next = if self.store.is_some() {
+                // Outcomes are stored before they are handed out.
+                self.persist();
+                self.client.poll_delivery()
+            } else {
+                self.deliveries.pop_front()
+            };
+            self.expanding = Some(next?.records());
         }
     }
 
@@ -285,12 +455,15 @@ impl Producer {
         self.client.counters()
     }
 
-    /// Records in flight and buffered, per the ledger.
+    /// Nothing is held: every accepted record's outcome was handed out.
     pub fn is_idle(&self) -> bool {
         self.client.is_idle() && self.deliveries.is_empty() && self.expanding.is_none()
     }
 
     fn collect(&mut self) {
+        if self.store.is_some() {
+            return;
+        }
         while let Some(d) = self.client.poll_delivery() {
             self.deliveries.push_back(d);
         }
@@ -301,6 +474,7 @@ impl Producer {
     pub fn poll(&mut self, timeout: Duration) {
         let now = self.now();
         let wake = self.client.poll(now);
+        self.persist();
         self.close_requested();
         self.open_connections();
         self.transmit();
@@ -471,6 +645,17 @@ impl Producer {
     }
 
     fn transmit(&mut self) {
+        loop {
+            self.persist();
+            self.transmit_once();
+            // Batches held back until their stamps are stored go once they are.
+            if self.persist() == 0 {
+                break;
+            }
+        }
+    }
+
+    fn transmit_once(&mut self) {
         for i in 0..self.sockets.len() {
             loop {
                 let ready = matches!(&self.sockets[i], Some(s) if s.connected && s.out.is_empty());

@@ -266,6 +266,9 @@ pub struct Client<
     last_now: Instant,
     /// Tag for the batch the next record opens.
     next_tag: u64,
+    /// The batch `poll_delivery` handed out last: it stays in the store until the next call,
+    /// so the application has recorded its outcome before the store forgets it.
+    handed_out: Option<BatchToken>,
 }
 
 impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
@@ -364,6 +367,7 @@ where
             fresh: true,
             last_now: Instant::ZERO,
             next_tag: 0,
+            handed_out: None,
         })
     }
 
@@ -730,11 +734,14 @@ where
     }
 
     /// The next batch outcome. With `durable`, an outcome is handed out only once it is
-    /// stored (so a restart hands it out again rather than resend its batch).
+    /// stored, and stays stored until the next call: record it (or act on it) before asking
+    /// for the next one, and a restart in between hands it out again rather than lose it or
+    /// resend its batch.
     pub fn poll_delivery(&mut self) -> Option<ClientDelivery> {
         if self.storage_failed {
             return None;
         }
+        self.handed_out = None;
         if self.durable {
             let token = self.sequencer.peek_event()?;
             let m = &self.mirror[token.slot()];
@@ -752,6 +759,9 @@ where
         let m = self.mirror[slot];
         if self.durable && !m.is_stored() && self.sequencer.release(d.token).is_ok() {
             self.mirror[slot] = Mirror::default();
+        }
+        if self.durable && m.is_stored() {
+            self.handed_out = Some(d.token);
         }
         let p = self.metadata.partitions.get(index).copied();
         Some(ClientDelivery {
@@ -860,6 +870,17 @@ where
         self.sequencer
             .held(batch.slot())
             .is_some_and(|h| h.token == batch && self.mirror[batch.slot()].is_stored())
+    }
+
+    /// The batches read back at restore whose outcome is not handed out yet, as (tag,
+    /// records): an application that resumes its input after a restart skips what they hold
+    /// (their records are already accepted, and keep their place in their partitions).
+    pub fn restored_batches(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        (0..BATCHES).filter_map(|slot| {
+            let h = self.sequencer.held(slot)?;
+            let m = &self.mirror[slot];
+            (m.restored && !h.delivered).then_some((m.info.tag, h.records))
+        })
     }
 
     /// A durable-storage write failed: see [`Client::on_persist_failed`].
@@ -1097,7 +1118,12 @@ where
                 BatchState::Decided { outcome, .. } if !matches!(m.meta, MetaState::Decided(_)) => {
                     return Some(Pending::StoreMeta(slot, MetaState::Decided(outcome)));
                 }
-                BatchState::Buffered if matches!(m.meta, MetaState::Stamped(_)) => {
+                // Unstamped by a fence (or overtaken by a resend before it left): a stored
+                // stamp that is not the one it will go out with must go first.
+                BatchState::Buffered
+                    if matches!(m.meta, MetaState::Stamped(s)
+                        if self.sequencer.peek_send(h.partition, self.last_now) != Some((h.token, s))) =>
+                {
                     return Some(Pending::EraseMeta(slot));
                 }
                 _ => {}
@@ -1135,7 +1161,9 @@ where
             let m = self.mirror[slot];
             let decided_stored = matches!(h.state, BatchState::Decided { .. })
                 && matches!(m.meta, MetaState::Decided(_));
-            let done = h.delivered && !h.state.is_outstanding();
+            let done = h.delivered
+                && !h.state.is_outstanding()
+                && self.handed_out != Some(h.token);
             if m.batch && (decided_stored || done) {
                 return Some(Pending::EraseBatch(slot));
             }
@@ -1152,6 +1180,7 @@ where
     /// Frees a delivered batch's slot once the store no longer holds it.
     fn release_if_erased(&mut self, slot: usize) {
         if let Some(h) = self.sequencer.held(slot)
+            && self.handed_out != Some(h.token)
             && h.delivered
             && !h.state.is_outstanding()
             && !self.mirror[slot].is_stored()
