@@ -195,7 +195,8 @@ where
         if buffer.as_mut().len() < needed {
             return Err(StoreError::Buffer { needed });
         }
-        let config = MapConfig::try_new(range).map_err(|_| StoreError::Geometry(Geometry::Range))?;
+        let config =
+            MapConfig::try_new(range).map_err(|_| StoreError::Geometry(Geometry::Range))?;
         Ok(FlashStore {
             map: MapStorage::new(flash, config, cache),
             buffer,
@@ -329,7 +330,12 @@ fn check_geometry<F: NorFlash>(
 ) -> Result<(), Geometry> {
     let page = F::ERASE_SIZE;
     let (start, end) = (range.start as usize, range.end as usize);
-    if page == 0 || start % page != 0 || end % page != 0 || end <= start || end > capacity {
+    if page == 0
+        || !start.is_multiple_of(page)
+        || !end.is_multiple_of(page)
+        || end <= start
+        || end > capacity
+    {
         return Err(Geometry::Range);
     }
     let pages_needed = pages_needed::<F>(batch_bytes, batches)?;

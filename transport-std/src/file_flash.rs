@@ -93,7 +93,7 @@ impl FileFlash {
 
     fn check(&self, offset: u32, len: usize, align: usize) -> Result<u64, FileFlashError> {
         let at = offset as usize;
-        if at % align != 0 || len % align != 0 {
+        if !at.is_multiple_of(align) || !len.is_multiple_of(align) {
             return Err(FileFlashError::NotAligned);
         }
         if at.checked_add(len).is_none_or(|end| end > self.capacity) {
@@ -119,7 +119,9 @@ impl ReadNorFlash for FileFlash {
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FileFlashError> {
         let at = self.check(offset, bytes.len(), 1)?;
-        self.file.read_exact_at(bytes, at).map_err(FileFlashError::Io)
+        self.file
+            .read_exact_at(bytes, at)
+            .map_err(FileFlashError::Io)
     }
 
     fn capacity(&self) -> usize {
@@ -157,7 +159,9 @@ impl NorFlash for FileFlash {
                 offset: offset + k as u32,
             });
         }
-        self.file.write_all_at(bytes, at).map_err(FileFlashError::Io)?;
+        self.file
+            .write_all_at(bytes, at)
+            .map_err(FileFlashError::Io)?;
         self.synced()
     }
 }
@@ -189,7 +193,10 @@ mod tests {
             f.write(4, &[0xFF, 0xF0, 0x00, 0xFF]),
             Err(FileFlashError::NotErased { offset: 4 })
         ));
-        assert!(matches!(f.write(2, &[0; 4]), Err(FileFlashError::NotAligned)));
+        assert!(matches!(
+            f.write(2, &[0; 4]),
+            Err(FileFlashError::NotAligned)
+        ));
         assert!(matches!(
             f.write((2 * PAGE_SIZE) as u32, &[0; 4]),
             Err(FileFlashError::OutOfBounds)

@@ -33,11 +33,11 @@ use file_flash::{FileFlash, PAGE_SIZE};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
-pub use producer_core::client::{Receipt, RestoreSummary};
 use producer_core::client::{
     Client, ClientConfig, ClientConfigError, ClientDelivery, ConnId, ProducerRecord,
     RecordDeliveries, RestoreOptions, SendError,
 };
+pub use producer_core::client::{Receipt, RestoreSummary};
 use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
 use producer_core::state::{Counters, UnknownOutcome};
 use producer_core::time::Instant;

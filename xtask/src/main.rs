@@ -16,6 +16,8 @@ const TARGETS: &[&str] = &["thumbv7em-none-eabihf", "thumbv7m-none-eabi"];
 
 /// Default number of simulation seeds run by `cargo xtask test`; `SIM_SEEDS=N` overrides it.
 const DEFAULT_SIM_SEEDS: &str = "100000";
+/// Default number of seeds of the durable-store simulation (power cuts, restarts).
+const DEFAULT_DURABLE_SIM_SEEDS: &str = "20000";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -103,7 +105,7 @@ fn test() -> Result<(), String> {
         ],
         &[],
     )?;
-    for features in ["", "log", "crc-slice16"] {
+    for features in ["", "log", "crc-slice16", "flash"] {
         step(
             "cargo",
             &[
@@ -146,8 +148,8 @@ fn test() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     // The core must stay no_std and allocation-free: build it for a Cortex-M4F with nothing
-    // enabled, and with the defmt logging a firmware would turn on.
-    for features in ["", "defmt"] {
+    // enabled, with the defmt logging a firmware would turn on, and with the flash store.
+    for features in ["", "defmt", "flash,defmt"] {
         step(
             "cargo",
             &[
@@ -220,6 +222,28 @@ fn test() -> Result<(), String> {
             "many_seeds",
         ],
         &[("SIM_SEEDS", seeds.as_str())],
+    )?;
+    // The durable store under power cuts: each seed runs several lives of the client, so
+    // fewer seeds than above (DURABLE_SIM_SEEDS=N overrides).
+    let durable_seeds =
+        env::var("DURABLE_SIM_SEEDS").unwrap_or_else(|_| DEFAULT_DURABLE_SIM_SEEDS.to_string());
+    step(
+        "cargo",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "producer-core",
+            "--features",
+            "flash",
+            "--test",
+            "durable_simulation",
+            "--",
+            "--include-ignored",
+            "--nocapture",
+            "many_seeds",
+        ],
+        &[("SIM_SEEDS", durable_seeds.as_str())],
     )?;
     fuzz_wire_codec()?;
     println!(

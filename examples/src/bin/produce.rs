@@ -424,7 +424,10 @@ fn run(args: Args) -> Result<bool, String> {
     progress.show(&producer, fates.len(), &fates, true);
     if let Some(dir) = &args.state_dir {
         // The input position: every line before it has its outcome.
-        let position = fates.iter().position(Option::is_none).unwrap_or(fates.len());
+        let position = fates
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(fates.len());
         let tmp = dir.join("position.tmp");
         std::fs::write(&tmp, format!("{position}\n"))
             .and_then(|()| std::fs::rename(&tmp, dir.join("position")))

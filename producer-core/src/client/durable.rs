@@ -34,8 +34,8 @@ use core::time::Duration;
 
 use crate::error_code::ErrorCode;
 use crate::state::{
-    FatalReason, FenceReason, NotPersistedReason, Outcome, PossiblyPersistedReason,
-    ProducerEpoch, ProducerId, Sequence, Stamp,
+    FatalReason, FenceReason, NotPersistedReason, Outcome, PossiblyPersistedReason, ProducerEpoch,
+    ProducerId, Sequence, Stamp,
 };
 use crate::time::Instant;
 use crate::wire::{Reader, Writer};
@@ -155,7 +155,9 @@ impl fmt::Display for RestoreError {
             RestoreError::NotFresh => {
                 f.write_str("restore must come before the client sends or receives anything")
             }
-            RestoreError::UnknownKey => f.write_str("the store holds a key this client never writes"),
+            RestoreError::UnknownKey => {
+                f.write_str("the store holds a key this client never writes")
+            }
             RestoreError::Format(v) => write!(
                 f,
                 "the store was written in layout {v}, this build reads {FORMAT}: erase it or use the matching build"
@@ -309,7 +311,8 @@ pub(crate) fn read_meta(value: &[u8]) -> Result<(BatchInfo, MetaState), RestoreE
         META_STAMPED => {
             let producer_id = ProducerId(r.get_i64().map_err(m)?);
             let epoch = ProducerEpoch(r.get_i16().map_err(m)?);
-            let base_sequence = Sequence::new(r.get_i32().map_err(m)?).ok_or(RestoreError::Malformed)?;
+            let base_sequence =
+                Sequence::new(r.get_i32().map_err(m)?).ok_or(RestoreError::Malformed)?;
             if producer_id.0 < 0 || epoch.0 < 0 {
                 return Err(RestoreError::Malformed);
             }
@@ -462,7 +465,11 @@ mod tests {
             records: 1,
             ..BatchInfo::default()
         };
-        write_meta(&mut buf, &info, &MetaState::Decided(Outcome::Persisted { offset: None }));
+        write_meta(
+            &mut buf,
+            &info,
+            &MetaState::Decided(Outcome::Persisted { offset: None }),
+        );
         buf[0] = 9;
         assert_eq!(read_meta(&buf), Err(RestoreError::Format(9)));
     }

@@ -323,8 +323,7 @@ where
                 })
                 .map_err(|_| ClientConfigError::Topic)?;
         }
-        let mut sequencer =
-            Sequencer::new(config.producer).map_err(ClientConfigError::Producer)?;
+        let mut sequencer = Sequencer::new(config.producer).map_err(ClientConfigError::Producer)?;
         let reserve = if config.durable { BATCH_HEADER } else { 0 };
         if config.durable {
             // A slot is reused only once the store no longer holds its old batch.
@@ -912,8 +911,8 @@ where
                 if bytes.len() > room {
                     return Err(RestoreError::BatchBytes { len: bytes.len() });
                 }
-                let header = wire::record_batch::header_of(bytes)
-                    .map_err(|_| RestoreError::Malformed)?;
+                let header =
+                    wire::record_batch::header_of(bytes).map_err(|_| RestoreError::Malformed)?;
                 if header.record_count < 1 || header.record_count as u32 != info.records {
                     return Err(RestoreError::Malformed);
                 }
@@ -1086,7 +1085,11 @@ where
         if summary.batches > 0 {
             info!(
                 "restored {:?} batches: {:?} buffered, {:?} stamped, {:?} decided, {:?} expired",
-                summary.batches, summary.buffered, summary.stamped, summary.decided, summary.expired
+                summary.batches,
+                summary.buffered,
+                summary.stamped,
+                summary.decided,
+                summary.expired
             );
         }
         Ok(summary)
@@ -1149,7 +1152,8 @@ where
             let current = held(self, slot).is_some_and(|h| {
                 self.mirror[slot].batch
                     && matches!(h.state, BatchState::Buffered | BatchState::Stamped { .. })
-                    && self.sequencer.peek_send(h.partition, self.last_now) == Some((h.token, stamp))
+                    && self.sequencer.peek_send(h.partition, self.last_now)
+                        == Some((h.token, stamp))
             });
             if current {
                 return Some(Pending::StoreMeta(slot, MetaState::Stamped(stamp)));
@@ -1161,9 +1165,7 @@ where
             let m = self.mirror[slot];
             let decided_stored = matches!(h.state, BatchState::Decided { .. })
                 && matches!(m.meta, MetaState::Decided(_));
-            let done = h.delivered
-                && !h.state.is_outstanding()
-                && self.handed_out != Some(h.token);
+            let done = h.delivered && !h.state.is_outstanding() && self.handed_out != Some(h.token);
             if m.batch && (decided_stored || done) {
                 return Some(Pending::EraseBatch(slot));
             }
@@ -1189,7 +1191,6 @@ where
             self.mirror[slot] = Mirror::default();
         }
     }
-
 
     fn seal(&mut self, index: usize, now: Instant) {
         let Some(token) = self.open.get_mut(index).and_then(Option::take) else {
@@ -1427,7 +1428,8 @@ where
             }
             if self.durable {
                 // The stamp must be durable before a request carrying it leaves.
-                let Some((token, stamp)) = self.sequencer.peek_send(PartitionIndex(index as u16), now)
+                let Some((token, stamp)) =
+                    self.sequencer.peek_send(PartitionIndex(index as u16), now)
                 else {
                     continue;
                 };

@@ -766,9 +766,9 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     /// Retires a resumed identity once every restored stamped batch is decided.
     fn end_resume(&mut self) {
         if self.resume_only
-            && !self.batches().any(|b| {
-                matches!(b.state, BatchState::Stamped { .. }) || b.state.is_outstanding()
-            })
+            && !self
+                .batches()
+                .any(|b| matches!(b.state, BatchState::Stamped { .. }) || b.state.is_outstanding())
         {
             self.resume_only = false;
             self.start_fence(FenceReason::Restarted, true);
