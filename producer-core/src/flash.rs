@@ -213,6 +213,25 @@ where
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
     {
+        // A page erase cut by a power loss leaves the page half erased, which
+        // sequential-storage repairs (re-erases) on its next operation. Its `fetch_all_items`
+        // (8.0.2) does not, though: a `?` inside its auto-repair block returns the
+        // `Corrupted` before the repair runs. `fetch_item` starts with the same page search
+        // and repairs properly, so it goes first when the search fails.
+        let found = self
+            .map
+            .fetch_all_items(self.buffer.as_mut())
+            .await
+            .map(|_| ());
+        if let Err(sequential_storage::Error::Corrupted { .. }) = found {
+            self.map
+                .fetch_item::<Option<&[u8]>>(
+                    self.buffer.as_mut(),
+                    &crate::client::durable::key(true, 0),
+                )
+                .await
+                .map_err(StoreError::Flash)?;
+        }
         let mut items = self
             .map
             .fetch_all_items(self.buffer.as_mut())

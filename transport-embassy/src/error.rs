@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use producer_core::client::{ClientConfigError, SendError};
+use producer_core::client::{ClientConfigError, RestoreError, SendError};
 
 /// Why the producer could not be built or a record not accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +23,12 @@ pub enum Error {
     /// The deadline passed before the record could be accepted (no metadata yet, or every
     /// batch slot stayed taken).
     Deadline(SendError),
+    /// The durable store holds state this producer cannot take back (other topics, smaller
+    /// capacities); the message says what to change.
+    Restore(RestoreError),
+    /// The durable store failed (reading at restore, or a write, after which the producer
+    /// stops: records are refused with `Send(SendError::Storage)`). Reset, and restore.
+    Storage,
 }
 
 impl fmt::Display for Error {
@@ -38,6 +44,8 @@ impl fmt::Display for Error {
             Error::Deadline(e) => {
                 write!(f, "deadline passed before the record was accepted ({e:?})")
             }
+            Error::Restore(e) => write!(f, "cannot restore the durable state: {e}"),
+            Error::Storage => f.write_str("the durable store failed"),
         }
     }
 }

@@ -24,3 +24,7 @@ macro_rules! debug {
 macro_rules! info {
     ($($t:tt)*) => { log_at!(info, $($t)*) };
 }
+
+macro_rules! warn {
+    ($($t:tt)*) => { log_at!(warn, $($t)*) };
+}

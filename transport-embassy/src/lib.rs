@@ -35,6 +35,7 @@ mod fmt;
 
 mod buffers;
 mod config;
+mod durability;
 mod error;
 mod link;
 
@@ -52,16 +53,28 @@ use producer_core::client::metadata::HOST_MAX;
 use producer_core::client::{
     Client, ClientDelivery, ConnId, ProducerRecord, Receipt, RecordDeliveries, SendError,
 };
+#[cfg(feature = "flash")]
+use producer_core::client::{RestoreOptions, RestoreSummary};
 use producer_core::state::Counters;
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 
 pub use buffers::ConnectionBuffers;
 pub use config::{MapAddress, ProducerConfig};
+pub use durability::{Durability, Volatile};
 pub use error::Error;
 pub use producer_core::client::RecordDelivery;
 
 use link::{Link, Phase};
+
+/// Why a turn of the connections handed control back to `drive`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ended {
+    /// The stop condition holds, or the time is up.
+    Done,
+    /// The client has writes for the durable store: they go before anything else moves.
+    Persist,
+}
 
 /// When a drive of the connections hands control back to the caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +91,8 @@ enum Stop {
 
 /// The producer. `S` is the batch storage; the capacities are the caller's: topics,
 /// partitions across them, batches held at once (buffered, in flight, or decided and not yet
-/// taken), and broker connections.
+/// taken), and broker connections. `D` is where batches survive power cuts: nowhere
+/// ([`Volatile`]) or a `FlashStore` (feature `flash`, [`Producer::new_durable`]).
 pub struct Producer<
     'd,
     S,
@@ -86,6 +100,7 @@ pub struct Producer<
     const PARTITIONS: usize,
     const BATCHES: usize,
     const BROKERS: usize,
+    D = Volatile,
 > {
     stack: Stack<'d>,
     client: Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>,
@@ -99,6 +114,7 @@ pub struct Producer<
     /// full the client keeps the rest, and `send` sees its slots taken.
     deliveries: Deque<ClientDelivery, BATCHES>,
     expanding: Option<RecordDeliveries>,
+    durability: D,
 }
 
 /// The core's clock is the embassy clock: microseconds since boot.
@@ -121,7 +137,7 @@ impl<
     const PARTITIONS: usize,
     const BATCHES: usize,
     const BROKERS: usize,
-> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS, Volatile>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -132,6 +148,83 @@ where
         config: ProducerConfig<'_>,
         storage: S,
         buffers: &'d mut [ConnectionBuffers<RX, TX>; BROKERS],
+    ) -> Result<Self, Error> {
+        Producer::with_durability(stack, config, storage, buffers, Volatile)
+    }
+}
+
+#[cfg(feature = "flash")]
+impl<
+    'd,
+    S,
+    const TOPICS: usize,
+    const PARTITIONS: usize,
+    const BATCHES: usize,
+    const BROKERS: usize,
+    F,
+    B,
+    C,
+> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS, producer_core::flash::FlashStore<F, B, C>>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+    F: embedded_storage_async::nor_flash::NorFlash,
+    B: AsMut<[u8]>,
+    C: producer_core::flash::sequential_storage::cache::CacheImpl<
+            producer_core::client::StorageKey,
+        >,
+{
+    /// A producer whose batches, stamps and outcomes live in `store` as well as in RAM, so a
+    /// power cut neither loses nor duplicates them (`ClientConfig::durable` is set for it).
+    /// Call [`Producer::restore`] before anything else. Build `store` with the client's
+    /// geometry: [`FlashStore::new`](producer_core::flash::FlashStore::new) checks it against
+    /// [`Producer::client`], so build a volatile-free client first with the same config, or
+    /// size the range with [`producer_core::flash::pages_needed`].
+    pub fn new_durable<const RX: usize, const TX: usize>(
+        stack: Stack<'d>,
+        mut config: ProducerConfig<'_>,
+        storage: S,
+        buffers: &'d mut [ConnectionBuffers<RX, TX>; BROKERS],
+        store: producer_core::flash::FlashStore<F, B, C>,
+    ) -> Result<Self, Error> {
+        config.client.durable = true;
+        Producer::with_durability(stack, config, storage, buffers, store)
+    }
+
+    /// Reads the store back after a boot: batches never sent are sent, batches that may have
+    /// reached the broker are resent with their producer id, epoch and sequences (the broker
+    /// deduplicates them), and outcomes decided before the cut are handed out again. Call
+    /// once, before anything else. A store that does not fit this producer (other topics,
+    /// smaller capacities) is refused with what to change, and nothing is sent.
+    pub async fn restore(&mut self, options: RestoreOptions) -> Result<RestoreSummary, Error> {
+        self.durability
+            .restore(&mut self.client, options)
+            .await
+            .map_err(|e| match e {
+                producer_core::flash::StoreError::Restore(e) => Error::Restore(e),
+                _ => Error::Storage,
+            })
+    }
+}
+
+impl<
+    'd,
+    S,
+    const TOPICS: usize,
+    const PARTITIONS: usize,
+    const BATCHES: usize,
+    const BROKERS: usize,
+    D,
+> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS, D>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+    D: Durability,
+{
+    fn with_durability<const RX: usize, const TX: usize>(
+        stack: Stack<'d>,
+        config: ProducerConfig<'_>,
+        storage: S,
+        buffers: &'d mut [ConnectionBuffers<RX, TX>; BROKERS],
+        durability: D,
     ) -> Result<Self, Error> {
         let client = Client::new(config.client, config.bootstrap, config.topics, storage)
             .map_err(Error::Config)?;
@@ -159,6 +252,7 @@ where
             wake: None,
             deliveries: Deque::new(),
             expanding: None,
+            durability,
         })
     }
 
@@ -298,6 +392,10 @@ where
     /// next drive (it is bounded by the connect timeout either way).
     async fn drive(&mut self, until: EmbassyInstant, stop: Stop) {
         loop {
+            // Whole writes, outside any select: the flash has the task to itself.
+            if D::DURABLE && self.client.wants_persist() {
+                self.durability.persist(&mut self.client).await;
+            }
             let lookup = self
                 .links
                 .iter()
@@ -307,8 +405,10 @@ where
                     _ => None,
                 });
             let Some((i, host)) = lookup.filter(|_| EmbassyInstant::now() < until) else {
-                poll_fn(|cx| self.poll_io(cx, until, stop)).await;
-                return;
+                match poll_fn(|cx| self.poll_io(cx, until, stop)).await {
+                    Ended::Done => return,
+                    Ended::Persist => continue,
+                }
             };
             let give_up = self.links[i]
                 .connect_deadline(self.connect_timeout)
@@ -317,7 +417,8 @@ where
             let query = resolve(stack, &host, give_up);
             match select(query, poll_fn(|cx| self.poll_io(cx, until, stop))).await {
                 Either::First(address) => self.resolved(i, &host, address),
-                Either::Second(()) => return,
+                Either::Second(Ended::Done) => return,
+                Either::Second(Ended::Persist) => {}
             }
         }
     }
@@ -345,17 +446,22 @@ where
     }
 
     /// One turn of the connections, then whether to hand control back.
-    fn poll_io(&mut self, cx: &mut Context<'_>, until: EmbassyInstant, stop: Stop) -> Poll<()> {
+    fn poll_io(&mut self, cx: &mut Context<'_>, until: EmbassyInstant, stop: Stop) -> Poll<Ended> {
         let now = core_now();
         let progress = self.pump(cx, now);
+        if D::DURABLE && self.client.wants_persist() {
+            return Poll::Ready(Ended::Persist);
+        }
         let done = match stop {
             Stop::Until => false,
             Stop::Progress => progress,
-            Stop::Delivery => !self.deliveries.is_empty() || self.expanding_left(),
+            Stop::Delivery => {
+                !self.deliveries.is_empty() || self.expanding_left() || self.client.delivery_ready()
+            }
             Stop::Decided => self.all_decided(),
         };
         if done || EmbassyInstant::now() >= until {
-            return Poll::Ready(());
+            return Poll::Ready(Ended::Done);
         }
         if progress {
             // Let the network runner move what was just queued, then take another turn.
@@ -448,7 +554,9 @@ where
             }
         }
         self.wake = self.client.poll(now);
-        while !self.deliveries.is_full() {
+        // Durable outcomes stay in the client until taken one at a time: the store forgets
+        // one only after the application asked for the next.
+        while !D::DURABLE && !self.deliveries.is_full() {
             match self.client.poll_delivery() {
                 Some(d) => {
                     let _ = self.deliveries.push_back(d);

@@ -122,21 +122,23 @@ fn test() -> Result<(), String> {
             &[],
         )?;
     }
-    step(
-        "cargo",
-        &[
-            "clippy",
-            "-p",
-            "transport-embassy",
-            "--all-targets",
-            "--features",
-            "log",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        &[],
-    )?;
+    for features in ["log", "log,flash"] {
+        step(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "transport-embassy",
+                "--all-targets",
+                "--features",
+                features,
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+    }
     // The crates outside the workspace (firmware and on-target tests) get the same checks.
     for (dir, targets) in STANDALONE_CRATES {
         cargo_in(dir, &["fmt", "--check"])?;
@@ -165,20 +167,23 @@ fn test() -> Result<(), String> {
             &[],
         )?;
     }
-    // The embedded transport as firmware would build it: Cortex-M4F, defmt logging.
-    step(
-        "cargo",
-        &[
-            "build",
-            "-p",
-            "transport-embassy",
-            "--target",
-            TARGETS[0],
-            "--features",
-            "defmt",
-        ],
-        &[],
-    )?;
+    // The embedded transport as firmware would build it: Cortex-M4F, defmt logging, with and
+    // without the flash store.
+    for features in ["defmt", "defmt,flash"] {
+        step(
+            "cargo",
+            &[
+                "build",
+                "-p",
+                "transport-embassy",
+                "--target",
+                TARGETS[0],
+                "--features",
+                features,
+            ],
+            &[],
+        )?;
+    }
     // The core as firmware: no_std, LTO, linked for a Cortex-M4.
     build_footprint()?;
     on_target::core_tests_on_cortex_m3()?;

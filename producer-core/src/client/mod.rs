@@ -818,6 +818,31 @@ where
         })
     }
 
+    /// Whether [`Client::poll_persist`] has a write to hand out: a transport that persists
+    /// asynchronously checks this after each turn of its connections, and stores before the
+    /// next.
+    pub fn wants_persist(&mut self) -> bool {
+        if !self.durable || self.storage_failed {
+            return false;
+        }
+        if self.persisting.is_none() {
+            self.persisting = self.next_persist();
+        }
+        self.persisting.is_some()
+    }
+
+    /// Whether [`Client::poll_delivery`] would hand out an outcome now.
+    pub fn delivery_ready(&self) -> bool {
+        if self.storage_failed {
+            return false;
+        }
+        let Some(token) = self.sequencer.peek_event() else {
+            return false;
+        };
+        let m = &self.mirror[token.slot()];
+        !self.durable || !m.is_stored() || matches!(m.meta, MetaState::Decided(_))
+    }
+
     /// The write last returned by [`Client::poll_persist`] is durable.
     pub fn on_persisted(&mut self) {
         let Some(op) = self.persisting.take() else {
