@@ -442,7 +442,12 @@ impl Producer {
             let next = if self.store.is_some() {
                 // Outcomes are stored before they are handed out.
                 self.persist();
-                self.client.poll_delivery()
+                let next = self.client.poll_delivery();
+                if next.is_none() {
+                    // Everything taken: the store may forget the last batch now.
+                    self.persist();
+                }
+                next
             } else {
                 self.deliveries.pop_front()
             };
