@@ -157,6 +157,9 @@ pub struct Sequencer<const PARTITIONS: usize, const BATCHES: usize> {
     /// sent under it (the broker's next expected sequence of the other partitions is not
     /// known), and once they are decided the identity is retired for a new producer id.
     resume_only: bool,
+    /// A batch restored after a restart may have had a request out before it: every request
+    /// of the previous life counts as abandoned at the first instant this one sees.
+    restart_abandoned: bool,
 }
 
 impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
@@ -175,6 +178,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             last_abandoned: None,
             retain_delivered: false,
             resume_only: false,
+            restart_abandoned: false,
         })
     }
 
@@ -355,6 +359,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
 
     /// Applies every deadline that has passed by `now`, and completes a drained fence.
     fn expire(&mut self, now: Instant) {
+        self.note_restart(now);
         for index in 0..BATCHES {
             let Some(batch) = self.slots[index].batch else {
                 continue;
@@ -372,6 +377,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     /// counts the request as out; answer it with [`Sequencer::on_init_producer_id`] (also
     /// when the connection is lost, with `Err(None)`).
     pub fn poll_init_producer_id(&mut self, now: Instant) -> bool {
+        self.note_restart(now);
         match self.identity {
             Identity::NoId { retry_at } if retry_at <= now => {
                 self.identity = Identity::RequestingId;
@@ -503,6 +509,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         result: ProduceResult,
     ) -> Result<Classification, TokenError> {
         let batch = *self.batch(token).ok_or(TokenError::Unknown)?;
+        self.note_restart(now);
         let index = token.slot();
         let class = classify(result);
         if result == ProduceResult::LostAfterWrite {
@@ -739,6 +746,9 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         if s.batch.is_some() {
             return Err(RestoreError::Slot);
         }
+        // A request carrying it may have been out when the power went, and a broker may
+        // still append it after this life started: no new producer id before the grace.
+        self.restart_abandoned |= !matches!(restored, Restored::Buffered);
         s.generation = s.generation.wrapping_add(1);
         s.batch = Some(Batch {
             partition,
@@ -761,6 +771,22 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             slot: slot as u16,
             generation: s.generation,
         })
+    }
+
+    /// At the first instant after a restart that restored a batch with a stamp or an
+    /// outcome, counts every request of the previous life as abandoned now: a broker may
+    /// still process one it had read (or that was still on its way), and a new producer id
+    /// does not fence it, so the first producer id of this life (or the one after a resumed
+    /// identity) waits `abandoned_request_grace`, as after any abandoned request.
+    fn note_restart(&mut self, now: Instant) {
+        if !self.restart_abandoned {
+            return;
+        }
+        self.restart_abandoned = false;
+        self.last_abandoned = Some(self.last_abandoned.map_or(now, |at| at.max(now)));
+        if let Identity::NoId { retry_at } = &mut self.identity {
+            *retry_at = (*retry_at).max(now + self.config.abandoned_request_grace);
+        }
     }
 
     /// Retires a resumed identity once every restored stamped batch is decided.
@@ -906,6 +932,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     /// stamped with it can be appended after a request of the new epoch, and resetting the
     /// sequences is safe.
     fn try_complete_fence(&mut self, now: Instant) {
+        self.note_restart(now);
         let Identity::Fencing {
             id,
             epoch,

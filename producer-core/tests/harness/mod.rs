@@ -1,7 +1,10 @@
 //! What both simulations share: a virtual clock with an event queue, a seeded random source,
-//! a fault window, a trace, and the sweep that runs many seeds and reports the failing ones.
+//! a fault window, a trace, and the sweep that runs many seeds and reports the failing ones;
+//! and a NOR flash in RAM that loses power on demand (`ram_flash`).
 
 #![allow(dead_code)]
+
+pub mod ram_flash;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
