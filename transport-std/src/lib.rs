@@ -227,6 +227,8 @@ pub struct Producer {
     store: Option<Store>,
     restored: RestoreSummary,
     storage_error: Option<String>,
+    /// When the sockets last had a turn.
+    last_turn: StdInstant,
 }
 
 type Store = FlashStore<BlockingAsync<FileFlash>, Vec<u8>>;
@@ -304,6 +306,7 @@ impl Producer {
             store,
             restored,
             storage_error: None,
+            last_turn: StdInstant::now(),
         })
     }
 
@@ -352,7 +355,10 @@ impl Producer {
 
     /// Accepts a record, to be decided by `deadline`. While the topic's partitions are not
     /// known yet, or every batch slot is taken, it drives the producer until they are, but
-    /// never past the deadline.
+    /// never past the deadline. With durable state a slot frees only once its outcome is
+    /// taken, so when every slot holds an outcome waiting for [`Producer::poll_delivery`],
+    /// it returns [`Error::Send`]`(`[`SendError::Full`]`)` at once: take them, and send
+    /// again.
     pub fn send(&mut self, record: &Record<'_>, deadline: StdInstant) -> Result<Receipt, Error> {
         self.send_tagged(record, 0, deadline)
     }
@@ -380,7 +386,19 @@ impl Producer {
         loop {
             let now = self.now();
             match self.client.send_tagged(&r, tag, self.at(deadline), now) {
-                Ok(receipt) => return Ok(receipt),
+                Ok(receipt) => {
+                    // Keep the wire moving while the caller only sends: one turn of the
+                    // sockets, without waiting, at most every millisecond.
+                    if self.last_turn.elapsed() >= Duration::from_millis(1) {
+                        self.poll(Duration::ZERO);
+                    }
+                    return Ok(receipt);
+                }
+                // With durable state a slot frees only when its outcome is taken: the
+                // caller must take outcomes first.
+                Err(SendError::Full) if self.store.is_some() && self.client.delivery_ready() => {
+                    return Err(Error::Send(SendError::Full));
+                }
                 Err(SendError::Storage) => {
                     let e = self.storage_error.clone().unwrap_or_default();
                     return Err(Error::Storage(e));
@@ -477,6 +495,7 @@ impl Producer {
     /// Drives I/O once: waits at most `timeout` for sockets or the next timer, then moves
     /// bytes and applies time.
     pub fn poll(&mut self, timeout: Duration) {
+        self.last_turn = StdInstant::now();
         let now = self.now();
         let wake = self.client.poll(now);
         self.persist();

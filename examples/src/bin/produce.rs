@@ -359,8 +359,17 @@ fn run(args: Args) -> Result<bool, String> {
             value: Some(value),
             headers: &[],
         };
-        sync(&mut journal)?;
-        match producer.send_tagged(&record, index as u64, deadline) {
+        let sent = loop {
+            sync(&mut journal)?;
+            match producer.send_tagged(&record, index as u64, deadline) {
+                // Every slot holds an outcome to take (durable state): take them, go again.
+                Err(transport_std::Error::Send(producer_core::client::SendError::Full)) => {
+                    settle(&mut producer, &mut places, &mut fates, &mut journal)?;
+                }
+                other => break other,
+            }
+        };
+        match sent {
             Ok(receipt) => {
                 let tag = if receipt.offset_delta == 0 {
                     places.open.insert(receipt.batch, index as u64);
