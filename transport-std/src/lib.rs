@@ -50,7 +50,7 @@ pub const PARTITIONS: usize = 256;
 /// Batches held at once (buffered, in flight, or decided and not yet drained).
 pub const BATCHES: usize = 256;
 /// Broker connections.
-pub const BROKERS: usize = 16;
+pub const BROKERS: usize = 8;
 
 /// Receive buffer reserved per connection: room for a read and the unfinished frame before
 /// it, so steady traffic never grows it.
@@ -366,6 +366,8 @@ impl Producer {
     /// [`Producer::send`] with a tag for the batch this record opens, handed back with every
     /// record of the batch ([`RecordDelivery::batch_tag`]) and kept in the durable state:
     /// after a restart it tells which of the application's records a restored batch holds.
+    /// The record's batch is stored (and survives a restart) only in a later call to the
+    /// producer, never in this one: note where the record went before calling again.
     pub fn send_tagged(
         &mut self,
         record: &Record<'_>,
@@ -383,17 +385,17 @@ impl Producer {
             headers: record.headers,
             timestamp,
         };
+        // Keep the wire moving while the caller only sends: one turn of the sockets, without
+        // waiting, at most every millisecond. It comes before the record is accepted, never
+        // after: a record's batch becomes durable only in a later call, so a caller can note
+        // where the record went (as `produce --state-dir` does) before that.
+        if self.last_turn.elapsed() >= Duration::from_millis(1) {
+            self.poll(Duration::ZERO);
+        }
         loop {
             let now = self.now();
             match self.client.send_tagged(&r, tag, self.at(deadline), now) {
-                Ok(receipt) => {
-                    // Keep the wire moving while the caller only sends: one turn of the
-                    // sockets, without waiting, at most every millisecond.
-                    if self.last_turn.elapsed() >= Duration::from_millis(1) {
-                        self.poll(Duration::ZERO);
-                    }
-                    return Ok(receipt);
-                }
+                Ok(receipt) => return Ok(receipt),
                 // With durable state a slot frees only when its outcome is taken: the
                 // caller must take outcomes first.
                 Err(SendError::Full) if self.store.is_some() && self.client.delivery_ready() => {

@@ -210,14 +210,10 @@ pub(crate) struct Mirror {
     pub batch: bool,
     /// `M n`.
     pub meta: MetaState,
-    /// A stamp the client wants stored before it sends the batch.
-    pub want_stamp: Option<Stamp>,
+    /// The batch waits for its stamp to be stored before it is sent.
+    pub want_stamp: bool,
     /// The batch's identity in storage.
     pub info: BatchInfo,
-    /// Stored batch length (restore only).
-    pub len: usize,
-    /// The header of the meta item (restore only: the batch item may be gone).
-    pub meta_info: BatchInfo,
     /// Read back after a restart.
     pub restored: bool,
 }

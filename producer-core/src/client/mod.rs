@@ -854,13 +854,7 @@ where
                 slot
             }
             durable::Pending::StoreMeta(slot, state) => {
-                let m = &mut self.mirror[slot];
-                m.meta = state;
-                if let MetaState::Stamped(stamp) = state
-                    && m.want_stamp == Some(stamp)
-                {
-                    m.want_stamp = None;
-                }
+                self.mirror[slot].meta = state;
                 slot
             }
             durable::Pending::EraseBatch(slot) => {
@@ -945,19 +939,23 @@ where
                     .get_mut(..bytes.len())
                     .ok_or(RestoreError::BatchBytes { len: bytes.len() })?
                     .copy_from_slice(bytes);
+                self.slots[slot] = SlotUse::Sealed { len: bytes.len() };
                 let m = &mut self.mirror[slot];
                 m.batch = true;
-                m.len = bytes.len();
                 m.info = info;
             }
             (true, None) => {
+                self.slots[slot] = SlotUse::Free;
                 self.mirror[slot].batch = false;
-                self.mirror[slot].len = 0;
             }
             (false, Some(value)) => {
                 let (info, state) = durable::read_meta(value)?;
-                self.mirror[slot].meta = state;
-                self.mirror[slot].meta_info = info;
+                let m = &mut self.mirror[slot];
+                m.meta = state;
+                // Both items carry the header; the batch's, when there is one, is kept.
+                if !m.batch {
+                    m.info = info;
+                }
             }
             (false, None) => self.mirror[slot].meta = MetaState::Absent,
         }
@@ -984,15 +982,9 @@ where
         // Check everything before changing anything.
         let mut resume: Option<(u64, crate::state::Stamp)> = None;
         for slot in 0..BATCHES {
-            let m = &mut self.mirror[slot];
-            if !m.batch {
-                m.info = m.meta_info;
-            }
+            let m = &self.mirror[slot];
             if !m.is_stored() {
                 continue;
-            }
-            if m.batch && m.meta != MetaState::Absent && m.meta_info != m.info {
-                return Err(RestoreError::Malformed);
             }
             let info = m.info;
             let topic = self
@@ -1048,8 +1040,12 @@ where
                     self.metadata.partitions.len() - 1
                 }
             };
+            let len = match (m.batch, self.slots[slot]) {
+                (true, SlotUse::Sealed { len }) => len,
+                _ => 0,
+            };
             let bytes = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
-                .get(..m.len)
+                .get(..len)
                 .unwrap_or(&[]);
             let possibly = |r| Restored::Decided {
                 outcome: Outcome::PossiblyPersisted(r),
@@ -1101,7 +1097,7 @@ where
                     restored,
                 )
                 .map_err(|_| RestoreError::Malformed)?;
-            self.slots[slot] = SlotUse::Sealed { len: m.len };
+            self.slots[slot] = SlotUse::Sealed { len };
             self.mirror[slot].restored = true;
             summary.batches += 1;
             summary.records = summary.records.saturating_add(m.info.records);
@@ -1170,20 +1166,20 @@ where
             return Some(Pending::StoreBatch(slot));
         }
         for slot in 0..BATCHES {
-            let Some(stamp) = self.mirror[slot].want_stamp else {
+            if !self.mirror[slot].want_stamp {
                 continue;
-            };
-            // Still the stamp the batch would go out with (a fence may have moved on).
-            let current = held(self, slot).is_some_and(|h| {
-                self.mirror[slot].batch
-                    && matches!(h.state, BatchState::Buffered | BatchState::Stamped { .. })
-                    && self.sequencer.peek_send(h.partition, self.last_now)
-                        == Some((h.token, stamp))
-            });
-            if current {
+            }
+            self.mirror[slot].want_stamp = false;
+            // The stamp the batch goes out with now (a fence may have moved on since).
+            let Some(h) = held(self, slot) else { continue };
+            if self.mirror[slot].batch
+                && matches!(h.state, BatchState::Buffered | BatchState::Stamped { .. })
+                && let Some((token, stamp)) = self.sequencer.peek_send(h.partition, self.last_now)
+                && token == h.token
+                && self.mirror[slot].meta != MetaState::Stamped(stamp)
+            {
                 return Some(Pending::StoreMeta(slot, MetaState::Stamped(stamp)));
             }
-            self.mirror[slot].want_stamp = None;
         }
         for slot in 0..BATCHES {
             let Some(h) = held(self, slot) else { continue };
@@ -1461,7 +1457,7 @@ where
                 let m = &mut self.mirror[token.slot()];
                 if m.meta != MetaState::Stamped(stamp) {
                     if m.batch {
-                        m.want_stamp = Some(stamp);
+                        m.want_stamp = true;
                     }
                     continue;
                 }
