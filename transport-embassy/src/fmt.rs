@@ -25,6 +25,8 @@ macro_rules! info {
     ($($t:tt)*) => { log_at!(info, $($t)*) };
 }
 
+// Only the flash store warns so far.
+#[cfg_attr(not(feature = "flash"), allow(unused_macros))]
 macro_rules! warn {
     ($($t:tt)*) => { log_at!(warn, $($t)*) };
 }

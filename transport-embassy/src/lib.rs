@@ -92,7 +92,7 @@ enum Stop {
 /// The producer. `S` is the batch storage; the capacities are the caller's: topics,
 /// partitions across them, batches held at once (buffered, in flight, or decided and not yet
 /// taken), and broker connections. `D` is where batches survive power cuts: nowhere
-/// ([`Volatile`]) or a `FlashStore` (feature `flash`, [`Producer::new_durable`]).
+/// ([`Volatile`]) or a `FlashStore` (feature `flash`, `Producer::new_durable`).
 pub struct Producer<
     'd,
     S,
@@ -256,24 +256,47 @@ where
         })
     }
 
-    /// Accepts a record, to be decided by `deadline`. While the topic's partitions are not
-    /// known yet, or every batch slot is taken, it drives the connections until they are, but
-    /// never past the deadline. Once accepted, it moves whatever bytes are ready without
-    /// waiting, so a task that only sends still makes progress.
+    /// Accepts a record, to be decided by `deadline`. First it moves whatever bytes are
+    /// ready without waiting, so a task that only sends still makes progress. While the
+    /// topic's partitions are not known yet, or every batch slot is taken, it drives the
+    /// connections until they are, but never past the deadline.
     ///
     /// Slots free as outcomes are taken: a task that never calls
     /// [`Producer::poll_delivery`] or [`Producer::next_delivery`] ends up refused with
-    /// [`Error::Deadline`]`(`[`SendError::Full`]`)`.
+    /// [`Error::Deadline`]`(`[`SendError::Full`]`)`. With a durable store a slot frees only
+    /// once its outcome is taken, so when every slot holds an outcome waiting to be taken it
+    /// returns [`Error::Send`]`(`[`SendError::Full`]`)` at once: take them, and send again.
+    ///
+    /// With a durable store, the record's batch is stored (and survives a power cut) only in
+    /// a later call, never in this one: note where the record went before calling again.
     pub async fn send(
         &mut self,
         record: &ProducerRecord<'_>,
         deadline: EmbassyInstant,
     ) -> Result<Receipt, Error> {
+        self.send_tagged(record, 0, deadline).await
+    }
+
+    /// [`Producer::send`], with a tag for the batch should this record open one: an
+    /// application number (a reading's sequence number) that comes back with every record of
+    /// the batch ([`RecordDelivery::batch_tag`]) and, with a durable store, survives a power
+    /// cut with the batch, so that after `restore` (feature `flash`) the application can tell
+    /// which of its records the restored batches hold (`client().restored_batches()`).
+    pub async fn send_tagged(
+        &mut self,
+        record: &ProducerRecord<'_>,
+        tag: u64,
+        deadline: EmbassyInstant,
+    ) -> Result<Receipt, Error> {
+        self.drive(EmbassyInstant::MIN, Stop::Until).await;
         loop {
-            match self.client.send(record, to_core(deadline), core_now()) {
-                Ok(receipt) => {
-                    self.drive(EmbassyInstant::MIN, Stop::Until).await;
-                    return Ok(receipt);
+            match self
+                .client
+                .send_tagged(record, tag, to_core(deadline), core_now())
+            {
+                Ok(receipt) => return Ok(receipt),
+                Err(SendError::Full) if D::DURABLE && self.client.delivery_ready() => {
+                    return Err(Error::Send(SendError::Full));
                 }
                 Err(e @ (SendError::NoMetadata | SendError::Full)) => {
                     if EmbassyInstant::now() >= deadline {
