@@ -100,7 +100,7 @@ pub struct RestoreOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RestoreSummary {
-    /// Batches restored in all.
+    /// Batches restored in all (`buffered + stamped + decided`).
     pub batches: u32,
     /// Records in them.
     pub records: u32,
@@ -108,9 +108,11 @@ pub struct RestoreSummary {
     pub buffered: u32,
     /// Batches to be resent with their stamp.
     pub stamped: u32,
-    /// Batches whose outcome was already decided (handed out again).
+    /// Batches whose outcome is decided, to be handed out (again): those decided before the
+    /// restart, and the expired ones.
     pub decided: u32,
-    /// Stamped batches given `PossiblyPersisted(ProducerStateExpired)`.
+    /// Of the decided, stamped batches given `PossiblyPersisted(ProducerStateExpired)`
+    /// rather than resent.
     pub expired: u32,
 }
 
@@ -452,6 +454,190 @@ mod tests {
         assert_eq!(parse_key(&key(false, 0)), Ok((false, 0)));
         assert_eq!(parse_key(b"X\0\0"), Err(RestoreError::UnknownKey));
         assert_eq!(parse_key(b"B\0"), Err(RestoreError::UnknownKey));
+    }
+
+    use crate::client::{Client, ClientConfig};
+    use crate::state::{BatchState, Identity};
+    use crate::wire::{Attributes, BatchBuilder};
+
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    type TestClient = Client<Vec<u8>, 1, 4, 4, 2>;
+
+    fn client() -> TestClient {
+        let mut config = ClientConfig::new("t");
+        config.batch_bytes = 512;
+        config.durable = true;
+        Client::new(
+            config,
+            &["127.0.0.1:9092"],
+            &["sensors"],
+            vec![0u8; 4 * 512],
+        )
+        .unwrap()
+    }
+
+    /// A stored batch item: header, then an unstamped batch of `records` records with
+    /// timestamps from `ts`.
+    fn batch_item(info: &BatchInfo, ts: i64) -> Vec<u8> {
+        let mut buf = vec![0u8; 400];
+        let mut b = BatchBuilder::new(&mut buf, Attributes::default(), ts).unwrap();
+        for i in 0..info.records {
+            b.append(ts + i64::from(i), None, Some(b"21.5"), &[])
+                .unwrap();
+        }
+        let len = b.finish_for_stamp().unwrap().len();
+        let mut item = vec![0u8; BATCH_HEADER];
+        assert!(write_header(&mut item, info));
+        item.extend_from_slice(&buf[..len]);
+        item
+    }
+
+    fn info(order: u64, tag: u64) -> BatchInfo {
+        BatchInfo {
+            topic: 0,
+            topic_crc: crate::wire::crc::crc32c(b"sensors"),
+            partition: 2,
+            records: 3,
+            order,
+            tag,
+        }
+    }
+
+    fn stamp(base: i32) -> Stamp {
+        Stamp {
+            producer_id: ProducerId(7),
+            epoch: ProducerEpoch(1),
+            base_sequence: Sequence::new(base).unwrap(),
+        }
+    }
+
+    fn options(now_ms: Option<i64>) -> RestoreOptions {
+        RestoreOptions {
+            deadline: Instant::from_millis(60_000),
+            now_ms,
+            producer_state_ttl: Some(Duration::from_secs(3600)),
+        }
+    }
+
+    /// Feeds a stamped batch (slot 1), a buffered one (slot 0, accepted later) and an orphan
+    /// meta (slot 3) whose batch was erased after its outcome was handed out.
+    fn feed(c: &mut TestClient, ts: i64) {
+        let mut meta = [0u8; META_LEN];
+        let n = write_meta(&mut meta, &info(5, 100), &MetaState::Stamped(stamp(30)));
+        c.restore_item(&key(true, 1), Some(&batch_item(&info(5, 100), ts)))
+            .unwrap();
+        c.restore_item(&key(false, 1), Some(&meta[..n])).unwrap();
+        c.restore_item(&key(true, 0), Some(&batch_item(&info(6, 103), ts)))
+            .unwrap();
+        let mut orphan = [0u8; META_LEN];
+        let n = write_meta(&mut orphan, &info(2, 90), &MetaState::Stamped(stamp(20)));
+        c.restore_item(&key(false, 3), Some(&orphan[..n])).unwrap();
+        c.restore_item(&key(true, 3), None).unwrap();
+    }
+
+    #[test]
+    fn a_stamped_batch_is_resent_under_its_identity_then_a_new_one_follows() {
+        let mut c = client();
+        let now = 1_700_000_000_000;
+        feed(&mut c, now - 1000);
+        let summary = c.finish_restore(options(Some(now))).unwrap();
+        assert_eq!(
+            (
+                summary.batches,
+                summary.stamped,
+                summary.buffered,
+                summary.decided
+            ),
+            (2, 1, 1, 0)
+        );
+        assert_eq!(
+            c.sequencer().identity(),
+            Identity::Ready {
+                id: ProducerId(7),
+                epoch: ProducerEpoch(1)
+            }
+        );
+        let h = c.sequencer().held(1).unwrap();
+        assert!(matches!(
+            h.state,
+            BatchState::Stamped { stamp: s, maybe_written: true, .. } if s == stamp(30)
+        ));
+        assert_eq!(c.sequencer().held(0).unwrap().state, BatchState::Buffered);
+        // Both restored batches are the application's to skip; the orphan is only erased.
+        let mut restored: Vec<(u64, u32)> = c.restored_batches().collect();
+        restored.sort();
+        assert_eq!(restored, [(100, 3), (103, 3)]);
+        // The orphan meta is erased before anything else can use its slot.
+        let op = c.poll_persist().unwrap();
+        assert_eq!((op.key, op.value), (key(false, 3), None));
+    }
+
+    #[test]
+    fn a_stamped_batch_older_than_the_producer_state_ttl_is_not_resent() {
+        let mut c = client();
+        let now = 1_700_000_000_000;
+        feed(&mut c, now - 2 * 3600 * 1000);
+        let summary = c.finish_restore(options(Some(now))).unwrap();
+        assert_eq!(
+            (summary.stamped, summary.expired, summary.decided),
+            (0, 1, 1)
+        );
+        // Its outcome is stored before it is handed out, then handed out without a send.
+        while let Some(op) = c.poll_persist() {
+            let _ = op;
+            c.on_persisted();
+        }
+        let d = c.poll_delivery().unwrap();
+        assert_eq!(
+            (d.tag, d.records, d.restored, d.outcome),
+            (
+                100,
+                3,
+                true,
+                Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerStateExpired)
+            )
+        );
+        // Without a wall clock the broker is trusted to remember.
+        let mut c = client();
+        feed(&mut c, now - 2 * 3600 * 1000);
+        assert_eq!(c.finish_restore(options(None)).unwrap().stamped, 1);
+    }
+
+    #[test]
+    fn a_store_of_other_topics_or_capacities_is_refused() {
+        let mut c = client();
+        let mut other = info(1, 1);
+        other.topic_crc ^= 1;
+        c.restore_item(&key(true, 0), Some(&batch_item(&other, 0)))
+            .unwrap();
+        assert_eq!(
+            c.finish_restore(options(None)),
+            Err(RestoreError::Topic { topic: 0 })
+        );
+        let mut c = client();
+        assert_eq!(
+            c.restore_item(&key(true, 9), Some(&batch_item(&info(1, 1), 0))),
+            Err(RestoreError::Slot { slot: 9 })
+        );
+        // A batch whose record count disagrees with its header is malformed.
+        let mut lying = info(1, 1);
+        lying.records = 3;
+        let mut item = batch_item(&lying, 0);
+        let mut fewer = lying;
+        fewer.records = 2;
+        assert!(write_header(&mut item[..BATCH_HEADER], &fewer));
+        assert_eq!(
+            c.restore_item(&key(true, 0), Some(&item)),
+            Err(RestoreError::Malformed)
+        );
+        // Truncated batch items are errors, never panics.
+        let good = batch_item(&info(1, 1), 0);
+        for cut in 0..good.len() {
+            assert!(c.restore_item(&key(true, 0), Some(&good[..cut])).is_err());
+        }
     }
 
     #[test]

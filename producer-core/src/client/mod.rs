@@ -1099,8 +1099,17 @@ where
                 .map_err(|_| RestoreError::Malformed)?;
             self.slots[slot] = SlotUse::Sealed { len };
             self.mirror[slot].restored = true;
-            summary.batches += 1;
-            summary.records = summary.records.saturating_add(m.info.records);
+            // A leftover of a batch already handed out is only erased, not counted.
+            if !matches!(
+                restored,
+                Restored::Decided {
+                    delivered: true,
+                    ..
+                }
+            ) {
+                summary.batches += 1;
+                summary.records = summary.records.saturating_add(m.info.records);
+            }
         }
         self.fresh = false;
         if summary.batches > 0 {
@@ -1139,7 +1148,10 @@ where
                 continue;
             }
             match h.state {
-                BatchState::Decided { outcome, .. } if !matches!(m.meta, MetaState::Decided(_)) => {
+                // (Handed out already: only a leftover after a restart, erased below.)
+                BatchState::Decided { outcome, .. }
+                    if !h.delivered && !matches!(m.meta, MetaState::Decided(_)) =>
+                {
                     return Some(Pending::StoreMeta(slot, MetaState::Decided(outcome)));
                 }
                 // Unstamped by a fence (or overtaken by a resend before it left): a stored
