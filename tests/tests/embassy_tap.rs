@@ -475,9 +475,9 @@ const SENSORS: usize = 5;
 /// cut finds some in every state.
 const CUT_BATCH_BYTES: usize = 1024;
 /// Readings that arrive at once just before the cut (a backlog), sent without waiting and
-/// without taking outcomes, so that when the power goes some batches are sealed and stored
-/// but not sent, some sent (appended by the broker, its answer never read), some decided and
-/// not handed out, and the newest of each partition still open.
+/// without taking outcomes, so that when the power goes some batches are decided and not
+/// handed out, and the last ones, sealed by a flush with no time to wait, sent (appended by
+/// the broker, their answers never read).
 const QUIET: usize = 800;
 /// How long the stack runs after the backlog, with the producer idle, before the cut.
 const CUT_AFTER: embassy_time::Duration = embassy_time::Duration::from_millis(20);
@@ -828,8 +828,7 @@ fn life_before_cut(
                 send_reading(&mut producer, &mut gateway, &mut life, topic, i).await;
                 if i + QUIET < cut {
                     // Readings trickle in: the next one is awaited, and meanwhile the stack
-                    // runs (a `send` that finds a slot never waits, so without this nothing
-                    // would reach the wire until every slot is taken).
+                    // runs.
                     yield_now().await;
                     take_deliveries(&mut producer, &mut gateway, &mut life);
                 }
@@ -843,10 +842,12 @@ fn life_before_cut(
                 .expect("no outcome within 10 s");
             take_delivery(first, &mut gateway, &mut life);
             note_durable(&producer, &mut gateway, &mut life);
-            // The gateway waits for its next reading. The stack runs meanwhile, so the
-            // requests queued during the backlog reach the broker, which appends them and
-            // answers; the producer is not driven, so it never reads the answers. Then the
-            // power goes.
+            // The backlog's open batches are sealed and their requests queued (a flush with
+            // no time to wait: it stores them, stores their stamps and writes the requests).
+            // The gateway waits for its next reading; the stack runs meanwhile, so the
+            // requests reach the broker, which appends them and answers; the producer is not
+            // driven, so it never reads the answers. Then the power goes.
+            producer.flush(Instant::now()).await;
             Timer::after(CUT_AFTER).await;
             gateway.places = std::mem::take(&mut life.places);
             let counters = producer.counters();

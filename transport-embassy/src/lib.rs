@@ -289,6 +289,10 @@ where
         deadline: EmbassyInstant,
     ) -> Result<Receipt, Error> {
         self.drive(EmbassyInstant::MIN, Stop::Until).await;
+        // Let the network runner put what was just queued on the wire: a task that only sends
+        // would otherwise never give it a turn. Nothing is accepted yet, so a cancel here
+        // loses nothing.
+        embassy_futures::yield_now().await;
         loop {
             match self
                 .client
