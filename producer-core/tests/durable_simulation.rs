@@ -8,9 +8,9 @@
 //! after a reboot a fresh client restores from the flash and carries on; a tansu-like broker
 //! sometimes restarted meanwhile and no longer knows the restored producer id.
 //!
-//! The cluster is the model of `client_simulation` (real request and response bytes, drops,
-//! lost responses, delays, resets, leader moves, broker restarts, both broker flavours), and
-//! the transport follows the durable rule: drain `persist_blocking` after every client call
+//! The cluster and the network are those of `client_simulation` (`model::broker`,
+//! `model::net`: real request and response bytes, drops, lost responses, delays, resets,
+//! leader moves, broker restarts, both broker flavours), and the transport follows the durable rule: drain `persist_blocking` after every client call
 //! that changes state and before every `poll_transmit`, and transmit again after a drain.
 //! In some seeds it asks for outcomes before draining the writes an answer caused: the client
 //! must hold an outcome back until it is stored.
@@ -34,54 +34,43 @@
 //! durable_replay_seed -- --nocapture` replays one with a trace (`SIM_DUMP=FILE` also writes
 //! the flash image there if a restore fails).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::time::Duration;
 
 use producer_core::ErrorCode;
 use producer_core::client::durable::BATCH_HEADER;
 use producer_core::client::{
-    Client, ClientConfig, ConnId, ProducerRecord, RestoreOptions, RestoreSummary, SendError,
+    ClientConfig, ConnId, ProducerRecord, RestoreOptions, RestoreSummary, SendError,
 };
 use producer_core::flash::sequential_storage::Error as StorageError;
 use producer_core::flash::{BlockingAsync, FlashStore, Geometry, StoreError};
 use producer_core::state::{
-    BatchState, BatchToken, FenceReason, NotPersistedReason, Outcome, PossiblyPersistedReason,
-    UnknownOutcome,
+    BatchToken, FenceReason, NotPersistedReason, Outcome, PossiblyPersistedReason, UnknownOutcome,
 };
 use producer_core::time::Instant;
-use producer_core::wire::{
-    self, ApiVersion, ApiVersionsResponse, InitProducerIdResponse, List, MetadataBroker,
-    MetadataPartition, MetadataResponse, MetadataTopic, ProducePartitionResponse, ProduceResponse,
-    ProduceTopicResponse, RecordBatches, Request,
-};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod harness;
 mod model;
 use harness::World;
+use harness::client::{BATCH_BYTES, SLOTS, TestClient, new_client};
 use harness::ram_flash::{CutIn, CutMode, FlashError, RamFlash};
-use model::{BatchId, Check, Flavour, Idempotence};
+use model::broker::{BROKERS, Cluster, Entry, Observer, TOPIC};
+use model::net::{LINGER_AFTER_CLOSE, Net, NetEv};
+use model::outcomes::{deadline_honoured, true_of_log};
+use model::records::{Planned, plan};
+use model::{Check, Flavour, pins_producer_state};
 
-const TOPIC: &str = "sensors";
-const PARTITIONS: usize = 3;
-const BROKERS: usize = 3;
-/// Of which `BATCH_HEADER` go to the storage header.
-const BATCH_BYTES: usize = 600;
-// Room for a few of the largest records (about 150 bytes) after the storage header.
+// Of the client's `BATCH_BYTES`, `BATCH_HEADER` go to the storage header: room for a few of
+// the largest records (about 150 bytes) after it.
 const _: () = assert!(BATCH_BYTES - BATCH_HEADER > 3 * 150);
-const SLOTS: usize = 16;
-type TestClient = Client<Vec<u8>, 1, 4, SLOTS, 4>;
 /// Erase page of the simulated flash: at most one full batch per page, so garbage collection
 /// (page erases, items moved) is frequent.
 const PAGE: usize = 1024;
 type Flash = RamFlash<PAGE>;
 type Store = FlashStore<BlockingAsync<Flash>, Vec<u8>>;
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
-const LINGER_AFTER_CLOSE: Duration = Duration::from_millis(50);
-/// Values starting with this make the broker refuse their batch as too large.
-const POISON: &str = "poison";
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -89,21 +78,22 @@ fn ms(n: u64) -> Duration {
 
 #[derive(Debug)]
 enum Ev {
-    Connected(u8, u64),
-    ConnectFailed(u8, u64),
-    Arrive(u8, u64, Vec<u8>),
-    Response(u8, u64, Vec<u8>),
-    Reset(u8, u64),
+    Net(NetEv),
     /// The application submits records (in the life given: a chain per life).
     Submit(u32),
     Cancel(u32),
     LeaderMove,
     BrokerDown(usize),
-    BrokerUp(usize),
     StateLoss,
     /// Arms a cut inside the next flash writes, or cuts the power now.
     PowerCut,
     PowerOn,
+}
+
+impl From<NetEv> for Ev {
+    fn from(e: NetEv) -> Self {
+        Ev::Net(e)
+    }
 }
 
 /// Why a step stopped early.
@@ -126,19 +116,6 @@ impl From<&str> for Halt {
     }
 }
 
-/// One incarnation of a client connection, as the network sees it.
-struct Wire {
-    incarnation: u64,
-    broker: usize,
-    /// The device life that opened it.
-    life: u32,
-    connected: bool,
-    black_requests: bool,
-    black_responses: bool,
-    last_arrival: Instant,
-    last_response: Instant,
-}
-
 /// A record's first delivery.
 #[derive(Clone, Copy, Debug)]
 struct First {
@@ -150,9 +127,7 @@ struct First {
 }
 
 struct AppRecord {
-    key: Option<String>,
-    value: String,
-    deadline: Instant,
+    plan: Planned,
     /// Accepted in life `.0`, into batch `.1` at offset delta `.2`.
     accepted: Option<(u32, BatchToken, u32)>,
     partition: Option<i32>,
@@ -293,27 +268,17 @@ impl std::fmt::Display for Tally {
 struct Sim {
     w: World<Ev>,
     policy: UnknownOutcome,
-    flavour: Flavour,
     /// The transport asks for outcomes before it drains the writes an answer caused (the
     /// client must hold back an outcome until it is stored).
     eager_deliveries: bool,
-    // The cluster.
-    idempotence: Idempotence,
-    leader: [usize; PARTITIONS],
-    up: [bool; BROKERS],
-    /// Per partition: (record uid, offset).
-    logs: [Vec<(u32, i64)>; PARTITIONS],
-    next_offset: [i64; PARTITIONS],
+    cluster: Cluster,
     /// Which life's request first appended a batch: (producer id, epoch, partition, base
     /// sequence).
     appended_in: HashMap<(i64, i16, usize, i32), u32>,
     /// The device life each producer id was issued to.
     pid_life: HashMap<i64, u32>,
-    // The network.
-    wires: BTreeMap<u8, Wire>,
-    /// Closed incarnations: (broker, requests still processed, closed at, life).
-    closed: BTreeMap<u64, (usize, u32, Instant, u32)>,
-    next_incarnation: u64,
+    /// Each wire tagged with the device life that opened it.
+    net: Net<u32>,
     // The device.
     config: ClientConfig<'static>,
     flash: Flash,
@@ -338,6 +303,96 @@ struct Sim {
     tally: Tally,
 }
 
+/// What the durable simulation checks and counts in the broker's work, for a request the
+/// device sent in life `life`.
+struct Audit<'a> {
+    life: u32,
+    app: &'a [AppRecord],
+    pid_life: &'a mut HashMap<i64, u32>,
+    appended_in: &'a mut HashMap<(i64, i16, usize, i32), u32>,
+    tally: &'a mut Tally,
+}
+
+impl Audit<'_> {
+    /// The key of `appended_in`.
+    fn appended_key(entry: &Entry) -> (i64, i16, usize, i32) {
+        let id = entry.id;
+        (id.producer_id, id.epoch, entry.partition, id.base_sequence)
+    }
+}
+
+impl Observer for Audit<'_> {
+    fn issued(&mut self, producer_id: i64) {
+        self.pid_life.insert(producer_id, self.life);
+    }
+
+    fn received(&mut self, entry: &Entry) -> Result<(), String> {
+        let life = self.life;
+        // Nothing leaves before its batch is durable: a record is sent by the life that
+        // accepted it once it is durable, or, lost at a cut, by a later life that restored it
+        // from a write the store had reported failed.
+        for &uid in &entry.uids {
+            let r = self.app.get(uid as usize).ok_or("unknown record sent")?;
+            let Some((accepted, _, _)) = r.accepted else {
+                return Err(format!("record {uid} sent, never accepted"));
+            };
+            let fine = r.durable || (r.lost && life > accepted);
+            if !fine {
+                return Err(format!(
+                    "record {uid} (life {accepted}) sent by life {life} before it was durable"
+                ));
+            }
+        }
+        // A producer id from an earlier life (resumed after a restart) only carries the
+        // batches restored with its stamps: everything newer waits for a new producer id.
+        let producer_id = entry.id.producer_id;
+        if let Some(&issued) = self.pid_life.get(&producer_id)
+            && issued < life
+            && let Some(uid) = entry.uids.iter().find(|&&u| {
+                self.app[u as usize]
+                    .accepted
+                    .is_some_and(|(l, _, _)| l >= life)
+            })
+        {
+            return Err(format!(
+                "record {uid} of life {life} sent under producer id {producer_id} of life {issued}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn judged<E>(&mut self, w: &mut World<E>, entry: &Entry, check: Check) {
+        let (life, id) = (self.life, entry.id);
+        w.log(|| {
+            format!(
+                "broker {}: {:?} to partition {} as ({}, {}, {}) from life {life}: {check:?}",
+                entry.broker,
+                entry.uids,
+                entry.partition,
+                id.producer_id,
+                id.epoch,
+                id.base_sequence
+            )
+        });
+        if let Check::Duplicate(_) = check {
+            self.tally.dedup += 1;
+            if self
+                .appended_in
+                .get(&Self::appended_key(entry))
+                .is_some_and(|&l| l < life)
+            {
+                self.tally.dedup_after_restart += 1;
+                w.log(|| "broker deduplicates a batch appended in an earlier life".into());
+            }
+        }
+    }
+
+    fn appended(&mut self, entry: &Entry) {
+        self.appended_in
+            .insert(Self::appended_key(entry), self.life);
+    }
+}
+
 /// The pages the client's slots need (from the store's own geometry check).
 fn pages_needed(client: &TestClient) -> usize {
     let probe = Flash::new(1);
@@ -357,69 +412,37 @@ fn pages_needed(client: &TestClient) -> usize {
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let flavour = if seed.is_multiple_of(2) {
-            Flavour::Kafka
-        } else {
-            Flavour::Tansu
-        };
+        let flavour = Flavour::of_seed(seed);
         // Wait mostly, FailAndFence for one seed in four (of both flavours).
         let policy = if (seed / 2) % 4 == 3 {
             UnknownOutcome::FailAndFence
         } else {
             UnknownOutcome::Wait
         };
-        let mut config = ClientConfig::new("sim");
-        config.request_timeout = REQUEST_TIMEOUT;
-        config.linger = ms(rng.random_range(0..20));
-        config.batch_bytes = BATCH_BYTES;
-        config.reconnect_backoff = ms(rng.random_range(10..100));
+        let mut config = harness::client::config(&mut rng, policy);
         config.durable = true;
-        config.producer.unknown_outcome = policy;
-        config.producer.max_in_flight_per_partition = rng.random_range(1..=5);
-        config.producer.retry_backoff = ms(rng.random_range(5..=50));
-        config.producer.retry_backoff_max = ms(400);
-        config.producer.abandoned_request_grace = LINGER_AFTER_CLOSE + ms(rng.random_range(1..100));
         let client = new_client(config);
         // Exactly what the slots need, or a page or two more.
         let pages = pages_needed(&client) + rng.random_range(0..=2);
         let records = rng.random_range(100..300);
         let eager_deliveries = rng.random_bool(0.3);
-        let mut t = 0u64;
-        let app = (0..records)
-            .map(|uid| {
-                t += rng.random_range(0..15);
-                let deadline_ms = if rng.random_bool(0.4) {
-                    rng.random_range(40..400)
-                } else {
-                    rng.random_range(400..5000)
-                };
-                let key = rng
-                    .random_bool(0.7)
-                    .then(|| format!("k{}", rng.random_range(0..8)));
-                let pad = rng.random_range(0..120);
-                let value = if rng.random_bool(0.01) {
-                    format!("{POISON}-{uid}")
-                } else {
-                    format!("r{uid}-{}", "x".repeat(pad))
-                };
-                AppRecord {
-                    key,
-                    value,
-                    deadline: Instant::from_millis(t + deadline_ms),
-                    accepted: None,
-                    partition: None,
-                    durable: false,
-                    lost: false,
-                    lost_at: None,
-                    resurrected: false,
-                    outcome: None,
-                    deliveries: 0,
-                    last_delivery_life: None,
-                    cancelled_at: None,
-                }
+        let (planned, fault_end) = plan(&mut rng, records);
+        let app = planned
+            .into_iter()
+            .map(|plan| AppRecord {
+                plan,
+                accepted: None,
+                partition: None,
+                durable: false,
+                lost: false,
+                lost_at: None,
+                resurrected: false,
+                outcome: None,
+                deliveries: 0,
+                last_delivery_life: None,
+                cancelled_at: None,
             })
-            .collect::<Vec<_>>();
-        let fault_end = Instant::from_millis(t + rng.random_range(500..3000));
+            .collect();
         let flash = Flash::new(pages);
         let range = 0..(pages * PAGE) as u32;
         let store = Store::new(
@@ -432,18 +455,11 @@ impl Sim {
         let mut sim = Sim {
             w: World::new(rng, fault_end, trace),
             policy,
-            flavour,
             eager_deliveries,
-            idempotence: Idempotence::new(flavour),
-            leader: [0, 1, 2],
-            up: [true; BROKERS],
-            logs: Default::default(),
-            next_offset: [0; PARTITIONS],
+            cluster: Cluster::new(flavour),
             appended_in: HashMap::new(),
             pid_life: HashMap::new(),
-            wires: BTreeMap::new(),
-            closed: BTreeMap::new(),
-            next_incarnation: 0,
+            net: Net::new(true),
             config,
             flash,
             range,
@@ -481,14 +497,9 @@ impl Sim {
     }
 
     fn run(&mut self) -> Result<(), String> {
-        let limit = self.w.fault_end + Duration::from_secs(120);
+        let limit = self.w.settle_by();
         let mut wake = Some(Instant::ZERO);
-        loop {
-            let next_event = self.w.next_event_at();
-            let fault_end = Some(self.w.fault_end).filter(|&t| t > self.w.now);
-            let Some(next) = [next_event, wake, fault_end].into_iter().flatten().min() else {
-                break;
-            };
+        while let Some(next) = self.w.next_instant(wake) {
             if next > limit {
                 return Err(self.hang_report(limit));
             }
@@ -527,7 +538,7 @@ impl Sim {
         format!(
             "did not settle by {limit:?}: identity {:?}, connections {conns:?}, wires {:?}, held {held:?}, submitted {}/{}",
             dev.client.sequencer().identity(),
-            self.wires.keys().collect::<Vec<_>>(),
+            self.net.wires.keys().collect::<Vec<_>>(),
             self.next_submit,
             self.app.len()
         )
@@ -763,10 +774,7 @@ impl Sim {
             r.lost = true;
             r.lost_at = Some((cut, in_write));
         }
-        let conns: Vec<u8> = self.wires.keys().copied().collect();
-        for conn in conns {
-            self.close_wire(conn);
-        }
+        self.net.close_all(&mut self.w);
         // Some reboots are quicker than the broker takes to process what it had read: requests
         // of the old life may still be appended while the new one resends.
         let delay = if self.w.rng.random_bool(0.3) {
@@ -782,6 +790,18 @@ impl Sim {
         self.w
             .log(|| format!("power off (life {}), back in {delay} ms", self.life));
         Ok(())
+    }
+
+    /// A store over the flash as it is, for a fresh `client` (after a reboot, or to check
+    /// what is left).
+    fn open_store(&self, client: &TestClient) -> Result<Store, String> {
+        Store::new(
+            BlockingAsync::new(self.flash.clone()),
+            self.range.clone(),
+            vec![0u8; Store::buffer_len(BATCH_BYTES)],
+            client,
+        )
+        .map_err(|e| format!("store: {e:?}"))
     }
 
     /// Each page's first and last word, for a failure report.
@@ -800,20 +820,14 @@ impl Sim {
         // was off, and answers the restored producer id with UNKNOWN_PRODUCER_ID. (A Kafka
         // that forgets a producer whose batches may be resent appends them again: that is
         // what `RestoreOptions::producer_state_ttl` is for, outside this model.)
-        if self.flavour == Flavour::Tansu && self.w.rng.random_bool(0.3) {
-            self.idempotence.forget();
+        if self.cluster.flavour == Flavour::Tansu && self.w.rng.random_bool(0.3) {
+            self.cluster.idempotence.forget();
             self.tally.broker_forgot += 1;
             self.w
                 .log(|| "brokers restarted too: producer state forgotten".into());
         }
         let mut client = new_client(self.config);
-        let mut store = Store::new(
-            BlockingAsync::new(self.flash.clone()),
-            self.range.clone(),
-            vec![0u8; Store::buffer_len(BATCH_BYTES)],
-            &client,
-        )
-        .map_err(|e| format!("store: {e:?}"))?;
+        let mut store = self.open_store(&client)?;
         // The power flickers while the device boots: the cut lands in the repairs restore
         // makes (a half-erased page, an interrupted garbage collection) or in the first
         // writes of the new life.
@@ -894,39 +908,15 @@ impl Sim {
         while let Some(conn) = self.client()?.poll_close() {
             self.w
                 .log(|| format!("client closes connection {}", conn.0));
-            self.close_wire(conn.0);
+            self.net.close(&mut self.w, conn.0);
         }
         while let Some((conn, host)) = self
             .client()?
             .poll_connect(now)
             .map(|(c, e)| (c, e.host.to_string()))
         {
-            let broker = host
-                .trim_start_matches('b')
-                .parse::<usize>()
-                .map_err(|e| e.to_string())?
-                - 1;
-            let incarnation = self.next_incarnation;
-            self.next_incarnation += 1;
-            self.wires.insert(
-                conn.0,
-                Wire {
-                    incarnation,
-                    broker,
-                    life: self.life,
-                    connected: false,
-                    black_requests: false,
-                    black_responses: false,
-                    last_arrival: now,
-                    last_response: now,
-                },
-            );
-            let at = now + ms(self.w.rng.random_range(1..4));
-            if self.up[broker] {
-                self.w.schedule(at, Ev::Connected(conn.0, incarnation));
-            } else {
-                self.w.schedule(at, Ev::ConnectFailed(conn.0, incarnation));
-            }
+            self.net
+                .connect(&mut self.w, conn.0, &host, self.life, &self.cluster.up)?;
         }
         // Transmit, drain, and transmit again while a drain stored something: a batch waits
         // for its stamp to be durable before it leaves.
@@ -936,13 +926,7 @@ impl Sim {
             if rounds > 100 {
                 return Err("transmit and persist do not settle".into());
             }
-            let conns: Vec<u8> = self
-                .wires
-                .iter()
-                .filter(|(_, w)| w.connected)
-                .map(|(c, _)| *c)
-                .collect();
-            for conn in conns {
+            for conn in self.net.connected() {
                 loop {
                     self.persist()?;
                     let dev = self.dev.as_mut().ok_or(Halt::Power)?;
@@ -950,8 +934,8 @@ impl Sim {
                         break;
                     };
                     let frame = self.tx[..n].to_vec();
-                    self.transmit(conn, frame);
-                    if !self.wires.get(&conn).is_some_and(|w| w.connected) {
+                    self.net.transmit(&mut self.w, conn, frame);
+                    if !self.net.is_connected(conn) {
                         break;
                     }
                 }
@@ -996,25 +980,21 @@ impl Sim {
                     self.persist()?;
                 }
             }
-            Ev::Connected(conn, inc) => {
-                if let Some(w) = self.wires.get_mut(&conn)
-                    && w.incarnation == inc
-                {
-                    w.connected = true;
+            Ev::Net(NetEv::Connected(conn, inc)) => {
+                if self.net.on_connected(conn, inc) {
                     self.client()?.on_connected(ConnId(conn), now);
                     self.persist()?;
                 }
             }
-            Ev::ConnectFailed(conn, inc) => {
-                if self.wires.get(&conn).is_some_and(|w| w.incarnation == inc) {
-                    self.wires.remove(&conn);
+            Ev::Net(NetEv::ConnectFailed(conn, inc)) => {
+                if self.net.on_connect_failed(conn, inc) {
                     self.client()?.on_connection_lost(ConnId(conn), now);
                     self.persist()?;
                 }
             }
-            Ev::Arrive(conn, inc, frame) => self.arrive(conn, inc, frame)?,
-            Ev::Response(conn, inc, frame) => {
-                if self.wires.get(&conn).is_some_and(|w| w.incarnation == inc) {
+            Ev::Net(NetEv::Arrive(conn, inc, frame)) => self.arrive(conn, inc, frame)?,
+            Ev::Net(NetEv::Response(conn, inc, frame)) => {
+                if self.net.is_current(conn, inc) {
                     self.client()?.on_frame(ConnId(conn), now, &frame[4..]);
                     if self.eager_deliveries {
                         self.deliver()?;
@@ -1022,78 +1002,28 @@ impl Sim {
                     self.persist()?;
                 }
             }
-            Ev::Reset(conn, inc) => {
-                if self.wires.get(&conn).is_some_and(|w| w.incarnation == inc) {
-                    self.w.log(|| format!("connection {conn} reset"));
-                    self.close_wire(conn);
+            Ev::Net(NetEv::Reset(conn, inc)) => {
+                if self.net.on_reset(&mut self.w, conn, inc) {
                     self.client()?.on_connection_lost(ConnId(conn), now);
                     self.persist()?;
                 }
             }
-            Ev::LeaderMove => {
-                let p = self.w.rng.random_range(0..PARTITIONS);
-                let to = self.w.rng.random_range(0..BROKERS);
-                if self.up[to] {
-                    self.w.log(|| format!("leader of {p} moves to broker {to}"));
-                    self.leader[p] = to;
-                }
-            }
-            Ev::BrokerDown(b) => {
-                if self.up[b] && self.up.iter().filter(|u| **u).count() > 1 {
-                    self.w.log(|| format!("broker {b} goes down"));
-                    self.up[b] = false;
-                    for p in 0..PARTITIONS {
-                        if self.leader[p] == b {
-                            self.leader[p] = (0..BROKERS).find(|&x| self.up[x]).unwrap_or(0);
-                        }
-                    }
-                    let doomed: Vec<(u8, u64)> = self
-                        .wires
-                        .iter()
-                        .filter(|(_, w)| w.broker == b)
-                        .map(|(c, w)| (*c, w.incarnation))
-                        .collect();
-                    for (c, inc) in doomed {
-                        self.w.schedule(now + ms(1), Ev::Reset(c, inc));
-                    }
-                    let at = now + ms(self.w.rng.random_range(50..1500));
-                    self.w.schedule(at, Ev::BrokerUp(b));
-                }
-            }
-            Ev::BrokerUp(b) => {
-                self.w.log(|| format!("broker {b} is back"));
-                self.up[b] = true;
-            }
+            Ev::LeaderMove => self.cluster.move_leader(&mut self.w),
+            Ev::BrokerDown(b) => self.net.broker_down(&mut self.w, &mut self.cluster, b),
+            Ev::Net(NetEv::BrokerUp(b)) => self.cluster.broker_up(&mut self.w, b),
             Ev::StateLoss => {
                 // Only while nothing that may have been appended can be resent or still be
                 // processed, as in client_simulation: here that includes every stamped batch
                 // of the store, which a live client holds (it restored them).
-                let lingering = self
-                    .closed
-                    .values()
-                    .any(|&(_, n, at, _)| n > 0 && now <= at + LINGER_AFTER_CLOSE);
-                let quiet = !lingering
+                let quiet = !self.net.lingering(now)
                     && self.dev.as_ref().is_some_and(|d| {
                         (0..SLOTS)
                             .filter_map(|s| d.client.sequencer().held(s))
-                            .all(|h| {
-                                !matches!(
-                                    h.state,
-                                    BatchState::InFlight { .. }
-                                        | BatchState::Stamped {
-                                            maybe_written: true,
-                                            ..
-                                        }
-                                        | BatchState::Decided {
-                                            outstanding: true,
-                                            ..
-                                        }
-                                )
-                            })
+                            .all(|h| !pins_producer_state(h.state))
                     });
                 if quiet {
                     self.w.log(|| "brokers forget producer state".into());
-                    self.idempotence.forget();
+                    self.cluster.idempotence.forget();
                 }
             }
             Ev::PowerCut => {
@@ -1135,7 +1065,7 @@ impl Sim {
             let now = self.w.now;
             let life = self.life;
             let r = &self.app[uid];
-            if r.deadline <= now {
+            if r.plan.deadline <= now {
                 // Never accepted before its deadline: the application knows it was not sent.
                 self.app[uid].outcome = Some(First {
                     outcome: Outcome::NotPersisted(NotPersistedReason::Deadline),
@@ -1146,15 +1076,8 @@ impl Sim {
                 self.next_submit += 1;
                 continue;
             }
-            let record = ProducerRecord {
-                topic: TOPIC,
-                partition: None,
-                key: r.key.as_deref().map(str::as_bytes),
-                value: Some(r.value.as_bytes()),
-                headers: &[],
-                timestamp: 1_700_000_000_000 + now.as_micros() as i64 / 1000,
-            };
-            let deadline = r.deadline;
+            let record = r.plan.record(now);
+            let deadline = r.plan.deadline;
             let dev = self.dev.as_mut().ok_or(Halt::Power)?;
             match dev.client.send_tagged(&record, uid as u64, deadline, now) {
                 Ok(receipt) => {
@@ -1203,389 +1126,32 @@ impl Sim {
 
     // --- the network ------------------------------------------------------------------------
 
-    fn transmit(&mut self, conn: u8, frame: Vec<u8>) {
-        let black = self.w.chance(0.01);
-        let reset = self.w.chance(0.008);
-        let latency = self.w.latency(0.02, 300..2500, 200..6000);
-        self.w.log(|| {
-            format!(
-                "send on {conn} ({latency:?}{}{}): {}",
-                if black { ", black hole" } else { "" },
-                if reset { ", reset" } else { "" },
-                describe(&frame[4..])
-            )
-        });
-        let now = self.w.now;
-        let Some(w) = self.wires.get_mut(&conn) else {
-            return;
-        };
-        w.black_requests |= black;
-        let arrival = w.last_arrival.max(now + latency);
-        w.last_arrival = arrival;
-        let (inc, blackholed) = (w.incarnation, w.black_requests);
-        if !blackholed {
-            self.w.schedule(arrival, Ev::Arrive(conn, inc, frame));
-        }
-        if reset {
-            let at = now + Duration::from_micros(self.w.rng.random_range(0..20_000));
-            self.w.schedule(at, Ev::Reset(conn, inc));
-        }
-    }
-
-    /// The connection closes (either side, or the device loses power): requests in transit
-    /// may still reach the broker for a short while (it processes what it had read).
-    fn close_wire(&mut self, conn: u8) {
-        if let Some(w) = self.wires.remove(&conn) {
-            let lingering = self.w.rng.random_range(0..=3);
-            self.closed
-                .insert(w.incarnation, (w.broker, lingering, self.w.now, w.life));
-        }
-    }
-
+    /// A request reaches the broker it was sent to, if the wire still leads there; the broker
+    /// checks what it carries against the life that sent it.
     fn arrive(&mut self, conn: u8, inc: u64, frame: Vec<u8>) -> Result<(), String> {
-        let live = self
-            .wires
-            .get(&conn)
-            .filter(|w| w.incarnation == inc)
-            .map(|w| (w.broker, w.life));
-        let (broker, life) = match live {
-            Some(b) => b,
-            None => match self.closed.get_mut(&inc) {
-                Some((b, n, at, life)) if *n > 0 && self.w.now <= *at + LINGER_AFTER_CLOSE => {
-                    *n -= 1;
-                    (*b, *life)
-                }
-                _ => return Ok(()),
-            },
-        };
-        if !self.up[broker] {
-            return Ok(());
-        }
-        let response = self.answer(broker, life, &frame[4..])?;
-        let Some(w) = self.wires.get_mut(&conn).filter(|w| w.incarnation == inc) else {
+        let Some((broker, life)) = self.net.route(self.w.now, conn, inc) else {
             return Ok(());
         };
-        if w.black_responses {
-            return Ok(());
-        }
-        let black = self.w.now < self.w.fault_end && self.w.rng.random_bool(0.01);
-        let latency = self.w.latency(0.02, 300..2500, 200..6000);
-        let now = self.w.now;
-        let w = self.wires.get_mut(&conn).expect("wire");
-        w.black_responses |= black;
-        if black {
-            return Ok(());
-        }
-        let at = w.last_response.max(now + latency);
-        w.last_response = at;
-        self.w.schedule(at, Ev::Response(conn, inc, response));
-        Ok(())
-    }
-
-    /// The model broker: decodes the request with the codec and answers it. `life` is the
-    /// device life that sent it.
-    fn answer(&mut self, broker: usize, life: u32, frame: &[u8]) -> Result<Vec<u8>, String> {
-        let (header, request) =
-            wire::decode_request(frame).map_err(|e| format!("client sent garbage: {e:?}"))?;
-        let version = header.api_version;
-        let corr = header.correlation_id;
-        let mut out = vec![0u8; 64 * 1024];
-        let n = match request {
-            Request::ApiVersions(_) => {
-                let keys = [
-                    ApiVersion {
-                        api_key: 0,
-                        min_version: 3,
-                        max_version: 11,
-                    },
-                    ApiVersion {
-                        api_key: 3,
-                        min_version: 1,
-                        max_version: 12,
-                    },
-                    ApiVersion {
-                        api_key: 18,
-                        min_version: 0,
-                        max_version: 3,
-                    },
-                    ApiVersion {
-                        api_key: 22,
-                        min_version: 0,
-                        max_version: 5,
-                    },
-                ];
-                let body = ApiVersionsResponse {
-                    api_keys: List::from_slice(&keys),
-                    ..Default::default()
-                };
-                wire::encode_response(&mut out, version, corr, &body)
-            }
-            Request::Metadata(_) => {
-                let hosts: Vec<String> = (0..BROKERS).map(|b| format!("b{}", b + 1)).collect();
-                let brokers: Vec<MetadataBroker<'_>> = (0..BROKERS)
-                    .filter(|&b| self.up[b])
-                    .map(|b| MetadataBroker {
-                        node_id: b as i32 + 1,
-                        host: &hosts[b],
-                        port: 9092,
-                        rack: None,
-                    })
-                    .collect();
-                let partitions: Vec<MetadataPartition<'_>> = (0..PARTITIONS)
-                    .map(|p| MetadataPartition {
-                        error_code: 0,
-                        partition_index: p as i32,
-                        leader_id: self.leader[p] as i32 + 1,
-                        leader_epoch: 0,
-                        replica_nodes: List::EMPTY,
-                        isr_nodes: List::EMPTY,
-                        offline_replicas: List::EMPTY,
-                    })
-                    .collect();
-                let topics = [MetadataTopic {
-                    error_code: 0,
-                    name: Some(TOPIC),
-                    topic_id: [0; 16],
-                    is_internal: false,
-                    partitions: List::from_slice(&partitions),
-                    topic_authorized_operations: 0,
-                }];
-                let body = MetadataResponse {
-                    throttle_time_ms: 0,
-                    brokers: List::from_slice(&brokers),
-                    cluster_id: None,
-                    controller_id: 1,
-                    topics: List::from_slice(&topics),
-                    cluster_authorized_operations: 0,
-                };
-                wire::encode_response(&mut out, version, corr, &body)
-            }
-            Request::InitProducerId(_) => {
-                let body = if self.w.chance(0.05) {
-                    InitProducerIdResponse {
-                        throttle_time_ms: 0,
-                        error_code: ErrorCode::COORDINATOR_NOT_AVAILABLE.0,
-                        producer_id: -1,
-                        producer_epoch: -1,
-                    }
-                } else {
-                    let epoch = if self.flavour == Flavour::Kafka && self.w.rng.random_bool(0.2) {
-                        i16::MAX - self.w.rng.random_range(0..3)
-                    } else {
-                        0
-                    };
-                    InitProducerIdResponse {
-                        throttle_time_ms: 0,
-                        error_code: 0,
-                        producer_id: {
-                            let pid = self.idempotence.issue(epoch);
-                            self.pid_life.insert(pid, life);
-                            pid
-                        },
-                        producer_epoch: epoch,
-                    }
-                };
-                wire::encode_response(&mut out, version, corr, &body)
-            }
-            Request::Produce(produce) => {
-                if produce.acks != -1 {
-                    return Err(format!("acks {} instead of -1", produce.acks));
-                }
-                let mut answers: Vec<ProducePartitionResponse<'_>> = Vec::new();
-                for topic in &produce.topics {
-                    if topic.name != TOPIC {
-                        return Err(format!("produce to unknown topic {}", topic.name));
-                    }
-                    // Like Kafka, keyed by partition: a partition named twice keeps only its
-                    // last entry and gets one answer.
-                    let entries: BTreeMap<i32, Option<&[u8]>> = topic
-                        .partitions
-                        .iter()
-                        .map(|p| (p.index, p.records))
-                        .collect();
-                    for (index, records) in entries {
-                        let (error, base_offset) =
-                            self.produce_partition(broker, life, index, records)?;
-                        answers.push(ProducePartitionResponse {
-                            index,
-                            error_code: error.0,
-                            base_offset,
-                            ..Default::default()
-                        });
-                    }
-                }
-                let topics = [ProduceTopicResponse {
-                    name: TOPIC,
-                    partitions: List::from_slice(&answers),
-                }];
-                let body = ProduceResponse {
-                    topics: List::from_slice(&topics),
-                    ..Default::default()
-                };
-                wire::encode_response(&mut out, version, corr, &body)
-            }
-        }
-        .map_err(|e| format!("model broker cannot encode: {e:?}"))?;
-        out.truncate(n);
-        self.w
-            .log(|| format!("broker {broker} answers {:?} corr {corr}", header.api_key));
-        Ok(out)
-    }
-
-    fn produce_partition(
-        &mut self,
-        broker: usize,
-        life: u32,
-        partition: i32,
-        records: Option<&[u8]>,
-    ) -> Result<(ErrorCode, i64), String> {
-        let p = usize::try_from(partition).map_err(|_| "negative partition")?;
-        if p >= PARTITIONS {
-            return Err(format!("produce to partition {partition}"));
-        }
-        let mut batches = RecordBatches::new(records.ok_or("null records")?);
-        let batch = batches
-            .next()
-            .ok_or("no batch")?
-            .map_err(|e| format!("bad batch (CRC checked): {e:?}"))?;
-        if batches.next().is_some() {
-            return Err("more than one batch for a partition".into());
-        }
-        let h = batch.header;
-        let mut uids = Vec::new();
-        let mut poison = false;
-        for record in &batch.records {
-            let value = std::str::from_utf8(record.value.ok_or("null value")?)
-                .map_err(|e| e.to_string())?;
-            if value.starts_with(POISON) {
-                poison = true;
-                uids.push(
-                    value[POISON.len() + 1..]
-                        .parse::<u32>()
-                        .map_err(|e| e.to_string())?,
-                );
-            } else {
-                let digits: String = value[1..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                uids.push(digits.parse::<u32>().map_err(|e| e.to_string())?);
-            }
-        }
-        if h.record_count as usize != uids.len() {
-            return Err("record count mismatch".into());
-        }
-        // Nothing leaves before its batch is durable: a record is sent by the life that
-        // accepted it once it is durable, or, lost at a cut, by a later life that restored it
-        // from a write the store had reported failed.
-        for &uid in &uids {
-            let r = self.app.get(uid as usize).ok_or("unknown record sent")?;
-            let Some((accepted, _, _)) = r.accepted else {
-                return Err(format!("record {uid} sent, never accepted"));
+        if self.cluster.up[broker] {
+            let mut audit = Audit {
+                life,
+                app: &self.app,
+                pid_life: &mut self.pid_life,
+                appended_in: &mut self.appended_in,
+                tally: &mut self.tally,
             };
-            let fine = r.durable || (r.lost && life > accepted);
-            if !fine {
-                return Err(format!(
-                    "record {uid} (life {accepted}) sent by life {life} before it was durable"
-                ));
-            }
+            let response = self
+                .cluster
+                .answer(&mut self.w, broker, &frame[4..], &mut audit)?;
+            self.net.respond(&mut self.w, conn, inc, response);
         }
-        // A producer id from an earlier life (resumed after a restart) only carries the
-        // batches restored with its stamps: everything newer waits for a new producer id.
-        if let Some(&issued) = self.pid_life.get(&h.producer_id)
-            && issued < life
-            && let Some(uid) = uids.iter().find(|&&u| {
-                self.app[u as usize]
-                    .accepted
-                    .is_some_and(|(l, _, _)| l >= life)
-            })
-        {
-            return Err(format!(
-                "record {uid} of life {life} sent under producer id {} of life {issued}",
-                h.producer_id
-            ));
-        }
-        if self.leader[p] != broker {
-            return Ok((ErrorCode::NOT_LEADER_OR_FOLLOWER, -1));
-        }
-        if poison {
-            return Ok((ErrorCode::MESSAGE_TOO_LARGE, -1));
-        }
-        if self.w.chance(0.02) {
-            return Ok((ErrorCode::NOT_ENOUGH_REPLICAS, -1));
-        }
-        let id = BatchId {
-            producer_id: h.producer_id,
-            epoch: h.producer_epoch,
-            base_sequence: h.base_sequence,
-            records: uids.len() as u32,
-        };
-        let appended_key = (h.producer_id, h.producer_epoch, p, h.base_sequence);
-        let check = self.idempotence.check(p, id);
-        self.w.log(|| {
-            format!(
-                "broker {broker}: {uids:?} to partition {p} as ({}, {}, {}) from life {life}: {check:?}",
-                h.producer_id, h.producer_epoch, h.base_sequence
-            )
-        });
-        match check {
-            Check::Refuse(code) => Ok((code, -1)),
-            Check::Duplicate(offset) => {
-                self.tally.dedup += 1;
-                if self
-                    .appended_in
-                    .get(&appended_key)
-                    .is_some_and(|&l| l < life)
-                {
-                    self.tally.dedup_after_restart += 1;
-                    self.w
-                        .log(|| "broker deduplicates a batch appended in an earlier life".into());
-                }
-                Ok(self.idempotence.duplicate_answer(offset))
-            }
-            Check::Append => {
-                let unknown = self.w.chance(0.004);
-                if unknown && self.w.rng.random_bool(0.5) {
-                    return Ok((ErrorCode(999), -1));
-                }
-                let base = self.next_offset[p];
-                for (i, uid) in uids.iter().enumerate() {
-                    self.logs[p].push((*uid, base + i as i64));
-                }
-                self.next_offset[p] += uids.len() as i64;
-                self.idempotence.appended(p, id, base);
-                self.appended_in.insert(appended_key, life);
-                if unknown {
-                    Ok((ErrorCode(999), -1))
-                } else if self.w.chance(0.02) {
-                    Ok((ErrorCode::REQUEST_TIMED_OUT, -1))
-                } else if self.w.chance(0.01) {
-                    Ok((ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1))
-                } else {
-                    Ok((ErrorCode::NONE, base))
-                }
-            }
-        }
+        Ok(())
     }
 
     // --- the checks -------------------------------------------------------------------------
 
     fn verify(&mut self) -> Result<(), String> {
-        let mut seen: BTreeMap<u32, (usize, i64)> = BTreeMap::new();
-        for (p, log) in self.logs.iter().enumerate() {
-            let mut last = None;
-            for &(uid, offset) in log {
-                if seen.insert(uid, (p, offset)).is_some() {
-                    return Err(format!("record {uid} is in the log twice"));
-                }
-                if let Some(prev) = last
-                    && uid <= prev
-                {
-                    return Err(format!("partition {p}: record {uid} after record {prev}"));
-                }
-                last = Some(uid);
-            }
-        }
+        let seen = self.cluster.placed()?;
         for (uid, r) in self.app.iter().enumerate() {
             let uid = uid as u32;
             let in_log = seen.get(&uid);
@@ -1607,68 +1173,24 @@ impl Sim {
             if in_log.is_some() && !r.durable && !r.resurrected {
                 return Err(format!("record {uid} was never durable, yet is in the log"));
             }
-            if let (Some(&(p, _)), Some(expected)) = (in_log, r.partition)
-                && p as i32 != expected
-            {
-                return Err(format!("record {uid} landed in {p}, reported {expected}"));
-            }
-            match first.outcome {
-                Outcome::Persisted { .. } => {
-                    let Some(&(_, log_offset)) = in_log else {
-                        return Err(format!("record {uid} reported persisted, not in the log"));
-                    };
-                    if let Some(o) = first.offset
-                        && o != log_offset
-                    {
-                        return Err(format!(
-                            "record {uid}: offset {o}, the log has {log_offset}"
-                        ));
-                    }
-                }
-                Outcome::NotPersisted(_) if in_log.is_some() => {
-                    return Err(format!(
-                        "record {uid} reported not persisted but is in the log"
-                    ));
-                }
-                // At most once: no record is in the log twice (checked above).
-                _ => {}
-            }
-            if r.value.starts_with(POISON) && matches!(first.outcome, Outcome::Persisted { .. }) {
-                return Err(format!("poison record {uid} persisted"));
-            }
-            let limit = r.cancelled_at.map_or(r.deadline, |c| c.min(r.deadline));
+            let (outcome, at) = (first.outcome, first.at);
+            true_of_log(
+                uid,
+                outcome,
+                first.offset,
+                r.partition,
+                r.plan.poison(),
+                in_log,
+            )?;
             // Deadlines are the client's to honour once it accepted the record, in the life
             // that accepted it (a restart gives restored batches the restore deadline).
-            if r.accepted.is_some()
-                && !first.restored
-                && self.policy == UnknownOutcome::FailAndFence
-                && first.at > limit
-            {
-                return Err(format!(
-                    "record {uid}: outcome at {:?} after its deadline {limit:?}",
-                    first.at
-                ));
-            }
-            if self.policy == UnknownOutcome::Wait
-                && matches!(
-                    first.outcome,
-                    Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline)
-                )
-            {
-                return Err(format!(
-                    "record {uid}: a deadline gave up an unknown batch under Wait"
-                ));
-            }
+            let limit =
+                (r.accepted.is_some() && !first.restored).then(|| r.plan.limit(r.cancelled_at));
+            deadline_honoured(uid, self.policy, outcome, at, limit)?;
         }
         // Everything is decided and handed out: a restart now finds nothing to restore.
         let mut client = new_client(self.config);
-        let mut store = Store::new(
-            BlockingAsync::new(self.flash.clone()),
-            self.range.clone(),
-            vec![0u8; Store::buffer_len(BATCH_BYTES)],
-            &client,
-        )
-        .map_err(|e| format!("store: {e:?}"))?;
+        let mut store = self.open_store(&client)?;
         let options = RestoreOptions {
             deadline: self.w.now,
             now_ms: None,
@@ -1726,48 +1248,6 @@ impl Sim {
     }
 }
 
-/// What a request carries, for the trace: per produce entry, partition, stamp and values.
-fn describe(frame: &[u8]) -> String {
-    let Ok((header, request)) = wire::decode_request(frame) else {
-        return "garbage".into();
-    };
-    let Request::Produce(produce) = request else {
-        return format!("{:?} corr {}", header.api_key, header.correlation_id);
-    };
-    let mut out = format!("produce corr {}", header.correlation_id);
-    for topic in &produce.topics {
-        for p in &topic.partitions {
-            let Some(Ok(batch)) = p.records.and_then(|r| RecordBatches::new(r).next()) else {
-                continue;
-            };
-            let h = batch.header;
-            let values: Vec<String> = batch
-                .records
-                .iter()
-                .map(|r| {
-                    let v = String::from_utf8_lossy(r.value.unwrap_or_default()).to_string();
-                    v.split('-').next().unwrap_or_default().to_string()
-                })
-                .collect();
-            out += &format!(
-                "; p{} ({}, {}, {}) {values:?}",
-                p.index, h.producer_id, h.producer_epoch, h.base_sequence
-            );
-        }
-    }
-    out
-}
-
-fn new_client(config: ClientConfig<'static>) -> TestClient {
-    TestClient::new(
-        config,
-        &["b1:9092", "b2:9092", "b3:9092"],
-        &[TOPIC],
-        vec![0u8; SLOTS * BATCH_BYTES],
-    )
-    .expect("valid configuration")
-}
-
 const REPLAY: &str = "cargo test -p producer-core --features flash --test durable_simulation \
                       durable_replay_seed -- --nocapture";
 
@@ -1780,7 +1260,7 @@ fn simulate(seed: u64, trace: bool) -> (Result<Tally, String>, Option<String>) {
         Ok(()) => Ok(sim.tally()),
         Err(e) => Err(format!(
             "({:?}, {:?}, life {}) {e}",
-            sim.flavour, sim.policy, sim.life
+            sim.cluster.flavour, sim.policy, sim.life
         )),
     };
     (result, trace)
@@ -1798,15 +1278,7 @@ fn durable_many_seeds() {
 /// Replays one seed with a trace: `SIM_SEED=N`.
 #[test]
 fn durable_replay_seed() {
-    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
-        return;
-    };
-    let (result, trace) = simulate(seed, true);
-    println!("{}", trace.unwrap_or_default());
-    match result {
-        Ok(t) => println!("seed {seed} passed: {t}"),
-        Err(e) => panic!("seed {seed} failed: {e}"),
-    }
+    harness::replay(simulate);
 }
 
 /// The same seed runs the same way.

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use producer_core::ErrorCode;
 use producer_core::state::{
-    BatchState, BatchToken, Config, Identity, Outcome, PartitionIndex, PossiblyPersistedReason,
-    ProduceResult, ProducerEpoch, ProducerId, Sequencer, Stamp, UnknownOutcome,
+    BatchToken, Config, Identity, Outcome, PartitionIndex, PossiblyPersistedReason, ProduceResult,
+    ProducerEpoch, ProducerId, Sequencer, Stamp, UnknownOutcome,
 };
 use producer_core::time::Instant;
 use rand::{Rng, SeedableRng};
@@ -27,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 mod harness;
 mod model;
 use harness::World;
-use model::{BatchId, Check, Flavour, Idempotence};
+use model::{BatchId, Check, Flavour, Idempotence, pins_producer_state};
 
 const PARTITIONS: usize = 3;
 const BROKERS: usize = 3;
@@ -178,11 +178,7 @@ struct Sim {
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let flavour = if seed.is_multiple_of(2) {
-            Flavour::Kafka
-        } else {
-            Flavour::Tansu
-        };
+        let flavour = Flavour::of_seed(seed);
         let policy = if (seed / 2).is_multiple_of(2) {
             UnknownOutcome::FailAndFence
         } else {
@@ -260,10 +256,9 @@ impl Sim {
     // -- the run loop --------------------------------------------------------------------
 
     fn run(&mut self) -> Result<(), String> {
-        let limit = self.w.fault_end + Duration::from_secs(120);
+        let limit = self.w.settle_by();
         let mut wake: Option<Instant> = Some(Instant::ZERO);
         loop {
-            let next_event = self.w.next_event_at();
             let next_timeout = self
                 .conns
                 .values()
@@ -275,12 +270,11 @@ impl Sim {
                 .copied()
                 .filter(|&t| t > self.w.now)
                 .min();
-            let fault_end = Some(self.w.fault_end).filter(|&t| t > self.w.now);
-            let Some(next) = [next_event, wake, next_timeout, next_reconnect, fault_end]
+            let due = [wake, next_timeout, next_reconnect]
                 .into_iter()
                 .flatten()
-                .min()
-            else {
+                .min();
+            let Some(next) = self.w.next_instant(due) else {
                 break;
             };
             if next > limit {
@@ -405,22 +399,11 @@ impl Sim {
                     .values()
                     .any(|&(_, n, at)| n > 0 && self.w.now <= at + LINGER_AFTER_CLOSE);
                 let quiet = !lingering
-                    && self.app.iter().filter_map(|b| b.token).all(|t| {
-                        !matches!(
-                            self.seq.batch_state(t),
-                            Some(
-                                BatchState::InFlight { .. }
-                                    | BatchState::Stamped {
-                                        maybe_written: true,
-                                        ..
-                                    }
-                                    | BatchState::Decided {
-                                        outstanding: true,
-                                        ..
-                                    }
-                            )
-                        )
-                    });
+                    && self
+                        .app
+                        .iter()
+                        .filter_map(|b| b.token)
+                        .all(|t| !self.seq.batch_state(t).is_some_and(pins_producer_state));
                 if quiet {
                     self.w.log(|| "brokers forget producer state".into());
                     self.cluster.idempotence.forget();
@@ -982,13 +965,5 @@ fn many_seeds() {
 /// Replays one seed with a trace: `SIM_SEED=N`.
 #[test]
 fn replay_seed() {
-    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
-        return;
-    };
-    let (result, trace) = simulate(seed, true);
-    println!("{}", trace.unwrap_or_default());
-    match result {
-        Ok(tally) => println!("seed {seed} passed: {tally}"),
-        Err(e) => panic!("seed {seed} failed: {e}"),
-    }
+    harness::replay(simulate);
 }

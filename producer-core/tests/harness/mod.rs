@@ -1,9 +1,11 @@
-//! What both simulations share: a virtual clock with an event queue, a seeded random source,
-//! a fault window, a trace, and the sweep that runs many seeds and reports the failing ones;
-//! and a NOR flash in RAM that loses power on demand (`ram_flash`).
+//! What the simulations share: a virtual clock with an event queue, a seeded random source,
+//! a fault window, a trace, the sweep that runs many seeds and reports the failing ones, and
+//! the replay of one seed with its trace; the client under test in the simulations of the
+//! whole client (`client`); and a NOR flash in RAM that loses power on demand (`ram_flash`).
 
 #![allow(dead_code)]
 
+pub mod client;
 pub mod ram_flash;
 
 use std::cmp::Reverse;
@@ -56,6 +58,21 @@ impl<E> World<E> {
     /// When the next queued event is due.
     pub fn next_event_at(&self) -> Option<Instant> {
         self.queue.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// When anything happens next: the next event, `wake` (when the code under test asked to
+    /// be polled again), or the end of the fault window if it is ahead. `None`: nothing will.
+    pub fn next_instant(&self, wake: Option<Instant>) -> Option<Instant> {
+        let fault_end = Some(self.fault_end).filter(|&t| t > self.now);
+        [self.next_event_at(), wake, fault_end]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A seed that has not settled by now hangs: two minutes after the faults stop.
+    pub fn settle_by(&self) -> Instant {
+        self.fault_end + Duration::from_secs(120)
     }
 
     /// The next event due by now, if any.
@@ -156,4 +173,18 @@ pub fn sweep<T>(
         started.elapsed().as_secs_f64()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Replays seed `SIM_SEED`, if set: prints its trace and tally, and fails if the seed fails.
+/// `simulate` runs one seed, with a trace when asked.
+pub fn replay<T: Display>(simulate: impl Fn(u64, bool) -> (Result<T, String>, Option<String>)) {
+    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
+        return;
+    };
+    let (result, trace) = simulate(seed, true);
+    println!("{}", trace.unwrap_or_default());
+    match result {
+        Ok(t) => println!("seed {seed} passed: {t}"),
+        Err(e) => panic!("seed {seed} failed: {e}"),
+    }
 }

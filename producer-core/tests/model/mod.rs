@@ -1,4 +1,4 @@
-//! The model broker's idempotence rules, shared by both simulations: per producer id and
+//! The model broker's idempotence rules, shared by the simulations: per producer id and
 //! partition, the epoch, the last sequence and the last five batches.
 //!
 //! `Kafka`: an exact retry of one of the last five batches answers success with the original
@@ -6,18 +6,38 @@
 //! new epoch must start at sequence 0. `Tansu`: the same, except that a retry answers 46 with
 //! offset -1, a producer id it never issued answers 59, and an epoch other than the one it
 //! issued answers 90 (higher, a local bump) or 47 (lower).
+//!
+//! For the simulations of the whole client, the cluster behind the wire (`broker`), the
+//! network to it (`net`), the application's records as the broker reads them back
+//! (`records`), and what each record's outcome must satisfy (`outcomes`).
 
 #![allow(dead_code)]
+
+pub mod broker;
+pub mod net;
+pub mod outcomes;
+pub mod records;
 
 use std::collections::{BTreeMap, VecDeque};
 
 use producer_core::ErrorCode;
-use producer_core::state::Sequence;
+use producer_core::state::{BatchState, Sequence};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
     Kafka,
     Tansu,
+}
+
+impl Flavour {
+    /// Even seeds meet Kafka, odd ones tansu: a sweep covers both alike.
+    pub fn of_seed(seed: u64) -> Self {
+        if seed.is_multiple_of(2) {
+            Flavour::Kafka
+        } else {
+            Flavour::Tansu
+        }
+    }
 }
 
 /// What the broker does with a batch.
@@ -78,7 +98,8 @@ impl Idempotence {
         pid
     }
 
-    /// The broker forgets producer state (and, for tansu, the ids it issued).
+    /// The broker forgets producer state (and, for tansu, the ids it issued). Only safe while
+    /// no batch is in a state [`pins_producer_state`] names.
     pub fn forget(&mut self) {
         self.producers.clear();
         if self.flavour == Flavour::Tansu {
@@ -151,4 +172,22 @@ impl Idempotence {
             Flavour::Tansu => (ErrorCode::DUPLICATE_SEQUENCE_NUMBER, -1),
         }
     }
+}
+
+/// A batch in this state may still be appended, or resent after it was: the broker must keep
+/// its producer state, or it appends the batch twice. No client can do without that, so the
+/// simulations only make the broker forget while no batch is in such a state.
+pub fn pins_producer_state(state: BatchState) -> bool {
+    matches!(
+        state,
+        BatchState::InFlight { .. }
+            | BatchState::Stamped {
+                maybe_written: true,
+                ..
+            }
+            | BatchState::Decided {
+                outstanding: true,
+                ..
+            }
+    )
 }

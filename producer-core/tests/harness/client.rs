@@ -1,0 +1,46 @@
+//! The client under test in the simulations of the whole client, set up the same way in
+//! each: the same shape, and a configuration drawn from the seed in a fixed order (so a seed
+//! replays, and so both simulations explore the same space of settings).
+
+use std::time::Duration;
+
+use producer_core::client::{Client, ClientConfig};
+use producer_core::state::UnknownOutcome;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::model::broker::TOPIC;
+use crate::model::net::LINGER_AFTER_CLOSE;
+
+/// Bytes per batch slot.
+pub const BATCH_BYTES: usize = 600;
+pub const SLOTS: usize = 16;
+pub type TestClient = Client<Vec<u8>, 1, 4, SLOTS, 4>;
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// A configuration with `policy` and timings drawn from `rng`.
+pub fn config(rng: &mut ChaCha8Rng, policy: UnknownOutcome) -> ClientConfig<'static> {
+    let ms = Duration::from_millis;
+    let mut config = ClientConfig::new("sim");
+    config.request_timeout = REQUEST_TIMEOUT;
+    config.linger = ms(rng.random_range(0..20));
+    config.batch_bytes = BATCH_BYTES;
+    config.reconnect_backoff = ms(rng.random_range(10..100));
+    config.producer.unknown_outcome = policy;
+    config.producer.max_in_flight_per_partition = rng.random_range(1..=5);
+    config.producer.retry_backoff = ms(rng.random_range(5..=50));
+    config.producer.retry_backoff_max = ms(400);
+    config.producer.abandoned_request_grace = LINGER_AFTER_CLOSE + ms(rng.random_range(1..100));
+    config
+}
+
+/// A client of the model cluster's three brokers and its topic.
+pub fn new_client(config: ClientConfig<'static>) -> TestClient {
+    TestClient::new(
+        config,
+        &["b1:9092", "b2:9092", "b3:9092"],
+        &[TOPIC],
+        vec![0u8; SLOTS * BATCH_BYTES],
+    )
+    .expect("valid configuration")
+}
