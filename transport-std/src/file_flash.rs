@@ -56,24 +56,41 @@ pub struct FileFlash {
 }
 
 impl FileFlash {
-    /// Opens the flash image at `path`, creating it erased (all 0xFF) when missing. An
-    /// existing image of another size is refused: its layout would not match.
+    /// Opens the flash image at `path`, creating it erased (all 0xFF) when missing. A new
+    /// image is written beside it and renamed into place, so a crash while it is made leaves
+    /// no image (and the next open starts over) rather than a short one. An existing image of
+    /// another size is refused: its layout would not match.
     pub fn open(path: &Path, pages: usize, sync: bool) -> io::Result<FileFlash> {
         let capacity = pages * PAGE_SIZE;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let len = file.metadata()?.len();
-        if len == 0 {
+        if !path.exists() {
+            let mut fresh = path.as_os_str().to_owned();
+            fresh.push(".new");
+            let fresh = std::path::PathBuf::from(fresh);
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&fresh)?;
             let erased = vec![0xFFu8; PAGE_SIZE];
             for page in 0..pages {
                 file.write_all_at(&erased, (page * PAGE_SIZE) as u64)?;
             }
             file.sync_all()?;
-        } else if len != capacity as u64 {
+            drop(file);
+            std::fs::rename(&fresh, path)?;
+            if sync && let Some(dir) = path.parent() {
+                // The rename itself must survive a power loss.
+                File::open(if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                })?
+                .sync_all()?;
+            }
+        }
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = file.metadata()?.len();
+        if len != capacity as u64 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -207,6 +224,19 @@ mod tests {
         drop(f);
         // Another size is refused rather than misread.
         assert!(FileFlash::open(&path, 3, false).is_err());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn an_image_cut_while_being_made_is_made_again() {
+        let path = temp("cut");
+        // What a crash part way through making an image leaves: a short file beside it.
+        let mut fresh = path.as_os_str().to_owned();
+        fresh.push(".new");
+        std::fs::write(&fresh, [0xFFu8; 100]).unwrap();
+        let f = FileFlash::open(&path, 2, false).unwrap();
+        assert_eq!(f.capacity(), 2 * PAGE_SIZE);
+        assert!(!std::path::Path::new(&fresh).exists());
         let _ = std::fs::remove_file(&path);
     }
 }
