@@ -741,12 +741,8 @@ where
             return None;
         }
         self.handed_out = None;
-        if self.durable {
-            let token = self.sequencer.peek_event()?;
-            let m = &self.mirror[token.slot()];
-            if m.is_stored() && !matches!(m.meta, MetaState::Decided(_)) {
-                return None;
-            }
+        if !self.delivery_ready() {
+            return None;
         }
         let d = self.sequencer.poll_event()?;
         let slot = d.token.slot();
@@ -780,11 +776,8 @@ where
     /// before each [`Client::poll_transmit`]: a batch waiting for its stamp to be stored is
     /// not sent until then.
     pub fn poll_persist(&mut self) -> Option<PersistOp<'_>> {
-        if !self.durable || self.storage_failed {
+        if !self.wants_persist() {
             return None;
-        }
-        if self.persisting.is_none() {
-            self.persisting = self.next_persist();
         }
         let op = self.persisting?;
         let size = self.batch_bytes;
