@@ -460,38 +460,31 @@ mod tests {
     use crate::state::{BatchState, Identity};
     use crate::wire::{Attributes, BatchBuilder};
 
-    extern crate std;
-    use std::vec;
-    use std::vec::Vec;
-
-    type TestClient = Client<Vec<u8>, 1, 4, 4, 2>;
+    // No allocator here either: fixed storage and heapless vectors, as on a target.
+    type TestClient = Client<[u8; 4 * 512], 1, 4, 4, 2>;
+    type Item = heapless::Vec<u8, 512>;
 
     fn client() -> TestClient {
         let mut config = ClientConfig::new("t");
         config.batch_bytes = 512;
         config.durable = true;
-        Client::new(
-            config,
-            &["127.0.0.1:9092"],
-            &["sensors"],
-            vec![0u8; 4 * 512],
-        )
-        .unwrap()
+        Client::new(config, &["127.0.0.1:9092"], &["sensors"], [0u8; 4 * 512]).unwrap()
     }
 
     /// A stored batch item: header, then an unstamped batch of `records` records with
     /// timestamps from `ts`.
-    fn batch_item(info: &BatchInfo, ts: i64) -> Vec<u8> {
-        let mut buf = vec![0u8; 400];
+    fn batch_item(info: &BatchInfo, ts: i64) -> Item {
+        let mut buf = [0u8; 400];
         let mut b = BatchBuilder::new(&mut buf, Attributes::default(), ts).unwrap();
         for i in 0..info.records {
             b.append(ts + i64::from(i), None, Some(b"21.5"), &[])
                 .unwrap();
         }
         let len = b.finish_for_stamp().unwrap().len();
-        let mut item = vec![0u8; BATCH_HEADER];
+        let mut item = Item::new();
+        item.resize(BATCH_HEADER, 0).unwrap();
         assert!(write_header(&mut item, info));
-        item.extend_from_slice(&buf[..len]);
+        item.extend_from_slice(&buf[..len]).unwrap();
         item
     }
 
@@ -567,7 +560,7 @@ mod tests {
         ));
         assert_eq!(c.sequencer().held(0).unwrap().state, BatchState::Buffered);
         // Both restored batches are the application's to skip; the orphan is only erased.
-        let mut restored: Vec<(u64, u32)> = c.restored_batches().collect();
+        let mut restored: heapless::Vec<(u64, u32), 4> = c.restored_batches().collect();
         restored.sort();
         assert_eq!(restored, [(100, 3), (103, 3)]);
         // The orphan meta is erased before anything else can use its slot.
