@@ -1133,9 +1133,10 @@ where
     /// stamp), then sealed batches, then wanted stamps, then erasures.
     fn next_persist(&mut self) -> Option<durable::Pending> {
         use durable::Pending;
-        let held = |c: &Self, slot: usize| c.sequencer.held(slot);
         for slot in 0..BATCHES {
-            let Some(h) = held(self, slot) else { continue };
+            let Some(h) = self.sequencer.held(slot) else {
+                continue;
+            };
             let m = self.mirror[slot];
             if !m.is_stored() {
                 continue;
@@ -1159,7 +1160,7 @@ where
             }
         }
         let unstored = (0..BATCHES)
-            .filter_map(|slot| held(self, slot).map(|h| (slot, h)))
+            .filter_map(|slot| self.sequencer.held(slot).map(|h| (slot, h)))
             .filter(|(slot, h)| {
                 h.sealed
                     && !matches!(h.state, BatchState::Decided { .. })
@@ -1176,7 +1177,9 @@ where
             }
             self.mirror[slot].want_stamp = false;
             // The stamp the batch goes out with now (a fence may have moved on since).
-            let Some(h) = held(self, slot) else { continue };
+            let Some(h) = self.sequencer.held(slot) else {
+                continue;
+            };
             if self.mirror[slot].batch
                 && matches!(h.state, BatchState::Buffered | BatchState::Stamped { .. })
                 && let Some((token, stamp)) = self.sequencer.peek_send(h.partition, self.last_now)
@@ -1187,7 +1190,9 @@ where
             }
         }
         for slot in 0..BATCHES {
-            let Some(h) = held(self, slot) else { continue };
+            let Some(h) = self.sequencer.held(slot) else {
+                continue;
+            };
             let m = self.mirror[slot];
             let decided_stored = matches!(h.state, BatchState::Decided { .. })
                 && matches!(m.meta, MetaState::Decided(_));
