@@ -2,12 +2,16 @@
 //! consumer to read back what reached the log.
 //!
 //! - [`Tansu`]: a fresh tansu broker (memory storage) on a free loopback port, killed on drop.
+//! - [`kafka::Kafka`]: Apache Kafka 4.x (KRaft) from its own jars, one node or a cluster
+//!   that loses nodes; the reference broker.
+//! - [`Broker`], [`BrokerKind`]: either, for test bodies run against both.
 //! - [`read_back`]: an rdkafka (librdkafka) consumer that reads whole partitions back, with
 //!   CRC checks, for verifying what a producer claims against what the log holds.
 //! - [`ChaosProxy`]: a Kafka-framing-aware TCP proxy that cuts connections at chosen points
 //!   of the request/response exchange, or stalls produce responses.
 //! - [`free_port`], [`refusing_address`], [`SilentListener`]: dead-end addresses.
 
+pub mod kafka;
 pub mod netns;
 
 use std::io::{self, Read, Write};
@@ -168,6 +172,103 @@ impl Drop for Tansu {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Which real broker a test body runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// tansu 0.6.0 (memory storage): answers an exact retry with DUPLICATE_SEQUENCE_NUMBER
+    /// and no offset, refuses a locally bumped epoch.
+    Tansu,
+    /// One Apache Kafka 4.x node (KRaft): the reference. Answers a retry still among the
+    /// last five batches with its original offsets and accepts a local epoch bump.
+    Kafka,
+}
+
+impl BrokerKind {
+    /// The broker's name, for test output and topic names.
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokerKind::Tansu => "tansu",
+            BrokerKind::Kafka => "kafka",
+        }
+    }
+
+    /// Every offset it reports is where the record is in the log, retries included (tansu's
+    /// offsets after a DUPLICATE_SEQUENCE_NUMBER answer are not to be trusted).
+    pub fn exact_offsets(self) -> bool {
+        self == BrokerKind::Kafka
+    }
+
+    /// It accepts an idempotent producer's local epoch bump (KIP-360), so a fence needs no
+    /// new producer id.
+    pub fn accepts_epoch_bump(self) -> bool {
+        self == BrokerKind::Kafka
+    }
+}
+
+/// A running broker of either kind, for test bodies shared by both.
+pub enum Broker {
+    /// A tansu broker.
+    Tansu(Tansu),
+    /// A one-node Kafka cluster.
+    Kafka(kafka::Kafka),
+}
+
+impl Broker {
+    /// Starts one broker of `kind` on a free loopback port, advertising where it listens.
+    pub fn start(kind: BrokerKind) -> Broker {
+        match kind {
+            BrokerKind::Tansu => Broker::Tansu(Tansu::start()),
+            BrokerKind::Kafka => Broker::Kafka(kafka::Kafka::single()),
+        }
+    }
+
+    /// Starts one broker of `kind` listening on `127.0.0.1:port` that advertises
+    /// `127.0.0.1:advertised_port` (a [`ChaosProxy`] in front of it, say).
+    pub fn start_on(kind: BrokerKind, port: u16, advertised_port: u16) -> Broker {
+        match kind {
+            BrokerKind::Tansu => Broker::Tansu(Tansu::start_on(port, advertised_port)),
+            BrokerKind::Kafka => Broker::Kafka(
+                kafka::Kafka::builder(1)
+                    .client_ports(vec![port])
+                    .advertised(vec![format!("127.0.0.1:{advertised_port}")])
+                    .start(),
+            ),
+        }
+    }
+
+    /// Which kind it is.
+    pub fn kind(&self) -> BrokerKind {
+        match self {
+            Broker::Tansu(_) => BrokerKind::Tansu,
+            Broker::Kafka(_) => BrokerKind::Kafka,
+        }
+    }
+
+    /// `127.0.0.1:PORT` it listens on (not what it advertises).
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Broker::Tansu(t) => t.bootstrap(),
+            Broker::Kafka(k) => k.bootstrap(),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Broker::Tansu(t) => t.addr(),
+            Broker::Kafka(k) => k.client_addr(1),
+        }
+    }
+
+    /// Creates `name` with `partitions` partitions and waits until it can be written.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        match self {
+            Broker::Tansu(t) => t.create_topic(name, partitions),
+            Broker::Kafka(k) => k.create_topic(name, partitions),
+        }
     }
 }
 

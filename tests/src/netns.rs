@@ -199,8 +199,7 @@ impl NetNs {
     }
 
     fn file(&self) -> File {
-        let path = format!("/var/run/netns/{}", self.name);
-        File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"))
+        namespace_file(&self.name)
     }
 
     /// Moves the calling thread into the namespace (`setns` is per thread: only this thread
@@ -215,20 +214,30 @@ impl NetNs {
     /// is resumed here). Threads `f` starts are inside too; sockets it creates stay bound to
     /// the namespace wherever they are used.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = self.file();
-        thread::scope(|s| {
-            let handle = thread::Builder::new()
-                .name(format!("in-{}", self.name))
-                .spawn_scoped(s, move || {
-                    Self::enter(&file);
-                    drop(file);
-                    f()
-                })
-                .expect("spawn thread");
-            handle
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
+        run_in_namespace(&self.name, f)
+    }
+
+    /// Starts Apache Kafka inside the namespace: `nodes` nodes listening on [`BROKER_IP`],
+    /// the first node's `CLIENT` listener on `port` (the others on free ports), advertising
+    /// `advertised` for the first node when given. The cluster must be dropped before the
+    /// namespace (it borrows nothing, so keep the order of declaration: namespace first).
+    pub fn start_kafka(
+        &self,
+        nodes: usize,
+        port: u16,
+        advertised: Option<&str>,
+    ) -> crate::kafka::Kafka {
+        let mut ports = vec![port];
+        ports.extend((1..nodes).map(|_| crate::free_port()));
+        let mut builder = crate::kafka::Kafka::builder(nodes)
+            .in_namespace(&self.name, BROKER_IP)
+            .client_ports(ports.clone());
+        if let Some(a) = advertised {
+            let mut all = vec![a.to_string()];
+            all.extend(ports[1..].iter().map(|p| format!("{BROKER_IP}:{p}")));
+            builder = builder.advertised(all);
+        }
+        builder.start()
     }
 
     /// Starts a detached thread inside the namespace; the caller must make it end before
@@ -472,6 +481,32 @@ impl Drop for NetNs {
             );
         }
     }
+}
+
+/// The nsfs file of namespace `name` (made by `ip netns add`).
+fn namespace_file(name: &str) -> File {
+    let path = format!("/var/run/netns/{name}");
+    File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"))
+}
+
+/// Runs `f` on a new thread inside network namespace `name` and returns its result (a
+/// panic in `f` is resumed here). Threads `f` starts are inside too; sockets it creates stay
+/// bound to the namespace wherever they are used.
+pub fn run_in_namespace<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    let file = namespace_file(name);
+    thread::scope(|s| {
+        let handle = thread::Builder::new()
+            .name(format!("in-{name}"))
+            .spawn_scoped(s, move || {
+                NetNs::enter(&file);
+                drop(file);
+                f()
+            })
+            .expect("spawn thread");
+        handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
 
 /// Gives the calling thread a mount namespace of its own in which `hosts` is /etc/hosts.

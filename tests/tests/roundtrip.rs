@@ -1,4 +1,5 @@
-//! Against a real tansu broker, read back by an independent consumer (librdkafka):
+//! Against real brokers, one Apache Kafka 4.x node and tansu, each test body run against
+//! both (`_kafka` and `_tansu`), read back by an independent consumer (librdkafka):
 //!
 //! - `exact_100k_records_three_partitions`: 100,000 records (keys, tombstone-free values,
 //!   headers) over 3 partitions all land exactly once, in send order per partition, with
@@ -6,6 +7,12 @@
 //! - `chaos_proxy_cuts_connections`: the same volume through a proxy that cuts connections
 //!   at random points of the request/response exchange; the log holds every record at most
 //!   once and in order, and every outcome the producer reported is true.
+//! - `chaos_short_deadlines_*`: short deadlines under chaos, under both policies.
+//!
+//! Against Kafka every offset the producer reports must be exactly where the record is in
+//! the log, batches retried after a cut response included, and a fence must not need a new
+//! producer id (Kafka accepts the local epoch bump). tansu's offsets after a
+//! DUPLICATE_SEQUENCE_NUMBER answer are not trusted, and it refuses the bump.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,7 +20,7 @@ use std::time::{Duration, Instant};
 use producer_core::client::Receipt;
 use producer_core::state::{OutcomeKind, UnknownOutcome};
 use producer_core::wire::RecordHeader;
-use tests::{ChaosProxy, ProxyMode, ReadRecord, Tansu, free_port, read_back};
+use tests::{Broker, BrokerKind, ChaosProxy, ProxyMode, ReadRecord, free_port, read_back};
 use transport_std::{Error, Producer, ProducerConfig, Record};
 
 const PARTITIONS: i32 = 3;
@@ -267,12 +274,21 @@ fn verify(log: &[Vec<ReadRecord>], told: &[Told], exact_offsets: bool) -> Verifi
 }
 
 #[test]
-fn exact_100k_records_three_partitions() {
+fn exact_100k_records_three_partitions_kafka() {
+    exact_100k_records_three_partitions(BrokerKind::Kafka);
+}
+
+#[test]
+fn exact_100k_records_three_partitions_tansu() {
+    exact_100k_records_three_partitions(BrokerKind::Tansu);
+}
+
+fn exact_100k_records_three_partitions(kind: BrokerKind) {
     const N: usize = 100_000;
-    let tansu = Tansu::start();
-    tansu.create_topic("exact", PARTITIONS);
+    let broker = Broker::start(kind);
+    broker.create_topic("exact", PARTITIONS);
     let mut producer =
-        Producer::new(ProducerConfig::new([tansu.bootstrap()], ["exact"])).expect("producer");
+        Producer::new(ProducerConfig::new([broker.bootstrap()], ["exact"])).expect("producer");
     let run = produce_all(&mut producer, "exact", N, Duration::from_secs(60), None);
     drop(producer);
     let persisted = run
@@ -290,7 +306,7 @@ fn exact_100k_records_three_partitions() {
     );
     let started = Instant::now();
     let log = read_back(
-        &tansu.bootstrap(),
+        &broker.bootstrap(),
         "exact",
         PARTITIONS,
         N,
@@ -302,9 +318,9 @@ fn exact_100k_records_three_partitions() {
         started.elapsed(),
         log.iter().map(Vec::len).collect::<Vec<_>>()
     );
-    // Offsets are exact while no retry happened (tansu's offsets after a
-    // DUPLICATE_SEQUENCE_NUMBER answer are not to be trusted).
-    let v = verify(&log, &run.told, run.retries == 0);
+    // Offsets are exact on Kafka, and on tansu while no retry happened (its offsets after
+    // a DUPLICATE_SEQUENCE_NUMBER answer are not to be trusted).
+    let v = verify(&log, &run.told, kind.exact_offsets() || run.retries == 0);
     // Exact: per partition, the log is exactly the records routed there, in send order.
     for p in 0..PARTITIONS {
         let sent: Vec<usize> = (0..N)
@@ -328,6 +344,7 @@ fn exact_100k_records_three_partitions() {
 /// request, each with `deadline_after`, then read back and verified. Returns the outcome
 /// counts and the proxy's statistics.
 fn chaos_run(
+    kind: BrokerKind,
     topic: &str,
     n: usize,
     deadline_after: Duration,
@@ -345,12 +362,13 @@ fn chaos_run(
         .and_then(|s| s.parse().ok())
         .unwrap_or(cut_probability);
     eprintln!(
-        "{topic}: chaos seed {seed}, cut probability {cut_probability} (rerun with CHAOS_SEED={seed})"
+        "{topic} on {}: chaos seed {seed}, cut probability {cut_probability} (rerun with CHAOS_SEED={seed})",
+        kind.name()
     );
     let broker_port = free_port();
     let proxy = ChaosProxy::start(([127, 0, 0, 1], broker_port).into(), ProxyMode::Pass, seed);
-    let tansu = Tansu::start_on(broker_port, proxy.port());
-    tansu.create_topic(topic, PARTITIONS);
+    let broker = Broker::start_on(kind, broker_port, proxy.port());
+    broker.create_topic(topic, PARTITIONS);
     let mut config = ProducerConfig::new([proxy.address()], [topic]);
     config.unknown_outcome = policy;
     // Small batches: more requests, so more places to cut.
@@ -388,8 +406,16 @@ fn chaos_run(
         persisted,
         Duration::from_secs(120),
     );
-    let v = verify(&log, &run.told, false);
+    let v = verify(&log, &run.told, kind.exact_offsets());
     eprintln!("{topic}: seed {seed}: verified {v:?}");
+    if kind.accepts_epoch_bump() {
+        // Kafka accepts the local bump: a fence never needs a new producer id.
+        assert_eq!(
+            run.producer_ids, 1,
+            "seed {seed}: {} producer ids for {} epoch bumps; Kafka accepts a local bump",
+            run.producer_ids, run.epoch_bumps
+        );
+    }
     for (name, n) in [
         ("before request", stats.cut_before_request),
         ("mid request", stats.cut_mid_request),
@@ -402,9 +428,19 @@ fn chaos_run(
 }
 
 #[test]
-fn chaos_proxy_cuts_connections() {
+fn chaos_proxy_cuts_connections_kafka() {
+    chaos_proxy_cuts_connections(BrokerKind::Kafka);
+}
+
+#[test]
+fn chaos_proxy_cuts_connections_tansu() {
+    chaos_proxy_cuts_connections(BrokerKind::Tansu);
+}
+
+fn chaos_proxy_cuts_connections(kind: BrokerKind) {
     const N: usize = 100_000;
     let (seed, v, stats) = chaos_run(
+        kind,
         "chaos",
         N,
         Duration::from_secs(60),
@@ -425,12 +461,22 @@ fn chaos_proxy_cuts_connections() {
 }
 
 /// Short deadlines under chaos: batches in flight when a connection is cut often miss their
-/// deadline, so the producer reports PossiblyPersisted and fences (local epoch bump, which
-/// tansu refuses, then a new producer id). Every outcome must still be true.
+/// deadline, so the producer reports PossiblyPersisted and fences (a local epoch bump, which
+/// Kafka accepts and tansu refuses, then a new producer id). Every outcome must still be true.
 #[test]
-fn chaos_short_deadlines_fail_and_fence() {
+fn chaos_short_deadlines_fail_and_fence_kafka() {
+    chaos_short_deadlines_fail_and_fence(BrokerKind::Kafka);
+}
+
+#[test]
+fn chaos_short_deadlines_fail_and_fence_tansu() {
+    chaos_short_deadlines_fail_and_fence(BrokerKind::Tansu);
+}
+
+fn chaos_short_deadlines_fail_and_fence(kind: BrokerKind) {
     const N: usize = 20_000;
     let (seed, v, stats) = chaos_run(
+        kind,
         "chaos-short",
         N,
         Duration::from_millis(300),
@@ -457,9 +503,19 @@ fn chaos_short_deadlines_fail_and_fence() {
 /// new connection brings it), so fewer fences and more records persist; every outcome must
 /// still be true.
 #[test]
-fn chaos_short_deadlines_wait() {
+fn chaos_short_deadlines_wait_kafka() {
+    chaos_short_deadlines_wait(BrokerKind::Kafka);
+}
+
+#[test]
+fn chaos_short_deadlines_wait_tansu() {
+    chaos_short_deadlines_wait(BrokerKind::Tansu);
+}
+
+fn chaos_short_deadlines_wait(kind: BrokerKind) {
     const N: usize = 20_000;
     let (seed, v, stats) = chaos_run(
+        kind,
         "chaos-wait",
         N,
         Duration::from_millis(300),
