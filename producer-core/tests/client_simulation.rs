@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 mod harness;
 mod model;
 use harness::World;
-use harness::client::{TestClient, new_client};
+use harness::client::{TestClientWith, new_client_with};
 use model::broker::{BROKERS, Cluster};
 use model::net::{Net, NetEv};
 use model::outcomes::{deadline_honoured, true_of_log};
@@ -58,21 +58,21 @@ struct AppRecord {
     cancelled_at: Option<Instant>,
 }
 
-struct Sim {
+struct Sim<const K: usize> {
     w: World<Ev>,
     policy: UnknownOutcome,
     cluster: Cluster,
     net: Net<()>,
     // The client and the application.
-    client: TestClient,
+    client: TestClientWith<K>,
     tx: Vec<u8>,
     app: Vec<AppRecord>,
     next_submit: usize,
     receipts: HashMap<(BatchToken, u32), u32>,
 }
 
-impl Sim {
-    fn new(seed: u64, trace: bool) -> Sim {
+impl<const K: usize> Sim<K> {
+    fn new(seed: u64, trace: bool) -> Sim<K> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let flavour = Flavour::of_seed(seed);
         let policy = if (seed / 2).is_multiple_of(2) {
@@ -80,7 +80,7 @@ impl Sim {
         } else {
             UnknownOutcome::Wait
         };
-        let client = new_client(harness::client::config(&mut rng, policy));
+        let client = new_client_with::<K>(harness::client::config(&mut rng, policy));
         let records = rng.random_range(30..150);
         let (planned, fault_end) = plan(&mut rng, records);
         let app = planned
@@ -123,7 +123,7 @@ impl Sim {
         let mut wake = Some(Instant::ZERO);
         while let Some(next) = self.w.next_instant(wake) {
             if next > limit {
-                let conns: Vec<_> = (0..4u8)
+                let conns: Vec<_> = (0..K as u8)
                     .map(|c| self.client.connection(ConnId(c)))
                     .collect();
                 let held: Vec<_> = self
@@ -133,8 +133,13 @@ impl Sim {
                     .filter_map(|r| r.accepted)
                     .map(|(b, _)| self.client.sequencer().batch_state(b))
                     .collect();
+                let probe = self
+                    .client
+                    .poll_connect(self.w.now)
+                    .map(|(c, e)| (c, e.clone()));
                 return Err(format!(
-                    "did not settle by {limit:?}: identity {:?}, connections {conns:?}, wires {:?}, undecided {held:?}, submitted {}/{}",
+                    "did not settle by {limit:?}: metadata {:?}, identity {:?}, connections {conns:?}, wires {:?}, undecided {held:?}, submitted {}/{}",
+                    self.client.metadata(),
                     self.client.sequencer().identity(),
                     self.net.wires.keys().collect::<Vec<_>>(),
                     self.next_submit,
@@ -401,8 +406,21 @@ const REPLAY: &str =
     "cargo test -p producer-core --test client_simulation client_replay_seed -- --nocapture";
 
 /// Runs and checks one seed; returns its tally (or what failed) and, when asked, its trace.
+/// One seed in four runs a client with two connection slots for the three brokers, so
+/// connections take turns.
 fn simulate(seed: u64, trace: bool) -> (Result<Tally, String>, Option<String>) {
-    let mut sim = Sim::new(seed, trace);
+    if seed % 4 == 3 {
+        simulate_with::<2>(seed, trace)
+    } else {
+        simulate_with::<4>(seed, trace)
+    }
+}
+
+fn simulate_with<const K: usize>(
+    seed: u64,
+    trace: bool,
+) -> (Result<Tally, String>, Option<String>) {
+    let mut sim = Sim::<K>::new(seed, trace);
     let result = sim.run().and_then(|()| sim.verify());
     let trace = sim.w.trace.take();
     let result = match result {
@@ -420,7 +438,10 @@ fn simulate(seed: u64, trace: bool) -> (Result<Tally, String>, Option<String>) {
             t.producer_ids = c.producer_ids;
             Ok(t)
         }
-        Err(e) => Err(format!("({:?}, {:?}) {e}", sim.cluster.flavour, sim.policy)),
+        Err(e) => Err(format!(
+            "({:?}, {:?}, {K} slots) {e}",
+            sim.cluster.flavour, sim.policy
+        )),
     };
     (result, trace)
 }

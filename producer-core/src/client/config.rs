@@ -29,6 +29,13 @@ pub struct ClientConfig<'a> {
     pub reconnect_backoff: Duration,
     /// Metadata is refreshed at least this often, and at once when a leader may have moved.
     pub metadata_max_age: Duration,
+    /// When the leaders of the partitions with records to send outnumber the `BROKERS`
+    /// connection slots, connections take turns: one that has served its leader this long
+    /// while another leader waits stops sending, and once its requests are answered it is
+    /// closed and the slot goes to the leader that waited. Each turn costs a connection
+    /// set-up (and, when the waiting leader's address was not kept, a metadata request), so
+    /// a longer turn gives more throughput and a shorter one lower latency.
+    pub connection_turn: Duration,
     /// The idempotence settings (policy for unknown outcomes, in-flight window, backoffs).
     pub producer: state::Config,
     /// Mirror every sealed batch, its stamp and its outcome in durable storage through
@@ -40,7 +47,8 @@ pub struct ClientConfig<'a> {
 }
 
 impl<'a> ClientConfig<'a> {
-    /// Defaults for a gateway: acks all, 10 s request timeout, 5 ms linger, 16 KiB batches.
+    /// Defaults for a gateway: acks all, 10 s request timeout, 5 ms linger, 16 KiB batches,
+    /// 500 ms connection turns.
     pub fn new(client_id: &'a str) -> Self {
         ClientConfig {
             client_id,
@@ -50,6 +58,7 @@ impl<'a> ClientConfig<'a> {
             batch_bytes: 16 * 1024,
             reconnect_backoff: Duration::from_millis(100),
             metadata_max_age: Duration::from_secs(300),
+            connection_turn: Duration::from_millis(500),
             producer: state::Config::default(),
             durable: false,
         }

@@ -66,6 +66,12 @@ pub(crate) struct Pending<const BATCHES: usize> {
 #[derive(Debug)]
 pub(crate) struct Connection<const BATCHES: usize> {
     pub target: Option<Target>,
+    /// When `target` was given this slot: the start of its turn, when leaders outnumber
+    /// the slots.
+    pub assigned_at: Instant,
+    /// Its turn is over: no new request goes out on it, and once the requests out are
+    /// answered it is closed and the slot handed to a leader that waits.
+    pub draining: bool,
     pub state: ConnState,
     pub versions: NegotiatedVersions,
     pub pending: Deque<Pending<BATCHES>, MAX_REQUESTS_PER_CONNECTION>,
@@ -76,6 +82,8 @@ impl<const BATCHES: usize> Connection<BATCHES> {
     pub fn new() -> Self {
         Connection {
             target: None,
+            assigned_at: Instant::ZERO,
+            draining: false,
             state: ConnState::Idle {
                 retry_at: Instant::ZERO,
             },

@@ -240,6 +240,15 @@ pub struct Client<
     batch_bytes: usize,
     reconnect_backoff: Duration,
     metadata_max_age: Duration,
+    connection_turn: Duration,
+    /// Where the search for a waiting leader starts: advanced at each handed-over slot, so
+    /// leaders take turns in rotation when they outnumber the slots.
+    rotation: usize,
+    /// When the serving connection with the oldest turn may be asked to hand its slot over
+    /// (a leader with records waits for one).
+    turn_ends: Option<Instant>,
+    /// The leader whose turn ended last: it waits behind the others that wait.
+    turn_over: Option<Target>,
     sequencer: Sequencer<PARTITIONS, BATCHES>,
     metadata: Metadata<TOPICS, PARTITIONS, BROKERS>,
     bootstrap: Vec<Endpoint, BROKERS>,
@@ -345,6 +354,10 @@ where
             batch_bytes: config.batch_bytes,
             reconnect_backoff: config.reconnect_backoff,
             metadata_max_age: config.metadata_max_age,
+            connection_turn: config.connection_turn,
+            rotation: 0,
+            turn_ends: None,
+            turn_over: None,
             sequencer,
             metadata,
             bootstrap: boot,
@@ -622,7 +635,7 @@ where
     /// A connection the transport should open now: its id and where to. A slot the transport
     /// has yet to close (see [`Client::poll_close`]) is never handed out again before it is.
     pub fn poll_connect(&mut self, now: Instant) -> Option<(ConnId, &Endpoint)> {
-        self.assign_targets();
+        self.assign_targets(now);
         let i = (0..BROKERS).find(|&i| {
             let c = &self.conns[i];
             !self.to_close.contains(&ConnId(i as u8))
@@ -674,7 +687,7 @@ where
         self.last_now = now;
         let i = usize::from(conn.0);
         let c = self.conns.get(i)?;
-        if !c.has_room() {
+        if !c.has_room() || c.draining {
             return None;
         }
         match c.state {
@@ -1277,17 +1290,74 @@ where
         }
     }
 
+    /// Which partitions (by ledger index) hold a batch without an outcome: their leaders
+    /// need a connection.
+    fn partitions_with_work(&self) -> [bool; PARTITIONS] {
+        let mut work = [false; PARTITIONS];
+        for slot in 0..BATCHES {
+            if let Some(held) = self.sequencer.held(slot)
+                && !matches!(held.state, BatchState::Decided { .. })
+                && let Some(w) = work.get_mut(usize::from(held.partition.0))
+            {
+                *w = true;
+            }
+        }
+        work
+    }
+
+    /// A slot (not draining) serves `target`.
+    fn serves(&self, target: Target) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.target == Some(target) && !c.draining)
+    }
+
     /// Gives connection slots to the targets needed: a bootstrap address until metadata
-    /// names brokers, then every partition leader.
-    fn assign_targets(&mut self) {
+    /// names brokers, then the partition leaders, those with records to send first.
+    ///
+    /// With more such leaders than slots, connections take turns: a connection that has
+    /// served its leader for `connection_turn` while another leader with records waits is
+    /// drained (no new requests; the ones out are answered) and then closed, and its slot
+    /// goes to the waiting leader, searched from a point that advances at every handover so
+    /// every leader gets its turn. A connection to a leader with nothing to send gives its
+    /// slot up at once to one that has. No partition is left without a way to its leader.
+    fn assign_targets(&mut self, now: Instant) {
         let mut wanted: Vec<Target, BROKERS> = Vec::new();
+        let mut waiting = false;
         if self.metadata.known {
-            for p in &self.metadata.partitions {
-                if let Some(leader) = p.leader
-                    && !wanted.contains(&Target::Node(leader))
-                    && self.metadata.broker(leader).is_some()
-                {
-                    let _ = wanted.push(Target::Node(leader));
+            let work = self.partitions_with_work();
+            let n = self.metadata.partitions.len();
+            // 0. Leaders with records that hold a slot keep it (until their turn is over);
+            // 1. then leaders with records that wait, from the rotation point;
+            // 2. then the leader whose turn just ended, if it has records again;
+            // 3. then the other leaders, while slots are free.
+            for pass in 0..4 {
+                for k in 0..n {
+                    let index = (self.rotation + k) % n;
+                    let Some(leader) = self.metadata.partitions[index].leader else {
+                        continue;
+                    };
+                    let t = Target::Node(leader);
+                    let serving = self.serves(t);
+                    let reachable = serving || self.metadata.broker(leader).is_some();
+                    let last = self.turn_over == Some(t);
+                    let take = match pass {
+                        0 => work[index] && serving,
+                        1 => work[index] && !serving && !last,
+                        2 => work[index] && !serving && last,
+                        _ => !work[index] && reachable,
+                    };
+                    if !take || wanted.contains(&t) {
+                        continue;
+                    }
+                    if (1..=2).contains(&pass) && !reachable {
+                        // Its address was not kept (more brokers than slots): ask again.
+                        self.want_metadata_paced(now);
+                        continue;
+                    }
+                    if wanted.push(t).is_err() && pass < 3 {
+                        waiting = true;
+                    }
                 }
             }
         }
@@ -1295,28 +1365,110 @@ where
             .conns
             .iter()
             .any(|c| c.target.is_some() && !matches!(c.state, ConnState::Idle { .. }));
-        if wanted.is_empty() && !any_usable {
+        // With no connection up and no wanted broker whose address is known (none named
+        // yet, or the full table kept others), only a bootstrap address leads to metadata.
+        let reachable = wanted.iter().any(|&t| self.endpoint_of(Some(t)).is_some());
+        if !any_usable && !reachable {
+            wanted.clear();
             let n = self.bootstrap_next % self.bootstrap.len();
             let _ = wanted.push(Target::Bootstrap(n as u8));
         }
-        // Free idle slots whose target is no longer wanted.
-        for c in self.conns.iter_mut() {
-            if matches!(c.state, ConnState::Idle { .. })
-                && c.target.is_some_and(|t| !wanted.contains(&t))
-            {
+        let leader_waits = waiting
+            || wanted
+                .iter()
+                .any(|&t| !self.conns.iter().any(|c| c.target == Some(t)));
+        for i in 0..BROKERS {
+            let c = &mut self.conns[i];
+            let Some(t) = c.target else { continue };
+            if wanted.contains(&t) || matches!(t, Target::Bootstrap(_)) {
+                continue;
+            }
+            if matches!(c.state, ConnState::Idle { .. }) {
+                // Free idle slots whose target is no longer wanted.
                 c.target = None;
+                c.draining = false;
+            } else if leader_waits && !c.draining {
+                // A live connection to a leader that needs none, while another does.
+                c.draining = true;
+            }
+        }
+        // A turn is over: the oldest serving connection hands its slot on.
+        self.turn_ends = None;
+        if waiting && !self.conns.iter().any(|c| c.draining) {
+            let oldest = (0..BROKERS)
+                .filter(|&i| {
+                    matches!(self.conns[i].target, Some(Target::Node(_)))
+                        && !matches!(self.conns[i].state, ConnState::Idle { .. })
+                })
+                .min_by_key(|&i| self.conns[i].assigned_at);
+            if let Some(i) = oldest {
+                let ends = self.conns[i].assigned_at + self.connection_turn;
+                if ends <= now {
+                    debug!("connection {:?}: turn over, handing the slot on", i);
+                    self.conns[i].draining = true;
+                } else {
+                    self.turn_ends = Some(ends);
+                }
+            }
+        }
+        // Drained connections close; their slots are free for the next leader.
+        for i in 0..BROKERS {
+            let c = &self.conns[i];
+            if c.draining
+                && c.pending.is_empty()
+                && !matches!(c.state, ConnState::Idle { .. })
+                && !self.to_close.contains(&ConnId(i as u8))
+            {
+                let _ = self.to_close.push(ConnId(i as u8));
+                let c = &mut self.conns[i];
+                self.turn_over = c.target;
+                c.state = ConnState::Idle { retry_at: now };
+                c.versions = Default::default();
+                c.target = None;
+                c.draining = false;
+                self.rotation = self.rotation.wrapping_add(1);
             }
         }
         for t in wanted {
             if self.conns.iter().any(|c| c.target == Some(t)) {
                 continue;
             }
-            if let Some(c) = self.conns.iter_mut().find(|c| c.target.is_none()) {
+            // A free slot the transport has closed already first; one it is yet to close
+            // (see `poll_close`) connects once it has.
+            let free = (0..BROKERS)
+                .filter(|&i| self.conns[i].target.is_none())
+                .min_by_key(|&i| self.to_close.contains(&ConnId(i as u8)));
+            if let Some(i) = free {
+                let c = &mut self.conns[i];
                 c.target = Some(t);
+                c.assigned_at = now;
+                c.draining = false;
                 c.state = ConnState::Idle {
                     retry_at: Instant::ZERO,
                 };
             }
+        }
+        // A slot given to a leader whose address the full table did not keep connects once
+        // a metadata answer brings it (the table keeps the brokers slots are given to).
+        let unknown = self.conns.iter().any(|c| {
+            matches!(c.state, ConnState::Idle { .. })
+                && c.target.is_some()
+                && self.endpoint_of(c.target).is_none()
+        });
+        if unknown {
+            self.want_metadata_paced(now);
+        }
+    }
+
+    /// Asks for metadata no sooner than one connection turn after the last answer: while
+    /// leaders outnumber the slots, the addresses of the ones not kept are learnt again at
+    /// most once a turn.
+    fn want_metadata_paced(&mut self, now: Instant) {
+        let at = self
+            .metadata_fetched_at
+            .map_or(now, |t| (t + self.connection_turn).max(now));
+        if self.metadata_due.is_none_or(|t| t > at) {
+            self.metadata_due = Some(at);
         }
     }
 
@@ -1329,6 +1481,7 @@ where
             retry_at: now + self.reconnect_backoff,
         };
         c.versions = Default::default();
+        c.draining = false;
         if let Some(Target::Bootstrap(_)) = c.target {
             // Try the next bootstrap address next time.
             self.bootstrap_next = self.bootstrap_next.wrapping_add(1);
@@ -1625,16 +1778,59 @@ where
         if !Self::check_correlation(p, &header) {
             return false;
         }
-        self.metadata.brokers.clear();
-        for b in &response.brokers {
-            let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else {
-                continue;
-            };
-            let _ = self.metadata.brokers.push(Broker {
-                node_id: b.node_id,
-                endpoint: Endpoint { host, port },
-            });
+        // The broker table holds `BROKERS` entries; a cluster may have more. Keep first the
+        // leaders of partitions with records that no connection serves (they are the ones
+        // to connect to next), then the brokers connections serve, then the other leaders
+        // of our partitions, then the rest.
+        let work = self.partitions_with_work();
+        let leads = |node: i32, with_work: bool| {
+            self.metadata.topics.iter().enumerate().any(|(t, topic)| {
+                response.topic(topic.name.as_str()).is_some_and(|answer| {
+                    answer.error_code == 0
+                        && answer.partitions.iter().any(|part| {
+                            part.error_code == 0
+                                && part.leader_id == node
+                                && (!with_work
+                                    || self
+                                        .metadata
+                                        .index_of(t as u8, part.partition_index)
+                                        .is_some_and(|i| work[i]))
+                        })
+                })
+            })
+        };
+        let mut table: Vec<Broker, BROKERS> = Vec::new();
+        for pass in 0..4 {
+            for b in &response.brokers {
+                let serving = self.serves(Target::Node(b.node_id));
+                let priority = if !serving && leads(b.node_id, true) {
+                    0
+                } else if serving {
+                    1
+                } else if leads(b.node_id, false) {
+                    2
+                } else {
+                    3
+                };
+                if priority != pass || table.iter().any(|k| k.node_id == b.node_id) {
+                    continue;
+                }
+                let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else {
+                    continue;
+                };
+                if table
+                    .push(Broker {
+                        node_id: b.node_id,
+                        endpoint: Endpoint { host, port },
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
         }
+        let overflow = response.brokers.iter().count() > table.len();
+        self.metadata.brokers = table;
         let mut incomplete = false;
         for t in 0..self.metadata.topics.len() {
             let Some(answer) = response.topic(self.metadata.topics[t].name.as_str()) else {
@@ -1651,8 +1847,13 @@ where
                 let leader =
                     (part.error_code == 0 && part.leader_id >= 0).then_some(part.leader_id);
                 // A leader the broker list does not name (it is down, say) cannot be reached:
-                // ask again rather than wait for the metadata to age.
-                incomplete |= leader.is_none_or(|l| self.metadata.broker(l).is_none());
+                // ask again rather than wait for the metadata to age. A leader left out of
+                // a full table is not that: connections take turns, and the table is
+                // refreshed for the next one (`want_metadata_paced`).
+                incomplete |= leader.is_none_or(|l| {
+                    self.metadata.broker(l).is_none()
+                        && !(overflow && response.brokers.iter().any(|b| b.node_id == l))
+                });
                 let index = match self.metadata.index_of(t as u8, part.partition_index) {
                     Some(index) => index,
                     None => {
@@ -1771,12 +1972,23 @@ where
             .metadata_due
             .into_iter()
             .chain(self.metadata_fetched_at.map(|t| t + self.metadata_max_age));
+        // A socket to close, or a slot that may connect now (a connection handed its slot
+        // on, or a leader waits for one): the transport's next turn does it.
+        let connect_now = !self.to_close.is_empty()
+            || self.conns.iter().any(|c| {
+                matches!(c.state, ConnState::Idle { retry_at } if retry_at <= now)
+                    && self.endpoint_of(c.target).is_some()
+            });
+        if connect_now {
+            return Some(now);
+        }
         sequencer
             .into_iter()
             .chain(linger)
             .chain(timeouts)
             .chain(reconnects)
             .chain(metadata)
+            .chain(self.turn_ends)
             .map(|t| t.max(now))
             .filter(|&t| t > now)
             .min()

@@ -15,7 +15,10 @@ use crate::model::net::LINGER_AFTER_CLOSE;
 /// Bytes per batch slot.
 pub const BATCH_BYTES: usize = 600;
 pub const SLOTS: usize = 16;
-pub type TestClient = Client<Vec<u8>, 1, 4, SLOTS, 4>;
+pub type TestClient = TestClientWith<4>;
+/// The client with `K` connection slots: with two, fewer than the model cluster's three
+/// brokers, connections take turns.
+pub type TestClientWith<const K: usize> = Client<Vec<u8>, 1, 4, SLOTS, K>;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// A configuration with `policy` and timings drawn from `rng`.
@@ -36,9 +39,16 @@ pub fn config(rng: &mut ChaCha8Rng, policy: UnknownOutcome) -> ClientConfig<'sta
 
 /// A client of the model cluster's three brokers and its topic.
 pub fn new_client(config: ClientConfig<'static>) -> TestClient {
-    TestClient::new(
+    new_client_with(config)
+}
+
+/// A client with `K` connection slots, bootstrapping from as many of the three brokers as
+/// it has slots.
+pub fn new_client_with<const K: usize>(config: ClientConfig<'static>) -> TestClientWith<K> {
+    let bootstrap = ["b1:9092", "b2:9092", "b3:9092"];
+    TestClientWith::<K>::new(
         config,
-        &["b1:9092", "b2:9092", "b3:9092"],
+        &bootstrap[..K.min(bootstrap.len())],
         &[TOPIC],
         vec![0u8; SLOTS * BATCH_BYTES],
     )
