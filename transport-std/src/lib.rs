@@ -49,14 +49,16 @@ pub const TOPICS: usize = 8;
 pub const PARTITIONS: usize = 256;
 /// Batches held at once (buffered, in flight, or decided and not yet drained).
 pub const BATCHES: usize = 256;
-/// Broker connections.
+/// Broker connections a [`Producer`] has by default; [`Producer::with_brokers`] picks
+/// another number. More partition leaders than connections still works: connections take
+/// turns (see `producer_core::client`), at the cost of a reconnect per turn.
 pub const BROKERS: usize = 8;
 
 /// Receive buffer reserved per connection: room for a read and the unfinished frame before
 /// it, so steady traffic never grows it.
 const INBOX_CAPACITY: usize = 256 * 1024;
 
-type CoreClient = Client<Vec<u8>, TOPICS, PARTITIONS, BATCHES, BROKERS>;
+type CoreClient<const BROKERS: usize> = Client<Vec<u8>, TOPICS, PARTITIONS, BATCHES, BROKERS>;
 
 /// What the producer needs to know. Build with [`ProducerConfig::new`], then adjust fields.
 #[derive(Clone, Debug)]
@@ -211,9 +213,10 @@ struct Socket {
 
 /// The producer. Single-threaded: call [`Producer::send`], then drive it with
 /// [`Producer::poll`] or [`Producer::flush`] and take outcomes with
-/// [`Producer::poll_delivery`].
-pub struct Producer {
-    client: Box<CoreClient>,
+/// [`Producer::poll_delivery`]. `BROKERS` is the number of broker connections it may hold at
+/// once ([`BROKERS`] unless built with [`Producer::with_brokers`]).
+pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
+    client: Box<CoreClient<BROKERS>>,
     origin: StdInstant,
     poll: Poll,
     events: Events,
@@ -240,6 +243,15 @@ fn store_error<E: fmt::Debug>(e: StoreError<E>) -> String {
 impl Producer {
     /// Validates the configuration; connections open on the first poll.
     pub fn new(config: ProducerConfig) -> Result<Producer, Error> {
+        Producer::with_brokers(config)
+    }
+}
+
+impl<const BROKERS: usize> Producer<BROKERS> {
+    /// [`Producer::new`] with room for `BROKERS` broker connections
+    /// (`Producer::<2>::with_brokers(config)`), as a gateway that can afford only a few
+    /// sockets would be built.
+    pub fn with_brokers(config: ProducerConfig) -> Result<Self, Error> {
         let mut client_config = ClientConfig::new(&config.client_id);
         client_config.linger = config.linger;
         client_config.batch_bytes = config.batch_bytes;
@@ -251,7 +263,8 @@ impl Producer {
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         let storage = vec![0u8; BATCHES * config.batch_bytes];
         let mut client = Box::new(
-            CoreClient::new(client_config, &bootstrap, &topics, storage).map_err(Error::Config)?,
+            CoreClient::<BROKERS>::new(client_config, &bootstrap, &topics, storage)
+                .map_err(Error::Config)?,
         );
         let origin = StdInstant::now();
         let mut store = None;
