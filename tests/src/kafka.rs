@@ -7,7 +7,8 @@
 //!   network namespace). Ready once Metadata lists every broker. Topics with partitions,
 //!   replication factor and configs; [`Kafka::kill`] (SIGKILL), [`Kafka::stop`] (SIGTERM: a
 //!   controlled shutdown), [`Kafka::start`]; partition leaders and in-sync replicas;
-//!   preferred-leader elections and reassignments through Kafka's own tools.
+//!   preferred-leader elections and reassignments through Kafka's own tools; what a
+//!   replica stored, batch by batch, from its segment files ([`Kafka::stored_batches`]).
 //!
 //! Each node has three listeners: `CLIENT` (what producers and consumers use; it may
 //! advertise another address, such as a proxy in front of it), `INTERNAL` (replication, and
@@ -46,6 +47,11 @@ pub const LOG4J2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/kafka/log4j2.prop
 
 /// Heap of each node's JVM: three nodes and the tests fit the machine with room to spare.
 const HEAP: &str = "-Xmx512m";
+/// Sizing of each node's JVM (and of the tools run through [`Kafka::tool`]).
+const NODE_JVM: &[&str] = &[HEAP, "-Xms64m"];
+/// Sizing of the JVM that reads segment files ([`Kafka::stored_batches`]): a short run that
+/// touches no network, so a small heap and the client compiler only (it starts faster).
+const SEGMENT_DUMP_JVM: &[&str] = &["-Xmx256m", "-XX:TieredStopAtLevel=1"];
 
 /// The Kafka version `tests/kafka/pom.xml` pins (its `kafka.version` property).
 pub fn version() -> String {
@@ -260,6 +266,7 @@ fn cluster_id() -> String {
 #[derive(Clone, Debug)]
 pub struct KafkaBuilder {
     nodes: usize,
+    controllers: usize,
     host: Ipv4Addr,
     netns: Option<String>,
     client_ports: Option<Vec<u16>>,
@@ -274,6 +281,20 @@ impl KafkaBuilder {
     pub fn in_namespace(mut self, netns: &str, host: Ipv4Addr) -> Self {
         self.netns = Some(netns.to_string());
         self.host = host;
+        self
+    }
+
+    /// How many nodes (the first ones) are also KRaft controllers, forming the quorum
+    /// (default: every node, up to three); the others are brokers only. One controller
+    /// lets a test take two of three brokers down without losing the quorum, so the
+    /// controller goes on shrinking in-sync replica sets and moving leaders.
+    pub fn controllers(mut self, controllers: usize) -> Self {
+        assert!(
+            (1..=self.nodes).contains(&controllers),
+            "between 1 and {} controllers",
+            self.nodes
+        );
+        self.controllers = controllers;
         self
     }
 
@@ -330,6 +351,7 @@ impl KafkaBuilder {
                 fs::create_dir_all(node_dir.join("data")).expect("create node directory");
                 Node {
                     id,
+                    controller: i < self.controllers,
                     client_port: client_ports[i],
                     internal_port: free_port(),
                     controller_port: free_port(),
@@ -355,6 +377,7 @@ impl KafkaBuilder {
         let voters: Vec<String> = kafka
             .nodes
             .iter()
+            .filter(|node| node.controller)
             .map(|node| format!("{}@{}:{}", node.id, kafka.host, node.controller_port))
             .collect();
         for node in &kafka.nodes {
@@ -387,6 +410,8 @@ impl KafkaBuilder {
 /// One node of a [`Kafka`] cluster.
 struct Node {
     id: i32,
+    /// A KRaft controller (a voter) besides a broker.
+    controller: bool,
     client_port: u16,
     internal_port: u16,
     controller_port: u16,
@@ -401,6 +426,9 @@ impl Node {
     }
     fn stdout_log(&self) -> PathBuf {
         self.dir.join("stdout.log")
+    }
+    fn format_log(&self) -> PathBuf {
+        self.dir.join("format.log")
     }
     fn properties(&self) -> PathBuf {
         self.dir.join("server.properties")
@@ -418,6 +446,95 @@ pub struct PartitionState {
     pub replicas: Vec<i32>,
     /// In-sync replica node ids.
     pub isr: Vec<i32>,
+}
+
+/// One record batch as a node stored it in a partition's segment files: a batch line of
+/// Kafka's `DumpLogSegments`. Sequences, producer ids and epochs are `-1` where the batch has
+/// none (a producer that is not idempotent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBatch {
+    /// The node whose replica this was read from.
+    pub node: i32,
+    /// Partition number.
+    pub partition: i32,
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// Offset of its last record.
+    pub last_offset: i64,
+    /// Records in the batch (`last_offset - base_offset + 1`, unless compaction removed some).
+    pub count: i64,
+    /// Producer sequence number of the first record.
+    pub base_sequence: i64,
+    /// Producer sequence number of the last record.
+    pub last_sequence: i64,
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i64,
+    /// Leader epoch of the partition when the leader appended the batch.
+    pub partition_leader_epoch: i64,
+    /// Part of a transaction.
+    pub is_transactional: bool,
+    /// A control batch (a transaction marker), not records a producer sent.
+    pub is_control: bool,
+    /// The batch's largest record timestamp: the producer's create time, or the broker's
+    /// append time when `log_append_time`.
+    pub max_timestamp: i64,
+    /// `max_timestamp` is the broker's append time (topic `message.timestamp.type` set to
+    /// `LogAppendTime`), not what the producer stamped.
+    pub log_append_time: bool,
+    /// Size in bytes of the batch in the segment.
+    pub size: i64,
+    /// Whether its CRC matches its contents.
+    pub crc_valid: bool,
+}
+
+impl StoredBatch {
+    /// Parses a batch line of `DumpLogSegments` (`baseOffset: 0 lastOffset: 9 count: 10 ...`).
+    fn parse(node: i32, partition: i32, line: &str) -> Result<StoredBatch, String> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let value = |name: &str| -> Result<&str, String> {
+            words
+                .iter()
+                .position(|w| *w == name)
+                .and_then(|i| words.get(i + 1).copied())
+                .ok_or_else(|| format!("DumpLogSegments: no {name} in {line:?}"))
+        };
+        let number = |name: &str| -> Result<i64, String> {
+            let v = value(name)?;
+            v.parse()
+                .map_err(|e| format!("DumpLogSegments: {name} {v:?} in {line:?}: {e}"))
+        };
+        let flag = |name: &str| -> Result<bool, String> {
+            let v = value(name)?;
+            v.parse()
+                .map_err(|e| format!("DumpLogSegments: {name} {v:?} in {line:?}: {e}"))
+        };
+        // The timestamp is labelled with its type.
+        let (max_timestamp, log_append_time) = if words.contains(&"LogAppendTime:") {
+            (number("LogAppendTime:")?, true)
+        } else {
+            (number("CreateTime:")?, false)
+        };
+        Ok(StoredBatch {
+            node,
+            partition,
+            base_offset: number("baseOffset:")?,
+            last_offset: number("lastOffset:")?,
+            count: number("count:")?,
+            base_sequence: number("baseSequence:")?,
+            last_sequence: number("lastSequence:")?,
+            producer_id: number("producerId:")?,
+            producer_epoch: number("producerEpoch:")?,
+            partition_leader_epoch: number("partitionLeaderEpoch:")?,
+            is_transactional: flag("isTransactional:")?,
+            is_control: flag("isControl:")?,
+            max_timestamp,
+            log_append_time,
+            size: number("size:")?,
+            crc_valid: flag("isvalid:")?,
+        })
+    }
 }
 
 /// A Kafka cluster for one test (see the module documentation). Killed and removed on drop.
@@ -440,6 +557,7 @@ impl Kafka {
         let replication = nodes.min(3).to_string();
         let builder = KafkaBuilder {
             nodes,
+            controllers: nodes.min(3),
             host: Ipv4Addr::LOCALHOST,
             netns: None,
             client_ports: None,
@@ -523,24 +641,28 @@ impl Kafka {
 
     fn write_properties(&self, node: &Node, voters: &str, extra: &[(String, String)]) {
         let host = self.host;
+        let mut listeners = format!(
+            "CLIENT://{host}:{},INTERNAL://{host}:{}",
+            node.client_port, node.internal_port
+        );
+        let mut advertised = format!(
+            "CLIENT://{},INTERNAL://{host}:{}",
+            node.advertised, node.internal_port
+        );
+        let roles = if node.controller {
+            let controller = format!(",CONTROLLER://{host}:{}", node.controller_port);
+            listeners.push_str(&controller);
+            advertised.push_str(&controller);
+            "broker,controller"
+        } else {
+            "broker"
+        };
         let mut settings: Vec<(String, String)> = [
-            ("process.roles", "broker,controller".to_string()),
+            ("process.roles", roles.to_string()),
             ("node.id", node.id.to_string()),
             ("controller.quorum.voters", voters.to_string()),
-            (
-                "listeners",
-                format!(
-                    "CLIENT://{host}:{},INTERNAL://{host}:{},CONTROLLER://{host}:{}",
-                    node.client_port, node.internal_port, node.controller_port
-                ),
-            ),
-            (
-                "advertised.listeners",
-                format!(
-                    "CLIENT://{},INTERNAL://{host}:{},CONTROLLER://{host}:{}",
-                    node.advertised, node.internal_port, node.controller_port
-                ),
-            ),
+            ("listeners", listeners),
+            ("advertised.listeners", advertised),
             (
                 "listener.security.protocol.map",
                 "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
@@ -577,8 +699,14 @@ impl Kafka {
         fs::write(node.properties(), text).expect("write server.properties");
     }
 
-    /// `java` with the broker's classpath, through `ip netns exec` when in a namespace.
+    /// `java` with the broker's classpath and a node's JVM sizing, through `ip netns exec`
+    /// when in a namespace; it logs to `node_dir/broker.log` and runs in `node_dir`.
     fn java(&self, node_dir: &Path) -> Command {
+        self.java_sized(node_dir, NODE_JVM)
+    }
+
+    /// [`Kafka::java`] with other heap and compiler options (`sizing`).
+    fn java_sized(&self, node_dir: &Path, sizing: &[&str]) -> Command {
         let mut command = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new(ip_binary());
@@ -588,8 +716,7 @@ impl Kafka {
             None => Command::new("java"),
         };
         command
-            .arg(HEAP)
-            .arg("-Xms64m")
+            .args(sizing)
             .arg("-XX:+UseSerialGC")
             .arg("-XX:+ExitOnOutOfMemoryError")
             .arg("-Djava.awt.headless=true")
@@ -605,20 +732,41 @@ impl Kafka {
         command
     }
 
+    /// Formats `node`'s storage with the cluster id. What the tool printed, its exit status
+    /// and how long it took go to the node's `format.log` (kept with the node's other logs
+    /// when a test fails, and in [`Kafka::log_tails`]) and, on failure, into the panic.
     fn format(&self, node: &Node) {
-        let out = self
-            .java(&node.dir)
-            .args(["kafka.tools.StorageTool", "format", "-t", &self.cluster_id, "-c"])
-            .arg(node.properties())
+        let started = Instant::now();
+        let mut command = self.java(&node.dir);
+        command
+            .args([
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                &self.cluster_id,
+                "-c",
+            ])
+            .arg(node.properties());
+        let out = command
             .output()
             .unwrap_or_else(|e| panic!("cannot run java ({e}): install Java 17 (`apt-get install -y openjdk-17-jre-headless`) or run `cargo xtask test`, which does"));
-        assert!(
-            out.status.success(),
-            "kafka-storage format of node {} failed ({}):\n{}\n{}",
-            node.id,
+        let report = format!(
+            "{command:?}\nexit: {} after {:.1} s\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
             out.status,
+            started.elapsed().as_secs_f64(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
+        );
+        let written = fs::write(node.format_log(), &report);
+        assert!(
+            out.status.success(),
+            "kafka-storage format of node {} failed ({}; {}):\n{report}",
+            node.id,
+            out.status,
+            match written {
+                Ok(()) => format!("also in {}", node.format_log().display()),
+                Err(e) => format!("cannot write {}: {e}", node.format_log().display()),
+            }
         );
     }
 
@@ -932,6 +1080,79 @@ impl Kafka {
         stdout
     }
 
+    /// The record batches of partition `partition` of `topic`, in log order, read from the
+    /// segment files of one replica with Kafka's `DumpLogSegments` (run like the nodes, in the
+    /// cluster's namespace if any, with a small JVM). The replica is node 1's when node 1 runs
+    /// and holds one, else that of another running node holding one (in-sync first, then the
+    /// lowest id); [`StoredBatch::node`] says which. These are that replica's segments: a
+    /// follower may lag the leader, and any replica may hold batches not yet committed.
+    /// Panics, with `DumpLogSegments`' standard error, if they cannot be read; see
+    /// [`Kafka::try_stored_batches`] for an error instead.
+    pub fn stored_batches(&self, topic: &str, partition: i32) -> Vec<StoredBatch> {
+        self.try_stored_batches(topic, partition)
+            .unwrap_or_else(|e| panic!("kafka: stored batches of {topic}-{partition}: {e}"))
+    }
+
+    /// [`Kafka::stored_batches`], returning what went wrong (no running node holds the
+    /// partition, `DumpLogSegments` failed, with its standard error, or printed a batch line
+    /// it cannot parse) rather than panicking.
+    pub fn try_stored_batches(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<StoredBatch>, String> {
+        let name = format!("{topic}-{partition}");
+        let state = self
+            .partitions(topic)
+            .into_iter()
+            .find(|p| p.partition == partition);
+        // A node holds a replica if Metadata says so (when it answers) and has its directory.
+        let holds = |n: &Node| {
+            n.dir.join("data").join(&name).is_dir()
+                && state.as_ref().is_none_or(|s| s.replicas.contains(&n.id))
+        };
+        let in_sync = |n: &Node| state.as_ref().is_some_and(|s| s.isr.contains(&n.id));
+        let node = self
+            .nodes
+            .iter()
+            .filter(|n| self.is_running(n.id) && holds(n))
+            .min_by_key(|n| (n.id != 1, !in_sync(n), n.id))
+            .ok_or_else(|| format!("no running node holds a replica (Metadata: {state:?})"))?;
+        let dir = node.dir.join("data").join(&name);
+        let mut segments: Vec<PathBuf> = fs::read_dir(&dir)
+            .map_err(|e| format!("read {}: {e}", dir.display()))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<_>>()
+            .map_err(|e| format!("read {}: {e}", dir.display()))?;
+        // Named by base offset, zero-padded: in name order, in log order.
+        segments.retain(|p| p.extension().is_some_and(|x| x == "log"));
+        segments.sort();
+        if segments.is_empty() {
+            return Err(format!("no segment files in {}", dir.display()));
+        }
+        let files: Vec<String> = segments.iter().map(|p| p.display().to_string()).collect();
+        let out = self
+            .java_sized(&self.dir, SEGMENT_DUMP_JVM)
+            .arg("org.apache.kafka.tools.DumpLogSegments")
+            .arg("--files")
+            .arg(files.join(","))
+            .output()
+            .map_err(|e| format!("cannot run DumpLogSegments: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "DumpLogSegments {files:?} failed ({}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("baseOffset: "))
+            .map(|line| StoredBatch::parse(node.id, partition, line))
+            .collect()
+    }
+
     /// Moves each partition of `topic` whose leader is not its preferred replica (the
     /// first listed) back to it: Kafka's preferred-leader election.
     pub fn elect_preferred_leaders(&self, topic: &str) -> String {
@@ -991,12 +1212,12 @@ impl Kafka {
         }
     }
 
-    /// The last `lines` lines of each node's log (and of its stdout, where the JVM reports
-    /// what kept it from starting), for a failure message.
+    /// The last `lines` lines of each node's storage format output (`format.log`), log,
+    /// and stdout (where the JVM reports what kept it from starting), for a failure message.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
         for node in &self.nodes {
-            for path in [node.log(), node.stdout_log()] {
+            for path in [node.format_log(), node.log(), node.stdout_log()] {
                 let text = tail(&path, lines);
                 if !text.is_empty() {
                     out.push_str(&format!(
@@ -1072,5 +1293,48 @@ impl Drop for Kafka {
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoredBatch;
+
+    #[test]
+    fn parses_a_batch_line_of_dump_log_segments() {
+        // As Kafka 4.4.0's DumpLogSegments prints a batch of an idempotent producer.
+        let line = "baseOffset: 13 lastOffset: 15 count: 3 baseSequence: 13 lastSequence: 15 \
+                    producerId: 1000 producerEpoch: 2 partitionLeaderEpoch: 4 \
+                    isTransactional: false isControl: false deleteHorizonMs: OptionalLong.empty \
+                    position: 1172 CreateTime: 1796221063986 size: 176 magic: 2 \
+                    compresscodec: none crc: 3513265677 isvalid: true";
+        let b = StoredBatch::parse(1, 2, line).unwrap();
+        assert_eq!(
+            b,
+            StoredBatch {
+                node: 1,
+                partition: 2,
+                base_offset: 13,
+                last_offset: 15,
+                count: 3,
+                base_sequence: 13,
+                last_sequence: 15,
+                producer_id: 1000,
+                producer_epoch: 2,
+                partition_leader_epoch: 4,
+                is_transactional: false,
+                is_control: false,
+                max_timestamp: 1796221063986,
+                log_append_time: false,
+                size: 176,
+                crc_valid: true,
+            }
+        );
+        let appended = line.replace("CreateTime:", "LogAppendTime:");
+        let b = StoredBatch::parse(1, 2, &appended).unwrap();
+        assert!(b.log_append_time);
+        assert_eq!(b.max_timestamp, 1796221063986);
+        let err = StoredBatch::parse(1, 2, &line.replace("producerId: 1000 ", "")).unwrap_err();
+        assert!(err.contains("no producerId:"), "{err}");
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod kafka;
 pub mod netns;
+pub mod records;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -28,7 +29,7 @@ use rand::{Rng, SeedableRng};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub mod qemu;
@@ -330,6 +331,9 @@ pub struct ReadRecord {
     pub value: Option<Vec<u8>>,
     /// Headers in order: key and nullable value.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Its timestamp when it is the producer's create time (milliseconds since the Unix
+    /// epoch); `None` when the log has the broker's append time instead, or no timestamp.
+    pub timestamp: Option<i64>,
 }
 
 /// Reads partitions `0..partitions` of `topic` from the beginning with an independent
@@ -402,6 +406,10 @@ pub fn read_back(
                     key: m.key().map(<[u8]>::to_vec),
                     value: m.payload().map(<[u8]>::to_vec),
                     headers,
+                    timestamp: match m.timestamp() {
+                        Timestamp::CreateTime(ms) => Some(ms),
+                        Timestamp::LogAppendTime(_) | Timestamp::NotAvailable => None,
+                    },
                 });
                 at_end[p] = false;
                 count += 1;

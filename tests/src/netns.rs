@@ -10,6 +10,8 @@
 //! - [`NetNs::open_tap`]: the `embassy-net-tuntap` device for [`TAP`], usable from any
 //!   thread; [`run_embassy`] runs a future on an embassy std executor of its own.
 //! - [`NetNs::start_tansu`]: a tansu broker listening on [`BROKER_IP`] inside the namespace.
+//! - [`NetNs::start_kafka`]: Apache Kafka ([`crate::kafka::Kafka`]) likewise, its JVMs run
+//!   through `ip netns exec`.
 //! - [`NetNs::dns_responder`]: a tiny DNS server on [`BROKER_IP`]:53 answering `A` queries
 //!   for configured names (NXDOMAIN otherwise).
 //! - [`NetNs::forward`], [`NetNs::run_with_hosts`]: a TCP forwarder and a private
@@ -221,6 +223,13 @@ impl NetNs {
     /// the first node's `CLIENT` listener on `port` (the others on free ports), advertising
     /// `advertised` for the first node when given. The cluster must be dropped before the
     /// namespace (it borrows nothing, so keep the order of declaration: namespace first).
+    ///
+    /// Every connection to [`BROKER_IP`] made inside the namespace (Kafka's own controller
+    /// and inter-broker connections, the fixture's admin client, a consumer run with
+    /// [`NetNs::run`]) is local traffic, which Linux carries over `lo`: with `lo` down such a
+    /// connection hangs (a connect to the TAP's own address times out), so not even a
+    /// broker's registration with its own controller gets through. [`NetNs::new`] brings
+    /// `lo` up.
     pub fn start_kafka(
         &self,
         nodes: usize,

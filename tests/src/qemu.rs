@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The firmware's target.
 pub const TARGET: &str = "thumbv7em-none-eabihf";
@@ -152,6 +152,10 @@ pub struct GatewayRun {
     /// The firmware's log, decoded by defmt-print, one line per entry (e.g.
     /// `INFO  summary records=...`).
     pub log_lines: Vec<String>,
+    /// The host's wall clock when each line of `log_lines` arrived, decoded (semihosting
+    /// writes are synchronous, so this is about when the firmware logged it, give or take
+    /// the pipe and the decoder).
+    pub log_arrivals: Vec<SystemTime>,
     /// Wall time from starting QEMU to its exit.
     pub elapsed: Duration,
 }
@@ -255,11 +259,13 @@ pub fn run_gateway_with(
     let decoded = decoder.stdout.take().expect("defmt-print stdout");
     let lines = thread::spawn(move || {
         let mut lines = Vec::new();
+        let mut arrivals = Vec::new();
         for line in BufReader::new(decoded).lines().map_while(Result::ok) {
+            arrivals.push(SystemTime::now());
             on_line(&line);
             lines.push(line);
         }
-        lines
+        (lines, arrivals)
     });
     let echo_stderr = |name: &'static str, stream: Option<std::process::ChildStderr>| {
         stream.map(|s| {
@@ -289,7 +295,7 @@ pub fn run_gateway_with(
     let elapsed = started.elapsed();
     // QEMU's exit closes the pipe: defmt-print decodes what is left and exits.
     let _ = decoder.wait();
-    let log_lines = lines.join().expect("log reader");
+    let (log_lines, log_arrivals) = lines.join().expect("log reader");
     for t in [qemu_stderr, decoder_stderr].into_iter().flatten() {
         let _ = t.join();
     }
@@ -297,6 +303,7 @@ pub fn run_gateway_with(
         status,
         timed_out,
         log_lines,
+        log_arrivals,
         elapsed,
     }
 }

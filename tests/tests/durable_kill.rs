@@ -1,17 +1,22 @@
 //! The `produce` tool with `--state-dir` survives being killed: 100,000 input lines, the tool
 //! killed with SIGKILL at random moments and started again the same way (same state
-//! directory, stdin from the same file) until it exits 0, against one tansu broker that runs
-//! throughout (tansu's memory storage forgets producer state if restarted, so only the
-//! producer is ever killed).
+//! directory, stdin from the same file) until it exits 0, against one broker that runs
+//! throughout: one Apache Kafka 4.x node (`_kafka`) or tansu (`_tansu`), the same body each.
+//! Only the producer is ever killed (tansu's memory storage forgets producer state if
+//! restarted).
 //!
 //! Then, read back by an independent consumer (librdkafka):
 //! - every input line is in the log exactly once, with its key and value intact;
 //! - per partition, the lines are in input order; each key's lines all in one partition;
 //! - the final `--report` has one line per input line, in input order, every one
 //!   `persisted`, at the partition where the record really is and, when the offset is known
-//!   (>= 0; a resend answered DUPLICATE_SEQUENCE_NUMBER carries none), at its offset;
+//!   (>= 0; a resend tansu answered DUPLICATE_SEQUENCE_NUMBER carries none), at its offset.
+//!   On Kafka every offset is known (it answers a resend still among the producer's last five
+//!   batches with NONE and the original offsets) and so checked;
 //! - the final summary says all 100,000 persisted, and every run that ended by itself
-//!   exited 0.
+//!   exited 0. On Kafka, which accepts a local epoch bump, a fence needs no new producer id:
+//!   the summary's epoch is its epoch bumps (each run resends its restored batches under the
+//!   identity they were stamped with, then takes one new producer id for the rest, by design).
 //!
 //! Knobs: `DURABLE_KILLS` (kills to deliver, default 20), `DURABLE_SEED` (kill-time RNG
 //! seed, default a constant). Kill times are drawn from 50..1500 ms, narrowed from above so
@@ -34,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tests::{ReadRecord, Tansu, read_back};
+use tests::kafka::Kafka;
+use tests::{Broker, BrokerKind, ReadRecord, read_back};
 
 /// Input lines.
 const N: usize = 100_000;
@@ -254,12 +260,42 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
+/// How many batches of each (producer id, epoch) the partitions `0..partitions` of `topic`
+/// hold in `kafka`'s segment files ([`Kafka::try_stored_batches`]).
+fn log_producers(
+    kafka: &Kafka,
+    topic: &str,
+    partitions: i32,
+) -> Result<BTreeMap<(i64, i64), usize>, String> {
+    let mut producers = BTreeMap::new();
+    for p in 0..partitions {
+        for b in kafka.try_stored_batches(topic, p)? {
+            *producers
+                .entry((b.producer_id, b.producer_epoch))
+                .or_default() += 1;
+        }
+    }
+    Ok(producers)
+}
+
 #[test]
-fn killed_and_restarted_every_line_exactly_once() {
+fn killed_and_restarted_every_line_exactly_once_kafka() {
+    killed_and_restarted_every_line_exactly_once(BrokerKind::Kafka);
+}
+
+#[test]
+fn killed_and_restarted_every_line_exactly_once_tansu() {
+    killed_and_restarted_every_line_exactly_once(BrokerKind::Tansu);
+}
+
+fn killed_and_restarted_every_line_exactly_once(kind: BrokerKind) {
     let test_started = Instant::now();
     let kills_wanted: usize = env_or("DURABLE_KILLS", DEFAULT_KILLS);
     let seed: u64 = env_or("DURABLE_SEED", DEFAULT_SEED);
-    eprintln!("seed {seed} (DURABLE_SEED), {kills_wanted} kills (DURABLE_KILLS)");
+    eprintln!(
+        "{}: seed {seed} (DURABLE_SEED), {kills_wanted} kills (DURABLE_KILLS)",
+        kind.name()
+    );
     let mut rng = StdRng::seed_from_u64(seed);
 
     let help = Command::new(produce_binary())
@@ -287,11 +323,12 @@ fn killed_and_restarted_every_line_exactly_once() {
     }
     std::fs::write(&input, text).expect("write input");
 
-    let tansu = Tansu::start();
+    let broker = Broker::start(kind);
+    let bootstrap = broker.bootstrap();
     let args_for = |topic: &str, state: &Path, report: &Path| -> Vec<String> {
         [
             "--bootstrap",
-            &tansu.bootstrap(),
+            &bootstrap,
             "--topic",
             topic,
             "--key-separator",
@@ -311,7 +348,7 @@ fn killed_and_restarted_every_line_exactly_once() {
 
     // Calibration: one uninterrupted run on a topic of its own, to see how long a whole
     // run takes, so that the kills can be spread over it.
-    tansu.create_topic("durable-calibrate", PARTITIONS);
+    broker.create_topic("durable-calibrate", PARTITIONS);
     let calibrate_args = args_for(
         "durable-calibrate",
         &work.join("calibrate-state"),
@@ -344,6 +381,21 @@ fn killed_and_restarted_every_line_exactly_once() {
         report_breakdown(&work.join("calibrate-report")),
         calibration.stderr_tail(5)
     );
+    let mut problems: Vec<String> = Vec::new();
+    if let Ok(s) = summary(&calibration.stdout()) {
+        let (epoch, bumps) = (s.get("epoch").copied(), s.get("epoch_bumps").copied());
+        eprintln!(
+            "calibration: producer id {:?}, epoch {epoch:?}, epoch bumps {bumps:?}",
+            s.get("producer_id")
+        );
+        // A new producer id starts again at epoch 0: an epoch other than the bumps means a
+        // fence needed one, which Kafka, accepting the bump, never should.
+        if kind.accepts_epoch_bump() && epoch != bumps {
+            problems.push(format!(
+                "calibration: epoch {epoch:?} after {bumps:?} epoch bumps: a fence needed a new producer id; summary {s:?}"
+            ));
+        }
+    }
     drop(calibration);
     // Kill times: MIN_KILL..MAX_KILL, the top lowered so the mean kill time is ~80% of a
     // whole run divided by the kills (most kills land mid-run, whatever the tool's speed).
@@ -357,11 +409,10 @@ fn killed_and_restarted_every_line_exactly_once() {
     );
 
     let topic = "durable-kill";
-    tansu.create_topic(topic, PARTITIONS);
+    broker.create_topic(topic, PARTITIONS);
     let state = work.join("state");
     let report_path = work.join("report");
     let args = args_for(topic, &state, &report_path);
-    let mut problems: Vec<String> = Vec::new();
 
     // Kill loop: start, wait a random time, SIGKILL, reap; again until `kills_wanted` kills
     // were delivered (or the iteration cap).
@@ -452,10 +503,18 @@ fn killed_and_restarted_every_line_exactly_once() {
         ));
     }
     let mut summary_persisted = None;
+    let mut last_identity = None;
     if last_status.is_some() {
         match summary(&last.stdout()) {
             Ok(s) => {
                 summary_persisted = s.get("persisted").copied();
+                let (epoch, bumps) = (s.get("epoch").copied(), s.get("epoch_bumps").copied());
+                last_identity = Some((s.get("producer_id").copied(), epoch, bumps));
+                if kind.accepts_epoch_bump() && epoch != bumps {
+                    problems.push(format!(
+                        "the last run's epoch is {epoch:?} after {bumps:?} epoch bumps: a fence needed a new producer id; summary {s:?}"
+                    ));
+                }
                 for (key, want) in [
                     ("persisted", N as i64),
                     ("not_persisted", 0),
@@ -475,13 +534,7 @@ fn killed_and_restarted_every_line_exactly_once() {
     drop(last);
 
     // The log, read back independently.
-    let log = read_back(
-        &tansu.bootstrap(),
-        topic,
-        PARTITIONS,
-        N,
-        Duration::from_secs(60),
-    );
+    let log = read_back(&bootstrap, topic, PARTITIONS, N, Duration::from_secs(60));
     let total: usize = log.iter().map(Vec::len).sum();
     // Line -> where it is in the log: (partition, offset) for each copy.
     let mut copies: Vec<Vec<(i32, i64)>> = vec![Vec::new(); N];
@@ -636,8 +689,38 @@ fn killed_and_restarted_every_line_exactly_once() {
         }
     }
 
+    // Kafka answers every resend still among the producer's last five batches with its
+    // original offsets: every offset in the report is known (and was checked above).
+    if kind.exact_offsets() && report_offsets_unknown > 0 {
+        problems.push(format!(
+            "{report_offsets_unknown} report lines have offset -1; Kafka tells the offset of every batch it acknowledges"
+        ));
+    }
+    // On Kafka, which producers wrote the log: each run takes at most one new producer id
+    // (besides the identity it resumes, which an earlier run took), so there are at most as
+    // many as runs.
+    let runs = iterations + 1;
+    let producers = match &broker {
+        Broker::Kafka(kafka) => match log_producers(kafka, topic, PARTITIONS) {
+            Ok(p) => {
+                let ids = p.keys().map(|(id, _)| id).collect::<BTreeSet<_>>().len();
+                if ids > runs {
+                    problems.push(format!(
+                        "{ids} producer ids wrote the log in {runs} runs: some run needed more than one; batches per (producer id, epoch) {p:?}"
+                    ));
+                }
+                format!("{ids} producer ids in the log, batches per (producer id, epoch) {p:?}")
+            }
+            Err(e) => {
+                problems.push(e.clone());
+                e
+            }
+        },
+        Broker::Tansu(_) => "producer ids in the log not read on tansu".to_string(),
+    };
     eprintln!(
-        "stats: seed {seed}; {iterations} interrupted runs: {kills} killed ({kills_before_done} before the input was complete), {self_exits} exited by themselves; kill times (ms) {kill_times:?}; uninterrupted run {} ms; summary persisted {summary_persisted:?}; report lines with offset -1: {report_offsets_unknown}; total wall time {} ms",
+        "{}: stats: seed {seed}; {iterations} interrupted runs: {kills} killed ({kills_before_done} before the input was complete), {self_exits} exited by themselves; kill times (ms) {kill_times:?}; uninterrupted run {} ms; summary persisted {summary_persisted:?}; last run (producer id, epoch, epoch bumps) {last_identity:?}; {producers}; report lines with offset -1: {report_offsets_unknown}; total wall time {} ms",
+        kind.name(),
         ms(full_run),
         ms(test_started.elapsed())
     );
@@ -648,7 +731,8 @@ fn killed_and_restarted_every_line_exactly_once() {
         let _ = std::fs::remove_dir_all(&work);
     } else {
         panic!(
-            "{} problems (seed {seed}; working directory kept: {}):\n- {}",
+            "{}: {} problems (seed {seed}; working directory kept: {}):\n- {}",
+            kind.name(),
             problems.len(),
             work.display(),
             problems.join("\n- ")

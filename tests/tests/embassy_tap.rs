@@ -1,6 +1,8 @@
 //! embassy-net over a Linux TAP device (`embassy-net-tuntap`) with embassy's std executor,
-//! in a network namespace of the test's own (so nothing leaves the machine), against tansu
-//! running inside that namespace. Needs root: these tests fail, not skip, without it.
+//! in a network namespace of the test's own (so nothing leaves the machine), against a broker
+//! running inside that namespace: each test body runs against one Apache Kafka 4.x node (the
+//! reference, `_kafka`) and against tansu (`_tansu`). Needs root: these tests fail, not skip,
+//! without it.
 //!
 //! - `embassy_net_produces_10000_records_exactly_once`: 10,000 records through
 //!   `transport-embassy` into a topic with 3 partitions; every record is reported persisted
@@ -8,7 +10,7 @@
 //!   each exactly once, intact, in send order per partition (so per key), at the offset the
 //!   producer reported.
 //! - `embassy_resolves_names_and_maps_advertised_addresses`: the bootstrap is a name the
-//!   in-namespace DNS responder answers; tansu advertises a name nobody resolves
+//!   in-namespace DNS responder answers; the broker advertises a name nobody resolves
 //!   (`broker.kafka.internal:9999`), which the producer's `map_address` maps to the real
 //!   listener. Same checks on 1,000 records.
 //! - `embassy_durable_state_survives_a_power_cut`: a gateway sends 5,000 sensor readings
@@ -19,12 +21,19 @@
 //!   readings it still held and no restored batch holds, then the rest. The log holds every
 //!   reading exactly once, each sensor's in order, at the offsets reported, all `Persisted`;
 //!   outcomes handed out again after the cut are the same as before.
-//! - `embassy_stack_reaches_tansu_and_dns`: the plumbing alone: the stack resolves a name
-//!   through the in-namespace DNS responder and exchanges an ApiVersions request with tansu
-//!   over a raw embassy-net `TcpSocket`.
+//! - `embassy_stack_reaches_broker_and_dns`: the plumbing alone: the stack resolves a name
+//!   through the in-namespace DNS responder and exchanges an ApiVersions request with the
+//!   broker over a raw embassy-net `TcpSocket`.
 //!
-//! Each test owns its namespace ([`NetNs`]), dropped (tansu killed, namespace and TAP
-//! deleted) even when the test fails.
+//! Against Kafka every offset the producer reports must be exactly where the record is in
+//! the log (restored batches Kafka had appended before the power cut included: it answers a
+//! resent batch still among its last five with its original offsets), and no fence may need
+//! a new producer id (Kafka accepts a local epoch bump). tansu answers such a resend with
+//! DUPLICATE_SEQUENCE_NUMBER and no offset.
+//!
+//! Each test owns its namespace ([`NetNs`]), dropped (broker killed, namespace and TAP
+//! deleted) even when the test fails; a failing Kafka run prints its node's log and keeps it
+//! (`/tmp/kp-kept-*`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -41,16 +50,64 @@ use producer_core::client::{Client, ProducerRecord, RestoreOptions, RestoreSumma
 use producer_core::flash::{BlockingAsync, FlashStore, pages_needed};
 use producer_core::state::{BatchToken, Counters, Outcome};
 use producer_core::wire::RecordHeader;
-use tests::netns::{BROKER_IP, NetNs, PREFIX_LEN, STACK_IP, list_namespaces, run_embassy};
-use tests::{ReadRecord, read_back};
+use tests::kafka::Kafka;
+use tests::netns::{BROKER_IP, NetNs, NsTansu, PREFIX_LEN, STACK_IP, list_namespaces, run_embassy};
+use tests::{BrokerKind, ReadRecord, read_back};
 use transport_embassy::{
     ConnectionBuffers, Error as TapError, MapAddress, Producer, ProducerConfig, RecordDelivery,
 };
 use transport_std::file_flash::{FileFlash, PAGE_SIZE};
 
-/// The port tansu listens on inside each namespace (the namespace is ours: nothing else
-/// listens there).
+/// The port the broker listens on inside each namespace (the namespace is ours: nothing
+/// else listens there).
 const PORT: u16 = 9092;
+
+/// The broker of one test, inside its namespace, listening on [`BROKER_IP`]:[`PORT`].
+enum NsBroker<'ns> {
+    Tansu(NsTansu<'ns>),
+    /// One Kafka node (its JVM runs in the namespace); it borrows the namespace for the
+    /// lifetime only, so that it is dropped first.
+    Kafka(Kafka, std::marker::PhantomData<&'ns NetNs>),
+}
+
+impl NsBroker<'_> {
+    /// Starts a broker of `kind` in `ns` advertising `advertised` (`host:port`; default:
+    /// where it listens) and waits until it serves.
+    fn start<'ns>(ns: &'ns NetNs, kind: BrokerKind, advertised: Option<&str>) -> NsBroker<'ns> {
+        let broker = match kind {
+            BrokerKind::Tansu => {
+                let listener = format!("{BROKER_IP}:{PORT}");
+                NsBroker::Tansu(ns.start_tansu(PORT, advertised.unwrap_or(&listener)))
+            }
+            BrokerKind::Kafka => NsBroker::Kafka(
+                ns.start_kafka(1, PORT, advertised),
+                std::marker::PhantomData,
+            ),
+        };
+        eprintln!(
+            "{} in {}, advertising {advertised:?}",
+            kind.name(),
+            ns.name()
+        );
+        broker
+    }
+
+    /// `BROKER_IP:PORT`, its listener.
+    fn bootstrap(&self) -> String {
+        match self {
+            NsBroker::Tansu(t) => t.bootstrap(),
+            NsBroker::Kafka(k, _) => k.bootstrap(),
+        }
+    }
+
+    /// Creates `name` with `partitions` partitions and waits until it can be written.
+    fn create_topic(&self, name: &str, partitions: i32) {
+        match self {
+            NsBroker::Tansu(t) => t.create_topic(name, partitions),
+            NsBroker::Kafka(k, _) => k.create_topic(name, partitions),
+        }
+    }
+}
 
 /// Runs `work` with an embassy-net stack on `device` at [`STACK_IP`] (DNS server
 /// [`BROKER_IP`]), driving the stack's runner alongside; the runner (and the device) is
@@ -252,6 +309,12 @@ fn verify(run: &Run, log: &[Vec<ReadRecord>]) {
         "retries against a healthy broker: {:?}",
         run.counters
     );
+    assert_eq!(
+        (run.counters.fences, run.counters.producer_ids),
+        (0, 1),
+        "a healthy broker: no fence and one producer id (fences, ids): {:?}",
+        run.counters
+    );
     let mut seen = vec![false; n];
     for (p, records) in log.iter().enumerate() {
         let p = p as i32;
@@ -266,7 +329,7 @@ fn verify(run: &Run, log: &[Vec<ReadRecord>]) {
             assert_eq!(r.value.as_deref(), Some(&c.value[..]), "record {i}: value");
             assert_eq!(r.headers, c.headers, "record {i}: headers");
             assert_eq!(run.told[i].partition, Some(p), "record {i}: partition");
-            // No retries happened (checked above), so tansu's offsets are exact.
+            // No retries happened (checked above), so even tansu's offsets are exact.
             assert_eq!(
                 run.told[i].offset,
                 Some(r.offset),
@@ -297,22 +360,33 @@ fn verify(run: &Run, log: &[Vec<ReadRecord>]) {
 }
 
 #[test]
-fn embassy_net_produces_10000_records_exactly_once() {
+fn embassy_net_produces_10000_records_exactly_once_kafka() {
+    embassy_net_produces_10000_records_exactly_once(BrokerKind::Kafka);
+}
+
+#[test]
+fn embassy_net_produces_10000_records_exactly_once_tansu() {
+    embassy_net_produces_10000_records_exactly_once(BrokerKind::Tansu);
+}
+
+fn embassy_net_produces_10000_records_exactly_once(kind: BrokerKind) {
     const N: usize = 10_000;
     const TOPIC: &str = "embassy-exact";
     let ns = NetNs::new();
-    let tansu = ns.start_tansu(PORT, &format!("{BROKER_IP}:{PORT}"));
-    tansu.create_topic(TOPIC, PARTITIONS);
+    let broker = NsBroker::start(&ns, kind, None);
+    broker.create_topic(TOPIC, PARTITIONS);
     let device = ns.open_tap();
-    let run = produce_over_tap(device, tansu.bootstrap(), None, TOPIC, N);
+    let run = produce_over_tap(device, broker.bootstrap(), None, TOPIC, N);
     eprintln!(
-        "produced {N} records over embassy-net in {:?}: {:?}",
-        run.elapsed, run.counters
+        "{}: produced {N} records over embassy-net in {:?}: {:?}",
+        kind.name(),
+        run.elapsed,
+        run.counters
     );
     let started = std::time::Instant::now();
     let log = ns.run(|| {
         read_back(
-            &tansu.bootstrap(),
+            &broker.bootstrap(),
             TOPIC,
             PARTITIONS,
             N,
@@ -335,15 +409,24 @@ fn map_advertised(host: &str, port: u16) -> Option<IpEndpoint> {
 }
 
 #[test]
-fn embassy_resolves_names_and_maps_advertised_addresses() {
+fn embassy_resolves_names_and_maps_advertised_addresses_kafka() {
+    embassy_resolves_names_and_maps_advertised_addresses(BrokerKind::Kafka);
+}
+
+#[test]
+fn embassy_resolves_names_and_maps_advertised_addresses_tansu() {
+    embassy_resolves_names_and_maps_advertised_addresses(BrokerKind::Tansu);
+}
+
+fn embassy_resolves_names_and_maps_advertised_addresses(kind: BrokerKind) {
     const N: usize = 1_000;
     const TOPIC: &str = "embassy-mapped";
     /// On the namespace's loopback, out of the embassy stack's reach: where the consumer
-    /// finds the advertised name (a private /etc/hosts) and a forwarder to tansu.
+    /// finds the advertised name (a private /etc/hosts) and a forwarder to the broker.
     const CONSUMER_SIDE: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
     let ns = NetNs::new();
-    let tansu = ns.start_tansu(PORT, "broker.kafka.internal:9999");
-    tansu.create_topic(TOPIC, PARTITIONS);
+    let broker = NsBroker::start(&ns, kind, Some("broker.kafka.internal:9999"));
+    broker.create_topic(TOPIC, PARTITIONS);
     let dns = ns.dns_responder(&[("kafka.test", BROKER_IP)]);
     let device = ns.open_tap();
     let run = produce_over_tap(
@@ -354,8 +437,10 @@ fn embassy_resolves_names_and_maps_advertised_addresses() {
         N,
     );
     eprintln!(
-        "produced {N} records over embassy-net in {:?}: {:?}",
-        run.elapsed, run.counters
+        "{}: produced {N} records over embassy-net in {:?}: {:?}",
+        kind.name(),
+        run.elapsed,
+        run.counters
     );
     let asked = dns.queries();
     assert!(
@@ -373,7 +458,7 @@ fn embassy_resolves_names_and_maps_advertised_addresses() {
     );
     let log = ns.run_with_hosts(&[("broker.kafka.internal", CONSUMER_SIDE)], || {
         read_back(
-            &tansu.bootstrap(),
+            &broker.bootstrap(),
             TOPIC,
             PARTITIONS,
             N,
@@ -388,9 +473,18 @@ fn embassy_resolves_names_and_maps_advertised_addresses() {
 }
 
 #[test]
-fn embassy_stack_reaches_tansu_and_dns() {
+fn embassy_stack_reaches_broker_and_dns_kafka() {
+    embassy_stack_reaches_broker_and_dns(BrokerKind::Kafka);
+}
+
+#[test]
+fn embassy_stack_reaches_broker_and_dns_tansu() {
+    embassy_stack_reaches_broker_and_dns(BrokerKind::Tansu);
+}
+
+fn embassy_stack_reaches_broker_and_dns(kind: BrokerKind) {
     let ns = NetNs::new();
-    let tansu = ns.start_tansu(PORT, &format!("{BROKER_IP}:{PORT}"));
+    let broker = NsBroker::start(&ns, kind, None);
     let dns = ns.dns_responder(&[("kafka.test", BROKER_IP)]);
     let device = ns.open_tap();
     let (resolved, unknown, response) = run_embassy(Duration::from_secs(30), move || {
@@ -439,7 +533,7 @@ fn embassy_stack_reaches_tansu_and_dns() {
                     .await
                     .expect("read timed out")
                     .expect("read");
-                assert!(n > 0, "tansu closed the connection");
+                assert!(n > 0, "the broker closed the connection");
                 response.extend_from_slice(&buf[..n]);
             }
             socket.close();
@@ -459,7 +553,7 @@ fn embassy_stack_reaches_tansu_and_dns() {
     assert_eq!(&response[8..10], &0i16.to_be_bytes(), "error code");
     assert_eq!(dns.queries(), ["kafka.test", "nowhere.test"]);
     drop(dns);
-    drop(tansu);
+    drop(broker);
     let name = ns.name().to_owned();
     drop(ns);
     assert!(!list_namespaces().contains(&name), "{name} still listed");
@@ -979,18 +1073,27 @@ impl Drop for RemoveFile {
 }
 
 #[test]
-fn embassy_durable_state_survives_a_power_cut() {
+fn embassy_durable_state_survives_a_power_cut_kafka() {
+    embassy_durable_state_survives_a_power_cut(BrokerKind::Kafka);
+}
+
+#[test]
+fn embassy_durable_state_survives_a_power_cut_tansu() {
+    embassy_durable_state_survives_a_power_cut(BrokerKind::Tansu);
+}
+
+fn embassy_durable_state_survives_a_power_cut(kind: BrokerKind) {
     const TOPIC: &str = "embassy-power-cut";
     let cut = READINGS / 2;
     let ns = NetNs::new();
-    let tansu = ns.start_tansu(PORT, &format!("{BROKER_IP}:{PORT}"));
-    tansu.create_topic(TOPIC, PARTITIONS);
+    let broker = NsBroker::start(&ns, kind, None);
+    broker.create_topic(TOPIC, PARTITIONS);
     let flash = std::env::temp_dir().join(format!("{}-power-cut.flash", ns.name()));
     let _ = std::fs::remove_file(&flash);
     let _remove = RemoveFile(flash.clone());
     let started = std::time::Instant::now();
 
-    let before = life_before_cut(ns.open_tap(), tansu.bootstrap(), TOPIC, flash.clone(), cut);
+    let before = life_before_cut(ns.open_tap(), broker.bootstrap(), TOPIC, flash.clone(), cut);
     let g = &before.gateway;
     let (held, durable) = (
         g.count(|s| *s == Reading::Held),
@@ -1004,10 +1107,39 @@ fn embassy_durable_state_survives_a_power_cut() {
     assert_eq!(before.repeated, 0);
     assert!(durable > 0, "nothing durable and undecided at the cut");
     assert!(held > 0, "no reading in an open batch at the cut");
+    assert_eq!(
+        (before.counters.fences, before.counters.producer_ids),
+        (0, 1),
+        "life 1 against a healthy broker: no fence and one producer id: {:?}",
+        before.counters
+    );
+    // What reached the log: more records than life 1 saw decided means the broker appended
+    // requests whose answers were never read, which life 2 sends again from the store (Kafka
+    // must answer those with their original offsets). Read after the cut, so the broker may
+    // append more later: a lower bound.
+    let at_cut: usize = ns
+        .run(|| {
+            read_back(
+                &broker.bootstrap(),
+                TOPIC,
+                PARTITIONS,
+                0,
+                Duration::from_secs(30),
+            )
+        })
+        .iter()
+        .map(Vec::len)
+        .sum();
+    let decided = before.counters.persisted.records as usize;
+    eprintln!(
+        "after the cut the log held {at_cut} records, life 1 saw {decided} decided: {} \
+         appended with their answers never read",
+        at_cut.saturating_sub(decided)
+    );
 
     let (after, boot) = life_after_cut(
         ns.open_tap(),
-        tansu.bootstrap(),
+        broker.bootstrap(),
         TOPIC,
         flash.clone(),
         cut,
@@ -1049,11 +1181,29 @@ fn embassy_durable_state_survives_a_power_cut() {
          restored ones"
     );
     assert!(boot.flushed, "flush did not report everything decided");
+    let c = after.counters;
+    assert_eq!(
+        c.retries,
+        u64::from(boot.summary.stamped),
+        "life 2 against a healthy broker: resends besides the restored stamped batches, once \
+         each: {c:?}"
+    );
+    if kind.accepts_epoch_bump() {
+        // Life 2 resumes the stored identity for the restored stamped batches only, then
+        // retires it for a new producer id (one fence, by design, on any broker). Any other
+        // fence must be a local epoch bump, which Kafka accepts.
+        assert_eq!(
+            (c.producer_ids, c.epoch_bumps + 1),
+            (1, c.fences),
+            "life 2: a fence besides the resumed identity's retirement took a new producer \
+             id although Kafka accepts a local epoch bump: {c:?}"
+        );
+    }
 
     let read_started = std::time::Instant::now();
     let log = ns.run(|| {
         read_back(
-            &tansu.bootstrap(),
+            &broker.bootstrap(),
             TOPIC,
             PARTITIONS,
             READINGS,
@@ -1066,13 +1216,14 @@ fn embassy_durable_state_survives_a_power_cut() {
         read_started.elapsed(),
         started.elapsed()
     );
-    verify_power_cut(&after.gateway, &log);
+    verify_power_cut(&after.gateway, &log, kind);
 }
 
 /// Every reading decided `Persisted`; the log holds each exactly once, in the partition its
-/// receipt named, at the offset reported (when one was), each sensor's readings in
-/// increasing order, and every reading ever reported durable.
-fn verify_power_cut(gateway: &Gateway, log: &[Vec<ReadRecord>]) {
+/// receipt named, at the offset reported (when one was; against a broker with
+/// [`BrokerKind::exact_offsets`], always), each sensor's readings in increasing order, and
+/// every reading ever reported durable.
+fn verify_power_cut(gateway: &Gateway, log: &[Vec<ReadRecord>], kind: BrokerKind) {
     let mut fates = Vec::with_capacity(READINGS);
     for (i, state) in gateway.state.iter().enumerate() {
         match state {
@@ -1130,5 +1281,12 @@ fn verify_power_cut(gateway: &Gateway, log: &[Vec<ReadRecord>]) {
         "all {READINGS} readings persisted, each once in the log, in order per sensor; {} \
          reported durable at some point; {unknown} persisted without an offset",
         gateway.ever_durable.iter().filter(|&&d| d).count()
+    );
+    // Kafka answers a batch sent again after the restart, if it appended it before the cut,
+    // with its original offset: every reading's offset is known.
+    assert!(
+        !kind.exact_offsets() || unknown == 0,
+        "{unknown} readings persisted without an offset against {}",
+        kind.name()
     );
 }

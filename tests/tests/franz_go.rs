@@ -10,6 +10,14 @@
 //!   responses): under `FailAndFence`, `PossiblyPersisted` at the deadline and the producer
 //!   fences and recovers; under `Wait`, no outcome at the deadline, and the true outcome once
 //!   the response is released or a retry on a new connection is answered.
+//!
+//! The scenarios with a broker run against one Apache Kafka 4.x node (`_kafka`) and tansu
+//! (`_tansu`), the same body each. Against Kafka every offset the producer reports is where
+//! the record is in the log (a retry is answered NONE with the original offset), the stalled
+//! record the broker had appended is in the log exactly once, and the producer keeps its one
+//! producer id throughout (a fence is a local epoch bump, which Kafka accepts). tansu answers
+//! a retry DUPLICATE_SEQUENCE_NUMBER without an offset, its next offset may then be one off,
+//! and it refuses the bump (a fence costs it a new producer id).
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +25,10 @@ use producer_core::client::Receipt;
 use producer_core::state::{
     NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason, UnknownOutcome,
 };
-use tests::{ChaosProxy, ProxyMode, SilentListener, Tansu, free_port, read_back, refusing_address};
+use tests::{
+    Broker, BrokerKind, ChaosProxy, ProxyMode, SilentListener, free_port, read_back,
+    refusing_address,
+};
 use transport_std::{Error, Producer, ProducerConfig, Record, RecordDelivery};
 
 const DEADLINE: Duration = Duration::from_secs(1);
@@ -83,13 +94,21 @@ fn silent_listener_not_persisted_at_deadline() {
     no_metadata(silent.address());
 }
 
-/// A broker behind a proxy that advertises the proxy, with topic `t` (3 partitions), and a
-/// producer that has metadata and an id (one record persisted through it).
-fn warm(policy: UnknownOutcome, request_timeout: Duration) -> (ChaosProxy, Tansu, Producer) {
+/// A broker behind a proxy (which it advertises), with topic `t` (3 partitions), and a
+/// producer that has metadata and an id: one record persisted through it.
+struct Warm {
+    proxy: ChaosProxy,
+    producer: Producer,
+    /// The offset the producer reported for the warm-up record.
+    warm_up_offset: Option<i64>,
+    _broker: Broker,
+}
+
+fn warm(kind: BrokerKind, policy: UnknownOutcome, request_timeout: Duration) -> Warm {
     let broker_port = free_port();
     let proxy = ChaosProxy::start(([127, 0, 0, 1], broker_port).into(), ProxyMode::Pass, 1);
-    let tansu = Tansu::start_on(broker_port, proxy.port());
-    tansu.create_topic("t", 3);
+    let broker = Broker::start_on(kind, broker_port, proxy.port());
+    broker.create_topic("t", 3);
     let mut config = ProducerConfig::new([proxy.address()], ["t"]);
     config.unknown_outcome = policy;
     config.request_timeout = request_timeout;
@@ -109,7 +128,12 @@ fn warm(policy: UnknownOutcome, request_timeout: Duration) -> (ChaosProxy, Tansu
         matches!(d.outcome, Outcome::Persisted { .. }),
         "warm-up: {d:?}"
     );
-    (proxy, tansu, producer)
+    Warm {
+        proxy,
+        producer,
+        warm_up_offset: d.offset,
+        _broker: broker,
+    }
 }
 
 fn record(value: &[u8]) -> Record<'_> {
@@ -122,13 +146,61 @@ fn record(value: &[u8]) -> Record<'_> {
     }
 }
 
-/// Values in partition 0 of `t`, in log order (`expected` of them at least).
-fn log_values(bootstrap: &str, expected: usize) -> Vec<String> {
+/// Partition 0 of `t` in log order, as (value, offset), `expected` records at least.
+fn log(bootstrap: &str, expected: usize) -> Vec<(String, i64)> {
     read_back(bootstrap, "t", 3, expected, Duration::from_secs(30))
         .remove(0)
         .into_iter()
-        .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+        .map(|r| (String::from_utf8(r.value.unwrap()).unwrap(), r.offset))
         .collect()
+}
+
+fn values(log: &[(String, i64)]) -> Vec<&str> {
+    log.iter().map(|(v, _)| v.as_str()).collect()
+}
+
+/// Checks the offsets the producer reported (`(value, offset)`) against the log: on a broker
+/// whose offsets are exact, each is where that value is; on tansu, only printed.
+fn check_offsets(kind: BrokerKind, log: &[(String, i64)], reported: &[(&str, Option<i64>)]) {
+    for (value, offset) in reported {
+        let at = log
+            .iter()
+            .find(|(v, _)| v == value)
+            .map(|(_, o)| *o)
+            .unwrap_or_else(|| panic!("{value:?} is not in the log {log:?}"));
+        eprintln!(
+            "{}: {value:?}: producer reported offset {offset:?}, the log has it at {at}",
+            kind.name()
+        );
+        if kind.exact_offsets() {
+            assert_eq!(
+                *offset,
+                Some(at),
+                "{value:?}: producer reported offset {offset:?}, the log has it at {at}"
+            );
+        }
+    }
+}
+
+/// On a broker that accepts a local epoch bump, the producer never needed a second
+/// producer id.
+fn check_one_producer_id(kind: BrokerKind, producer: &Producer) {
+    let c = producer.counters();
+    eprintln!(
+        "{}: fences {}, epoch bumps {}, producer ids {}, retries {}",
+        kind.name(),
+        c.fences,
+        c.epoch_bumps,
+        c.producer_ids,
+        c.retries
+    );
+    if kind.accepts_epoch_bump() {
+        assert_eq!(
+            c.producer_ids, 1,
+            "{} producer ids ({} fences, {} epoch bumps): Kafka accepts a local bump",
+            c.producer_ids, c.fences, c.epoch_bumps
+        );
+    }
 }
 
 /// Puts the proxy in `mode`, sends `value` with the 1 s deadline, and returns its outcome
@@ -166,17 +238,48 @@ fn outcome_at_deadline(
 }
 
 #[test]
-fn broker_gone_after_metadata_buffered_record_not_persisted() {
-    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::FailAndFence, Duration::from_secs(10));
-    let outcome = outcome_at_deadline(&proxy, &mut producer, ProxyMode::Drop, b"gone");
-    assert_eq!(outcome, Outcome::NotPersisted(NotPersistedReason::Deadline));
-    proxy.set_mode(ProxyMode::Pass);
-    assert_eq!(log_values(&proxy.address(), 1), ["warm-up"]);
+fn broker_gone_after_metadata_buffered_record_not_persisted_kafka() {
+    broker_gone_after_metadata_buffered_record_not_persisted(BrokerKind::Kafka);
 }
 
 #[test]
-fn silent_after_write_fail_and_fence_possibly_persisted() {
-    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::FailAndFence, Duration::from_secs(10));
+fn broker_gone_after_metadata_buffered_record_not_persisted_tansu() {
+    broker_gone_after_metadata_buffered_record_not_persisted(BrokerKind::Tansu);
+}
+
+fn broker_gone_after_metadata_buffered_record_not_persisted(kind: BrokerKind) {
+    let Warm {
+        proxy,
+        mut producer,
+        warm_up_offset,
+        _broker,
+    } = warm(kind, UnknownOutcome::FailAndFence, Duration::from_secs(10));
+    let outcome = outcome_at_deadline(&proxy, &mut producer, ProxyMode::Drop, b"gone");
+    assert_eq!(outcome, Outcome::NotPersisted(NotPersistedReason::Deadline));
+    proxy.set_mode(ProxyMode::Pass);
+    let log = log(&proxy.address(), 1);
+    assert_eq!(values(&log), ["warm-up"]);
+    check_offsets(kind, &log, &[("warm-up", warm_up_offset)]);
+    check_one_producer_id(kind, &producer);
+}
+
+#[test]
+fn silent_after_write_fail_and_fence_possibly_persisted_kafka() {
+    silent_after_write_fail_and_fence_possibly_persisted(BrokerKind::Kafka);
+}
+
+#[test]
+fn silent_after_write_fail_and_fence_possibly_persisted_tansu() {
+    silent_after_write_fail_and_fence_possibly_persisted(BrokerKind::Tansu);
+}
+
+fn silent_after_write_fail_and_fence_possibly_persisted(kind: BrokerKind) {
+    let Warm {
+        proxy,
+        mut producer,
+        warm_up_offset,
+        _broker,
+    } = warm(kind, UnknownOutcome::FailAndFence, Duration::from_secs(10));
     let outcome = outcome_at_deadline(&proxy, &mut producer, ProxyMode::StallProduce, b"stalled");
     assert!(
         proxy.stats().responses_held >= 1,
@@ -212,21 +315,55 @@ fn silent_after_write_fail_and_fence_possibly_persisted() {
     );
     assert_eq!(d.outcome.kind(), OutcomeKind::Persisted);
     assert!(c.fences >= 1, "no fence after a PossiblyPersisted outcome");
-    // The log: warm-up, the stalled record at most once (tansu did append it), then `after`.
-    let values = log_values(&proxy.address(), 2);
-    let stalled = values.iter().filter(|v| *v == "stalled").count();
+    if kind.accepts_epoch_bump() {
+        // Kafka: the fence is a local epoch bump, accepted; no new producer id.
+        assert!(c.epoch_bumps >= 1, "fenced without an epoch bump");
+    }
+    check_one_producer_id(kind, &producer);
+    // The log: warm-up, the stalled record at most once, then `after`. The broker answered
+    // the stalled request (the proxy held its response), so it appended it: on Kafka exactly
+    // once is required; tansu was seen to append it too, but only "at most once" is the
+    // contract of PossiblyPersisted.
+    let log = log(&proxy.address(), 2);
+    let values = values(&log);
+    let stalled = values.iter().filter(|v| **v == "stalled").count();
     assert!(stalled <= 1, "log: {values:?}");
+    if kind == BrokerKind::Kafka {
+        assert_eq!(
+            stalled, 1,
+            "Kafka answered the stalled request; log: {values:?}"
+        );
+    }
     let expected: Vec<&str> = if stalled == 1 {
         vec!["warm-up", "stalled", "after"]
     } else {
         vec!["warm-up", "after"]
     };
     assert_eq!(values, expected);
+    check_offsets(
+        kind,
+        &log,
+        &[("warm-up", warm_up_offset), ("after", d.offset)],
+    );
 }
 
 #[test]
-fn silent_after_write_wait_then_released() {
-    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::Wait, Duration::from_secs(10));
+fn silent_after_write_wait_then_released_kafka() {
+    silent_after_write_wait_then_released(BrokerKind::Kafka);
+}
+
+#[test]
+fn silent_after_write_wait_then_released_tansu() {
+    silent_after_write_wait_then_released(BrokerKind::Tansu);
+}
+
+fn silent_after_write_wait_then_released(kind: BrokerKind) {
+    let Warm {
+        proxy,
+        mut producer,
+        warm_up_offset,
+        _broker,
+    } = warm(kind, UnknownOutcome::Wait, Duration::from_secs(10));
     proxy.set_mode(ProxyMode::StallProduce);
     let started = Instant::now();
     let receipt = producer
@@ -256,14 +393,36 @@ fn silent_after_write_wait_then_released() {
         at - started
     );
     assert_eq!(d.outcome.kind(), OutcomeKind::Persisted);
-    assert_eq!(log_values(&proxy.address(), 2), ["warm-up", "stalled"]);
+    let log = log(&proxy.address(), 2);
+    assert_eq!(values(&log), ["warm-up", "stalled"]);
+    check_offsets(
+        kind,
+        &log,
+        &[("warm-up", warm_up_offset), ("stalled", d.offset)],
+    );
+    check_one_producer_id(kind, &producer);
 }
 
 #[test]
-fn silent_after_write_wait_resolved_by_retry() {
+fn silent_after_write_wait_resolved_by_retry_kafka() {
+    silent_after_write_wait_resolved_by_retry(BrokerKind::Kafka);
+}
+
+#[test]
+fn silent_after_write_wait_resolved_by_retry_tansu() {
+    silent_after_write_wait_resolved_by_retry(BrokerKind::Tansu);
+}
+
+fn silent_after_write_wait_resolved_by_retry(kind: BrokerKind) {
     // The stalled request times out after 2 s: its connection is closed and the batch is
-    // resent on a new one, which the broker answers (as a duplicate).
-    let (proxy, _tansu, mut producer) = warm(UnknownOutcome::Wait, Duration::from_secs(2));
+    // resent on a new one, which the broker answers as a duplicate: Kafka with NONE and the
+    // original offset, tansu with DUPLICATE_SEQUENCE_NUMBER and no offset.
+    let Warm {
+        proxy,
+        mut producer,
+        warm_up_offset,
+        _broker,
+    } = warm(kind, UnknownOutcome::Wait, Duration::from_secs(2));
     proxy.set_mode(ProxyMode::StallProduce);
     let started = Instant::now();
     let receipt = producer
@@ -302,7 +461,8 @@ fn silent_after_write_wait_resolved_by_retry() {
     assert_eq!(d.outcome.kind(), OutcomeKind::Persisted);
     assert!(c.retries >= 1, "resolved without a retry");
     // After a DUPLICATE_SEQUENCE_NUMBER answer tansu's next base offset was seen one off:
-    // report what it says against the log, without asserting (a broker quirk).
+    // on tansu, report what it says against the log without asserting (a broker quirk); on
+    // Kafka, the retry's offset and the next record's must be where the log has them.
     let next = Instant::now();
     let receipt = producer
         .send(&record(b"next"), next + Duration::from_secs(5))
@@ -315,11 +475,16 @@ fn silent_after_write_wait_resolved_by_retry() {
     )
     .expect("an outcome for the next record");
     assert_eq!(n.outcome.kind(), OutcomeKind::Persisted);
-    let log = read_back(&proxy.address(), "t", 3, 3, Duration::from_secs(30)).remove(0);
-    let values: Vec<&[u8]> = log.iter().map(|r| r.value.as_deref().unwrap()).collect();
-    assert_eq!(values, [&b"warm-up"[..], b"stalled", b"next"]);
-    eprintln!(
-        "after the duplicate answer: producer reported offset {:?} for `next`, the log has it at {}",
-        n.offset, log[2].offset
+    let log = log(&proxy.address(), 3);
+    assert_eq!(values(&log), ["warm-up", "stalled", "next"]);
+    check_offsets(
+        kind,
+        &log,
+        &[
+            ("warm-up", warm_up_offset),
+            ("stalled", d.offset),
+            ("next", n.offset),
+        ],
     );
+    check_one_producer_id(kind, &producer);
 }
