@@ -45,9 +45,11 @@ fn usage() {
         "cargo xtask <command>\n\n\
          test    install missing toolchain parts, then run fmt, clippy, docs, the thumbv7em\n\
          \x20       build of producer-core and every test suite (SIM_SEEDS=N for more seeds)\n\
-         demo    100,000 records through the produce tool, then 10,000 from the gateway\n\
-         \x20       firmware in QEMU, into tansu behind a proxy that cuts connections; the\n\
-         \x20       topics read back and checked (DEMO_SEED=N to replay the proxy's choices)\n\
+         demo    100,000 records through the produce tool while a node is killed and\n\
+         \x20       restarted, then 10,000 from the gateway firmware in QEMU, into a\n\
+         \x20       three-node Kafka behind proxies that cut connections; the topics read\n\
+         \x20       back and checked (DEMO_SEED=N replays the proxies' choices,\n\
+         \x20       DEMO_BROKER=tansu runs against tansu)\n\
          bench [latency|throughput|alloc|core|size]\n\
          \x20       measurements against librdkafka in the same run (no part: all of them);\n\
          \x20       prints the tables and writes BENCHMARKS.md and BENCHMARKS-latency.png"
@@ -55,11 +57,16 @@ fn usage() {
 }
 
 /// The main job, end to end: installs what it needs, then runs the demo binary (tests crate)
-/// with the release `produce` tool. Its second part boots the gateway firmware in QEMU (the
-/// demo builds the firmware), so QEMU and defmt-print are installed here too.
+/// with the release `produce` tool. It runs against Apache Kafka (Java and Maven; the jars
+/// are fetched on first use), or tansu with `DEMO_BROKER=tansu`. Its second part boots the
+/// gateway firmware in QEMU (the demo builds the firmware), so QEMU and defmt-print are
+/// installed here too.
 fn demo() -> Result<(), String> {
     ensure_packages()?;
-    ensure_tansu()?;
+    ensure_java_and_maven()?;
+    if env::var("DEMO_BROKER").as_deref() == Ok("tansu") {
+        ensure_tansu()?;
+    }
     on_target::ensure_qemu()?;
     on_target::ensure_defmt_print()?;
     step(
@@ -90,6 +97,7 @@ fn test() -> Result<(), String> {
     let started = Instant::now();
     ensure_toolchain()?;
     ensure_packages()?;
+    ensure_java_and_maven()?;
     ensure_tansu()?;
 
     step("cargo", &["fmt", "--all", "--check"], &[])?;
@@ -288,6 +296,30 @@ fn ensure_debian_packages(packages: &[&str]) -> Result<(), String> {
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(missing);
     step("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])
+}
+
+/// Apache Kafka runs from its own jars (`tests/kafka/pom.xml`, fetched by Maven into a cache
+/// on first use by the tests' fixture): it needs Java 17 or newer and Maven. Debian's
+/// packages are installed when either is missing.
+fn ensure_java_and_maven() -> Result<(), String> {
+    let java_major = Command::new("java")
+        .arg("-version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            // `openjdk version "17.0.15" 2025-04-15` (on stderr).
+            let text = String::from_utf8_lossy(&o.stderr).into_owned();
+            let quoted = text.split('"').nth(1)?.to_string();
+            quoted.split('.').next()?.parse::<u32>().ok()
+        });
+    let mut missing = Vec::new();
+    if java_major.is_none_or(|v| v < 17) {
+        missing.push("openjdk-17-jre-headless");
+    }
+    if !succeeds("mvn", &["--version"]) {
+        missing.push("maven");
+    }
+    ensure_debian_packages(&missing)
 }
 
 /// Installs the tansu broker into ~/.cargo/bin unless that version is already there (a cold
@@ -619,6 +651,7 @@ fn bench(part: Option<&str>) -> Result<(), String> {
         .iter()
         .any(|p| matches!(*p, "latency" | "throughput" | "alloc"))
     {
+        ensure_java_and_maven()?;
         ensure_tansu()?;
     }
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");

@@ -1,12 +1,15 @@
-//! `cargo xtask demo`: two producers into one tansu broker on loopback, both behind a proxy
-//! that cuts connections (before, inside and after requests and responses):
+//! `cargo xtask demo`: two producers into a three-node Apache Kafka cluster on loopback
+//! (KRaft, replication factor 3, `min.insync.replicas=2`), every node behind a proxy that
+//! cuts connections (before, inside and after requests and responses):
 //!
-//! 1. the `produce` tool with 100,000 generated records;
+//! 1. the `produce` tool with 100,000 generated records, while the node leading most of the
+//!    topic's partitions is killed (SIGKILL) and later started again;
 //! 2. the gateway firmware (`examples/gateway`) booted in QEMU, with 10,000 sensor readings
 //!    into a second topic; its decoded defmt log is shown as it arrives.
 //!
 //! After each, its topic is read back by an independent consumer and checked with the same
-//! code; the exit status is non-zero unless both parts pass.
+//! code; the exit status is non-zero unless both parts pass. `DEMO_BROKER=tansu` runs both
+//! parts against one tansu broker instead (no node is killed).
 //!
 //! Usage: `demo PATH_TO_PRODUCE_BINARY`.
 
@@ -17,6 +20,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tests::kafka::Kafka;
 use tests::qemu::{self, GatewayRun};
 use tests::{ChaosProxy, ProxyMode, ProxyStats, ReadRecord, Tansu, free_port, read_back};
 
@@ -40,6 +44,142 @@ const FIRMWARE_TIMEOUT: Duration = Duration::from_secs(120);
 const CHAOS: ProxyMode = ProxyMode::Chaos {
     cut_probability: 0.05,
 };
+
+/// Kafka nodes.
+const NODES: usize = 3;
+/// When, after the `produce` tool starts, the busiest leader is killed, and how long it
+/// stays down.
+const KILL_AFTER: Duration = Duration::from_millis(1500);
+const DOWN_FOR: Duration = Duration::from_secs(5);
+
+/// The broker under the demo, each of its nodes behind a chaos proxy that it advertises, so
+/// every connection a producer makes goes through one.
+struct Cluster {
+    proxies: Vec<ChaosProxy>,
+    broker: Running,
+}
+
+enum Running {
+    Kafka(Kafka),
+    Tansu(Tansu),
+}
+
+impl Cluster {
+    /// `DEMO_BROKER=tansu`: one tansu broker; otherwise a three-node Kafka cluster.
+    fn start(seed: u64) -> Result<Cluster, String> {
+        let tansu = match std::env::var("DEMO_BROKER").as_deref() {
+            Ok("tansu") => true,
+            Ok("kafka") | Err(_) => false,
+            Ok(other) => return Err(format!("DEMO_BROKER={other}: use kafka or tansu")),
+        };
+        let nodes = if tansu { 1 } else { NODES };
+        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let proxies: Vec<ChaosProxy> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &port)| {
+                ChaosProxy::start(
+                    ([127, 0, 0, 1], port).into(),
+                    ProxyMode::Pass,
+                    seed.wrapping_add(i as u64),
+                )
+            })
+            .collect();
+        let broker = if tansu {
+            Running::Tansu(Tansu::start_on(ports[0], proxies[0].port()))
+        } else {
+            Running::Kafka(
+                Kafka::builder(nodes)
+                    .client_ports(ports.clone())
+                    .advertised(proxies.iter().map(ChaosProxy::address).collect())
+                    .start(),
+            )
+        };
+        let cluster = Cluster { proxies, broker };
+        match &cluster.broker {
+            Running::Tansu(_) => println!(
+                "tansu on 127.0.0.1:{}, reached through a chaos proxy on {} (seed {seed})",
+                ports[0],
+                cluster.proxies[0].address()
+            ),
+            Running::Kafka(_) => println!(
+                "Apache Kafka {} (KRaft), {nodes} nodes on 127.0.0.1:{}, each reached through a chaos proxy ({}; seed {seed})",
+                tests::kafka::version(),
+                ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cluster.bootstrap()
+            ),
+        }
+        Ok(cluster)
+    }
+
+    fn is_kafka(&self) -> bool {
+        matches!(self.broker, Running::Kafka(_))
+    }
+
+    /// Creates `name`: on Kafka replicated on every node with `min.insync.replicas=2`.
+    fn create_topic(&self, name: &str, partitions: i32) {
+        match &self.broker {
+            Running::Tansu(t) => t.create_topic(name, partitions),
+            Running::Kafka(k) => k.create_topic_with(
+                name,
+                partitions,
+                NODES as i32,
+                &[("min.insync.replicas", "2")],
+            ),
+        }
+    }
+
+    /// The proxies' addresses, as a producer's bootstrap list.
+    fn bootstrap(&self) -> String {
+        self.proxies
+            .iter()
+            .map(ChaosProxy::address)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn set_mode(&self, mode: ProxyMode) {
+        for p in &self.proxies {
+            p.set_mode(mode);
+        }
+    }
+
+    /// What the proxies did so far, summed.
+    fn stats(&self) -> ProxyStats {
+        self.proxies.iter().fold(ProxyStats::default(), |a, p| {
+            let s = p.stats();
+            ProxyStats {
+                connections: a.connections + s.connections,
+                requests: a.requests + s.requests,
+                produce_requests: a.produce_requests + s.produce_requests,
+                cut_before_request: a.cut_before_request + s.cut_before_request,
+                cut_mid_request: a.cut_mid_request + s.cut_mid_request,
+                cut_after_request: a.cut_after_request + s.cut_after_request,
+                cut_mid_response: a.cut_mid_response + s.cut_mid_response,
+                responses_held: a.responses_held + s.responses_held,
+            }
+        })
+    }
+
+    /// Where the independent consumer bootstraps (through the proxies, which pass
+    /// everything while it reads).
+    fn read_bootstrap(&self) -> String {
+        self.bootstrap()
+    }
+
+    /// Waits until every partition of `topic` has all its replicas in sync again.
+    fn settle(&self, topic: &str) {
+        if let Running::Kafka(k) = &self.broker
+            && !k.wait_in_sync(topic, Duration::from_secs(60))
+        {
+            println!("(replicas of {topic} not back in sync after 60 s)");
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let Some(produce) = std::env::args().nth(1) else {
@@ -65,19 +205,14 @@ fn run(produce: &str) -> Result<bool, String> {
     // own output starts.
     let elf = qemu::prepare();
 
-    let broker_port = free_port();
-    let proxy = ChaosProxy::start(([127, 0, 0, 1], broker_port).into(), ProxyMode::Pass, seed);
-    let tansu = Tansu::start_on(broker_port, proxy.port());
-    tansu.create_topic(TOPIC, PARTITIONS);
-    tansu.create_topic(FIRMWARE_TOPIC, FIRMWARE_PARTITIONS);
-    println!(
-        "tansu on 127.0.0.1:{broker_port}, reached through a chaos proxy on {} (seed {seed}); topic {TOPIC} with {PARTITIONS} partitions",
-        proxy.address()
-    );
+    let cluster = Cluster::start(seed)?;
+    cluster.create_topic(TOPIC, PARTITIONS);
+    cluster.create_topic(FIRMWARE_TOPIC, FIRMWARE_PARTITIONS);
+    println!("topic {TOPIC} with {PARTITIONS} partitions");
 
-    let tool = produce_tool(produce, &proxy, &tansu)?;
+    let tool = produce_tool(produce, &cluster)?;
     println!();
-    let firmware = gateway_firmware(&elf, &proxy, &tansu, seed)?;
+    let firmware = gateway_firmware(&elf, &cluster, seed)?;
     if !(tool && firmware) {
         println!();
         println!(
@@ -94,7 +229,7 @@ fn run(produce: &str) -> Result<bool, String> {
 
 /// Part 1: the `produce` tool sends [`RECORDS`] readings to [`TOPIC`] through the proxy;
 /// returns whether the checks pass.
-fn produce_tool(produce: &str, proxy: &ChaosProxy, tansu: &Tansu) -> Result<bool, String> {
+fn produce_tool(produce: &str, cluster: &Cluster) -> Result<bool, String> {
     let dir = std::env::temp_dir().join(format!("gateway-producer-demo-{}", std::process::id()));
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let input = dir.join("readings.txt");
@@ -113,56 +248,75 @@ fn produce_tool(produce: &str, proxy: &ChaosProxy, tansu: &Tansu) -> Result<bool
     }
     fs::write(&input, lines).map_err(|e| e.to_string())?;
 
-    let before = proxy.stats();
-    proxy.set_mode(CHAOS);
+    let before = cluster.stats();
+    cluster.set_mode(CHAOS);
     println!(
         "$ produce --progress --key-separator '|' --batch-bytes 8192 --report … < {RECORDS} readings"
     );
+    let stdin = fs::File::open(&input).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let output = Command::new(produce)
-        .args([
-            "--bootstrap",
-            &proxy.address(),
-            "--topic",
-            TOPIC,
-            "--key-separator",
-            "|",
-            "--batch-bytes",
-            "8192",
-            "--deadline-ms",
-            "30000",
-            "--progress",
-            "--report",
-        ])
-        .arg(&report)
-        .stdin(fs::File::open(&input).map_err(|e| e.to_string())?)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("cannot run {produce}: {e}"))?;
+    let (output, restarted) = std::thread::scope(|scope| {
+        // On Kafka, a node goes down while the tool runs.
+        let breaker = match &cluster.broker {
+            Running::Kafka(k) => Some(scope.spawn(|| kill_and_restart(k))),
+            Running::Tansu(_) => None,
+        };
+        let output = Command::new(produce)
+            .args([
+                "--bootstrap",
+                &cluster.bootstrap(),
+                "--topic",
+                TOPIC,
+                "--key-separator",
+                "|",
+                "--batch-bytes",
+                "8192",
+                "--deadline-ms",
+                "30000",
+                "--progress",
+                "--report",
+            ])
+            .arg(&report)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .output();
+        let restarted = breaker.map(|b| {
+            b.join()
+                .map_err(|_| "the node could not be restarted (see above)".to_string())
+        });
+        (output, restarted)
+    });
+    let output = output.map_err(|e| format!("cannot run {produce}: {e}"))?;
     let elapsed = started.elapsed();
     let summary = String::from_utf8_lossy(&output.stdout);
     println!("{}", summary.trim());
-    proxy.set_mode(ProxyMode::Pass);
-    let stats = since(proxy.stats(), before);
+    cluster.set_mode(ProxyMode::Pass);
+    let stats = since(cluster.stats(), before);
+    cluster.settle(TOPIC);
 
-    // What the producer said about each record.
+    // What the producer said about each record: its outcome, and the offset it reported.
     let report = fs::read_to_string(&report).map_err(|e| e.to_string())?;
     let mut said: Vec<&str> = vec!["missing"; RECORDS];
+    let mut offsets: Vec<Option<(i32, i64)>> = vec![None; RECORDS];
     for line in report.lines() {
+        let bad = || format!("bad report line {line:?}");
         let mut f = line.split(' ');
         let (Some(i), Some(outcome)) = (f.next(), f.next()) else {
-            return Err(format!("bad report line {line:?}"));
+            return Err(bad());
         };
-        let i: usize = i.parse().map_err(|_| format!("bad report line {line:?}"))?;
-        *said
-            .get_mut(i)
-            .ok_or_else(|| format!("bad report line {line:?}"))? = outcome;
+        let i: usize = i.parse().map_err(|_| bad())?;
+        *said.get_mut(i).ok_or_else(bad)? = outcome;
+        if let (Some(Ok(p)), Some(Ok(o))) = (f.next().map(str::parse), f.next().map(str::parse))
+            && o >= 0
+        {
+            offsets[i] = Some((p, o));
+        }
     }
 
     // What is in the log, read by a consumer no one here wrote.
     let log = read_back(
-        &tansu.bootstrap(),
+        &cluster.read_bootstrap(),
         TOPIC,
         PARTITIONS,
         RECORDS,
@@ -178,11 +332,46 @@ fn produce_tool(produce: &str, proxy: &ChaosProxy, tansu: &Tansu) -> Result<bool
             std::str::from_utf8(value.get(..6)?).ok()?.parse().ok()
         },
         Order::PerPartition,
-        &Outcomes::PerRecord(said),
+        &Outcomes::PerRecord(said.clone()),
     )?;
 
+    // Every offset reported against where the record is. Kafka's are exact, retries after a
+    // cut included; tansu's after a DUPLICATE_SEQUENCE_NUMBER answer are not (-1, or seen
+    // one off), so there they are only counted.
+    let number = |r: &ReadRecord| -> Option<usize> {
+        std::str::from_utf8(r.value.as_deref()?.get(..6)?)
+            .ok()?
+            .parse()
+            .ok()
+    };
+    let mut wrong_offsets = 0;
+    for (p, records) in log.iter().enumerate() {
+        for r in records {
+            if let Some(i) = number(r).filter(|i| *i < RECORDS)
+                && let Some(told) = offsets[i]
+                && told != (p as i32, r.offset)
+            {
+                wrong_offsets += 1;
+            }
+        }
+    }
+    let unknown_offsets = (0..RECORDS)
+        .filter(|&i| said[i] == "persisted" && offsets[i].is_none())
+        .count();
+
     let mut rows = findings.rows("records sent", RECORDS);
+    rows.push((
+        "offsets reported: not where the record is".into(),
+        wrong_offsets.to_string(),
+    ));
+    rows.push((
+        "offsets reported: unknown (persisted)".into(),
+        unknown_offsets.to_string(),
+    ));
     rows.extend(proxy_rows(&stats));
+    if let Some(restarted) = restarted {
+        rows.push(("broker killed and restarted".into(), restarted?));
+    }
     rows.push((
         "wall time of the run".into(),
         format!("{:.2} s", elapsed.as_secs_f64()),
@@ -190,7 +379,8 @@ fn produce_tool(produce: &str, proxy: &ChaosProxy, tansu: &Tansu) -> Result<bool
     println!();
     print_table(&rows);
 
-    let ok = findings.truthful();
+    let exact = !cluster.is_kafka() || (wrong_offsets == 0 && unknown_offsets == 0);
+    let ok = findings.truthful() && exact;
     println!();
     println!(
         "{}",
@@ -206,18 +396,13 @@ fn produce_tool(produce: &str, proxy: &ChaosProxy, tansu: &Tansu) -> Result<bool
 /// Part 2: the gateway firmware, booted in QEMU, sends [`FIRMWARE_RECORDS`] readings to
 /// [`FIRMWARE_TOPIC`] through the same proxy (QEMU's user network reaches the host's loopback
 /// at 10.0.2.2); its log is shown as it arrives. Returns whether the checks pass.
-fn gateway_firmware(
-    elf: &Path,
-    proxy: &ChaosProxy,
-    tansu: &Tansu,
-    seed: u64,
-) -> Result<bool, String> {
+fn gateway_firmware(elf: &Path, cluster: &Cluster, seed: u64) -> Result<bool, String> {
     let epoch_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|e| e.to_string())?
         .as_millis();
     let args = vec![
-        format!("port={}", proxy.port()),
+        format!("port={}", cluster.proxies[0].port()),
         format!("records={FIRMWARE_RECORDS}"),
         format!("topic={FIRMWARE_TOPIC}"),
         "deadline_ms=30000".to_string(),
@@ -234,16 +419,17 @@ fn gateway_firmware(
     println!("  (firmware arguments: {})", args.join(" "));
     println!();
 
-    let before = proxy.stats();
-    proxy.set_mode(CHAOS);
+    let before = cluster.stats();
+    cluster.set_mode(CHAOS);
     let run = qemu::run_gateway_with(elf, &args, FIRMWARE_TIMEOUT, |line| {
         println!("gateway | {line}");
     });
-    proxy.set_mode(ProxyMode::Pass);
-    let stats = since(proxy.stats(), before);
+    cluster.set_mode(ProxyMode::Pass);
+    let stats = since(cluster.stats(), before);
+    cluster.settle(FIRMWARE_TOPIC);
 
     let log = read_back(
-        &tansu.bootstrap(),
+        &cluster.read_bootstrap(),
         FIRMWARE_TOPIC,
         FIRMWARE_PARTITIONS,
         FIRMWARE_RECORDS,
@@ -319,6 +505,28 @@ fn gateway_firmware(
         }
     );
     Ok(ok)
+}
+
+/// Kills the node leading most of [`TOPIC`]'s partitions [`KILL_AFTER`] from now and starts
+/// it again [`DOWN_FOR`] later; says what happened.
+fn kill_and_restart(kafka: &Kafka) -> String {
+    let started = Instant::now();
+    std::thread::sleep(KILL_AFTER);
+    let node = kafka.busiest_leader(TOPIC);
+    let led = kafka
+        .partitions(TOPIC)
+        .iter()
+        .filter(|p| p.leader == node)
+        .count();
+    kafka.kill(node);
+    let killed = started.elapsed();
+    std::thread::sleep(DOWN_FOR);
+    kafka.start(node);
+    format!(
+        "node {node} (leading {led} of {PARTITIONS} partitions): SIGKILL at {:.1} s, serving again at {:.1} s",
+        killed.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    )
 }
 
 /// How a producer reported its records' outcomes.
