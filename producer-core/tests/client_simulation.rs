@@ -133,10 +133,6 @@ impl<const K: usize> Sim<K> {
                     .filter_map(|r| r.accepted)
                     .map(|(b, _)| self.client.sequencer().batch_state(b))
                     .collect();
-                let probe = self
-                    .client
-                    .poll_connect(self.w.now)
-                    .map(|(c, e)| (c, e.clone()));
                 return Err(format!(
                     "did not settle by {limit:?}: metadata {:?}, identity {:?}, connections {conns:?}, wires {:?}, undecided {held:?}, submitted {}/{}",
                     self.client.metadata(),
