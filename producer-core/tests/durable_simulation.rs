@@ -276,7 +276,8 @@ struct Sim {
     /// sequence).
     appended_in: HashMap<(i64, i16, usize, i32), u32>,
     /// The device life each producer id was issued to.
-    pid_life: HashMap<i64, u32>,
+    /// The life that first sent under each (producer id, epoch).
+    identity_life: HashMap<(i64, i16), u32>,
     /// Each wire tagged with the device life that opened it.
     net: Net<u32>,
     // The device.
@@ -308,7 +309,7 @@ struct Sim {
 struct Audit<'a> {
     life: u32,
     app: &'a [AppRecord],
-    pid_life: &'a mut HashMap<i64, u32>,
+    identity_life: &'a mut HashMap<(i64, i16), u32>,
     appended_in: &'a mut HashMap<(i64, i16, usize, i32), u32>,
     tally: &'a mut Tally,
 }
@@ -322,10 +323,6 @@ impl Audit<'_> {
 }
 
 impl Observer for Audit<'_> {
-    fn issued(&mut self, producer_id: i64) {
-        self.pid_life.insert(producer_id, self.life);
-    }
-
     fn received(&mut self, entry: &Entry) -> Result<(), String> {
         let life = self.life;
         // Nothing leaves before its batch is durable: a record is sent by the life that
@@ -343,19 +340,21 @@ impl Observer for Audit<'_> {
                 ));
             }
         }
-        // A producer id from an earlier life (resumed after a restart) only carries the
-        // batches restored with its stamps: everything newer waits for a new producer id.
-        let producer_id = entry.id.producer_id;
-        if let Some(&issued) = self.pid_life.get(&producer_id)
-            && issued < life
+        // An identity (producer id and epoch) an earlier life sent under, resumed after a
+        // restart, only carries the batches restored with its stamps: everything newer waits
+        // for the fence that ends the resume (a bumped epoch, or a new producer id).
+        let identity = (entry.id.producer_id, entry.id.epoch);
+        let first = *self.identity_life.entry(identity).or_insert(life);
+        if first < life
             && let Some(uid) = entry.uids.iter().find(|&&u| {
                 self.app[u as usize]
                     .accepted
                     .is_some_and(|(l, _, _)| l >= life)
             })
         {
+            let (producer_id, epoch, issued) = (identity.0, identity.1, first);
             return Err(format!(
-                "record {uid} of life {life} sent under producer id {producer_id} of life {issued}"
+                "record {uid} of life {life} sent under producer id {producer_id} epoch {epoch} of life {issued}"
             ));
         }
         Ok(())
@@ -458,7 +457,7 @@ impl Sim {
             eager_deliveries,
             cluster: Cluster::new(flavour),
             appended_in: HashMap::new(),
-            pid_life: HashMap::new(),
+            identity_life: HashMap::new(),
             net: Net::new(true),
             config,
             flash,
@@ -1136,7 +1135,7 @@ impl Sim {
             let mut audit = Audit {
                 life,
                 app: &self.app,
-                pid_life: &mut self.pid_life,
+                identity_life: &mut self.identity_life,
                 appended_in: &mut self.appended_in,
                 tally: &mut self.tally,
             };

@@ -106,6 +106,11 @@ fn cancel_row_decided() {
 }
 
 #[test]
+fn expiry_rows() {
+    cancel::expiry_rows();
+}
+
+#[test]
 fn cancel_applies_the_same_decision_as_a_deadline() {
     cancel::cancel_applies_the_same_decision_as_a_deadline();
 }

@@ -207,6 +207,30 @@ impl BrokerKind {
     pub fn accepts_epoch_bump(self) -> bool {
         self == BrokerKind::Kafka
     }
+
+    /// The wait before a new producer id the tests give a producer. Kafka gets the default
+    /// (five produce timeouts: it goes on processing what it had read from a closed
+    /// connection). tansu refuses every local bump, so each fence needs a new producer id;
+    /// it writes what it reads without waiting for replicas, and 1 s has covered what it
+    /// still processed after a close in every run (the read-back checks the order).
+    pub fn abandoned_request_grace(self) -> Option<Duration> {
+        match self {
+            BrokerKind::Kafka => None,
+            BrokerKind::Tansu => Some(Duration::from_secs(1)),
+        }
+    }
+
+    /// [`BrokerKind::abandoned_request_grace`] as `produce` tool arguments.
+    pub fn grace_args(self) -> Vec<String> {
+        self.abandoned_request_grace()
+            .map(|g| {
+                vec![
+                    "--abandoned-request-grace-ms".to_string(),
+                    g.as_millis().to_string(),
+                ]
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// A running broker of either kind, for test bodies shared by both.

@@ -343,7 +343,9 @@ fn killed_and_restarted_every_line_exactly_once(kind: BrokerKind) {
             report.to_str().unwrap(),
         ]
         .map(String::from)
-        .to_vec()
+        .into_iter()
+        .chain(kind.grace_args())
+        .collect()
     };
 
     // Calibration: one uninterrupted run on a topic of its own, to see how long a whole
@@ -696,9 +698,10 @@ fn killed_and_restarted_every_line_exactly_once(kind: BrokerKind) {
             "{report_offsets_unknown} report lines have offset -1; Kafka tells the offset of every batch it acknowledges"
         ));
     }
-    // On Kafka, which producers wrote the log: each run takes at most one new producer id
-    // (besides the identity it resumes, which an earlier run took), so there are at most as
-    // many as runs.
+    // On Kafka, which producers wrote the log: a run that restored stamped batches resumes
+    // their identity and then bumps its epoch (Kafka accepts it); one that restored none
+    // takes a new producer id. So there are at most as many producer ids as runs, and
+    // usually far fewer.
     let runs = iterations + 1;
     let producers = match &broker {
         Broker::Kafka(kafka) => match log_producers(kafka, topic, PARTITIONS) {

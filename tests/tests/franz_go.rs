@@ -112,6 +112,7 @@ fn warm(kind: BrokerKind, policy: UnknownOutcome, request_timeout: Duration) -> 
     let mut config = ProducerConfig::new([proxy.address()], ["t"]);
     config.unknown_outcome = policy;
     config.request_timeout = request_timeout;
+    config.abandoned_request_grace = kind.abandoned_request_grace();
     let mut producer = Producer::new(config).unwrap();
     let started = Instant::now();
     let receipt = producer

@@ -216,6 +216,9 @@ impl Run {
         configure: impl FnOnce(&mut ProducerConfig),
     ) -> Run {
         let mut config = ProducerConfig::new(bootstrap, [topic]);
+        // The mock answers what it reads at once and drops a closed connection's requests:
+        // a fence that needs a new producer id waits 1 s, not Kafka's five produce timeouts.
+        config.abandoned_request_grace = Some(Duration::from_secs(1));
         configure(&mut config);
         Run {
             topic: topic.to_owned(),

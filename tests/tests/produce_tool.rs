@@ -413,21 +413,22 @@ fn chaos_report_is_true(kind: BrokerKind) {
     proxy.set_mode(ProxyMode::Chaos { cut_probability });
     let report_path = temp_path("report");
     let input: String = (0..N).map(|i| format!("value:{i}\n")).collect();
-    let (output, elapsed) = produce(
-        &[
-            "--bootstrap",
-            &proxy.address(),
-            "--topic",
-            "tool-chaos",
-            "--deadline-ms",
-            "2000",
-            "--batch-bytes",
-            "1024",
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-        &input,
-    );
+    let address = proxy.address();
+    let mut args = vec![
+        "--bootstrap",
+        &address,
+        "--topic",
+        "tool-chaos",
+        "--deadline-ms",
+        "2000",
+        "--batch-bytes",
+        "1024",
+        "--report",
+        report_path.to_str().unwrap(),
+    ];
+    let grace = kind.grace_args();
+    args.extend(grace.iter().map(String::as_str));
+    let (output, elapsed) = produce(&args, &input);
     proxy.set_mode(ProxyMode::Pass);
     eprintln!(
         "produce: {:?} in {elapsed:?}; stdout {:?}; proxy {:?}",

@@ -124,6 +124,7 @@ fn chaos_run(
     // Small batches: more requests, so more places to cut.
     config.batch_bytes = 4 * 1024;
     config.request_timeout = Duration::from_secs(5);
+    config.abandoned_request_grace = kind.abandoned_request_grace();
     // For exploration: CHAOS_MAX_IN_FLIGHT overrides the requests in flight per partition.
     if let Some(m) = std::env::var("CHAOS_MAX_IN_FLIGHT")
         .ok()

@@ -358,6 +358,16 @@ where
         self.client.counters()
     }
 
+    /// Tells the producer the wall clock, `unix_ms` milliseconds since the Unix epoch now
+    /// (from SNTP, an RTC, or the application), so record timestamps are judged against it:
+    /// a record older than the client's `producer_state_ttl` is refused, and a batch whose
+    /// records age past it is not resent (the broker may have forgotten the producer and
+    /// would append it twice). Without it no timestamp is checked; see the README on
+    /// gateways without a clock.
+    pub fn set_wall_clock(&mut self, unix_ms: i64) {
+        self.client.set_wall_clock(core_now(), unix_ms);
+    }
+
     /// The core client: identity, ledger and metadata, for inspection.
     pub fn client(&self) -> &Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS> {
         &self.client

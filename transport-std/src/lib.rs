@@ -77,8 +77,13 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// Largest batch in bytes.
     pub batch_bytes: usize,
-    /// A request unanswered this long closes its connection; also bounds connecting.
+    /// A request unanswered this long closes its connection; also bounds connecting, and is
+    /// the produce timeout sent to the broker.
     pub request_timeout: Duration,
+    /// How long to wait after a request was abandoned on a closed connection before sending
+    /// under a new producer id (see `producer_core::state::Config::abandoned_request_grace`);
+    /// `None`: five request timeouts, the time Kafka may go on processing what it had read.
+    pub abandoned_request_grace: Option<Duration>,
     /// Largest response frame accepted.
     pub max_response_bytes: u32,
     /// Keep the producer's batches, stamps and outcomes in a file so that a restart (crash,
@@ -135,6 +140,7 @@ impl ProducerConfig {
             linger: Duration::from_millis(5),
             batch_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
+            abandoned_request_grace: None,
             max_response_bytes: 8 * 1024 * 1024,
             durable: None,
         }
@@ -252,10 +258,13 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// (`Producer::<2>::with_brokers(config)`), as a gateway that can afford only a few
     /// sockets would be built.
     pub fn with_brokers(config: ProducerConfig) -> Result<Self, Error> {
-        let mut client_config = ClientConfig::new(&config.client_id);
+        let mut client_config =
+            ClientConfig::new(&config.client_id).with_request_timeout(config.request_timeout);
         client_config.linger = config.linger;
         client_config.batch_bytes = config.batch_bytes;
-        client_config.request_timeout = config.request_timeout;
+        if let Some(grace) = config.abandoned_request_grace {
+            client_config.producer.abandoned_request_grace = grace;
+        }
         client_config.producer.unknown_outcome = config.unknown_outcome;
         client_config.producer.max_in_flight_per_partition = config.max_in_flight;
         client_config.durable = config.durable.is_some();
@@ -304,7 +313,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
                 .map_err(|e| Error::Storage(store_error(e)))?;
             store = Some(s);
         }
-        Ok(Producer {
+        let mut producer = Producer {
             client,
             origin,
             poll: Poll::new().map_err(Error::Io)?,
@@ -320,7 +329,9 @@ impl<const BROKERS: usize> Producer<BROKERS> {
             restored,
             storage_error: None,
             last_turn: StdInstant::now(),
-        })
+        };
+        producer.tell_time();
+        Ok(producer)
     }
 
     /// The batches restored at startup whose outcomes are not handed out yet, as (tag,
@@ -360,6 +371,17 @@ impl<const BROKERS: usize> Producer<BROKERS> {
 
     fn now(&self) -> Instant {
         self.at(StdInstant::now())
+    }
+
+    /// Tells the client the wall clock (record timestamps are judged against it) and
+    /// returns the current instant.
+    fn tell_time(&mut self) -> Instant {
+        let now = self.now();
+        if let Ok(since_epoch) = SystemTime::now().duration_since(UNIX_EPOCH) {
+            self.client
+                .set_wall_clock(now, since_epoch.as_millis() as i64);
+        }
+        now
     }
 
     fn at(&self, t: StdInstant) -> Instant {
@@ -511,7 +533,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// bytes and applies time.
     pub fn poll(&mut self, timeout: Duration) {
         self.last_turn = StdInstant::now();
-        let now = self.now();
+        let now = self.tell_time();
         let wake = self.client.poll(now);
         self.persist();
         self.close_requested();

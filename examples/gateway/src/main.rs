@@ -165,6 +165,13 @@ async fn main(spawner: Spawner) {
             }
         };
 
+    match settings.epoch_ms {
+        Some(epoch_ms) => producer.set_wall_clock((epoch_ms + Instant::now().as_millis()) as i64),
+        None => warn!(
+            "no wall clock (epoch_ms): record timestamps count from 1970, and a broker that \
+             keeps them (CreateTime) may forget this producer at once; use a LogAppendTime topic"
+        ),
+    }
     let tally = produce(&mut producer, &settings).await;
     producer.close(Instant::now() + CLOSE_TIMEOUT).await;
     let counters = producer.counters();
@@ -228,7 +235,7 @@ async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
             key: Some(reading.key.as_bytes()),
             value: Some(reading.value.as_bytes()),
             headers: &[],
-            timestamp: (settings.epoch_ms + now.as_millis()) as i64,
+            timestamp: (settings.epoch_ms.unwrap_or(0) + now.as_millis()) as i64,
         };
         last_deadline = now + settings.deadline;
         if let Err(e) = producer.send(&record, last_deadline).await {

@@ -24,9 +24,11 @@ pub struct Settings {
     /// ports). Give a different one per run, or a broker may see a new connection reuse the
     /// last run's local port (default 0x5eed).
     pub seed: u64,
-    /// `epoch_ms=MS`: Unix time at boot, in milliseconds; record timestamps count from it
-    /// (default 0: the firmware has no wall clock).
-    pub epoch_ms: u64,
+    /// `epoch_ms=MS`: Unix time at boot, in milliseconds, the clock the application sets:
+    /// record timestamps count from it, and the producer is told it
+    /// (`Producer::set_wall_clock`). Without it the firmware has no wall clock: timestamps
+    /// count from 1970 and nothing checks them (see the README on gateways without a clock).
+    pub epoch_ms: Option<u64>,
 }
 
 impl Default for Settings {
@@ -37,7 +39,7 @@ impl Default for Settings {
             topic: "sensors",
             deadline: Duration::from_secs(30),
             seed: 0x5eed,
-            epoch_ms: 0,
+            epoch_ms: None,
         }
     }
 }
@@ -79,7 +81,7 @@ impl Settings {
                 self.deadline = Duration::from_millis(value.parse().ok().filter(|&ms| ms > 0)?);
             }
             "seed" => self.seed = value.parse().ok()?,
-            "epoch_ms" => self.epoch_ms = value.parse().ok()?,
+            "epoch_ms" => self.epoch_ms = Some(value.parse().ok()?),
             _ => return None,
         }
         Some(())

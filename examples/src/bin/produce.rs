@@ -78,6 +78,12 @@ struct Args {
     /// (without it, it survives the process dying).
     #[arg(long)]
     state_sync: bool,
+    /// After a request was abandoned on a closed connection, wait this long before sending
+    /// under a new producer id (a broker may still append what it had read) [default: five
+    /// request timeouts, 50000: what Kafka may take; a broker that refuses local epoch bumps
+    /// and drops what it read at a close allows less].
+    #[arg(long, value_name = "MS")]
+    abandoned_request_grace_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -253,6 +259,7 @@ fn run(args: Args) -> Result<bool, String> {
         Policy::FailAndFence => UnknownOutcome::FailAndFence,
     };
     config.linger = Duration::from_millis(args.linger_ms);
+    config.abandoned_request_grace = args.abandoned_request_grace_ms.map(Duration::from_millis);
     config.batch_bytes = args.batch_bytes.unwrap_or(if args.state_dir.is_some() {
         32 * 1024
     } else {

@@ -124,6 +124,11 @@ mod tests {
     }
 
     #[test]
+    fn expiry_rows() {
+        cancel::expiry_rows();
+    }
+
+    #[test]
     fn cancel_applies_the_same_decision_as_a_deadline() {
         cancel::cancel_applies_the_same_decision_as_a_deadline();
     }

@@ -19,7 +19,9 @@ pub struct ClientConfig<'a> {
     /// meaningful when the broker answers after replication.
     pub acks: i16,
     /// A request unanswered for this long means the connection is dead: it is closed, and
-    /// what was on it is retried. Also the broker-side produce timeout.
+    /// what was on it is retried. Also the broker-side produce timeout. The sequencer's
+    /// `abandoned_request_grace` is derived from it (five of it) by `ClientConfig::new`:
+    /// set both when changing it ([`ClientConfig::with_request_timeout`] does).
     pub request_timeout: Duration,
     /// How long a batch may wait for more records before it is sealed and sent.
     pub linger: Duration,
@@ -36,6 +38,17 @@ pub struct ClientConfig<'a> {
     /// set-up (and, when the waiting leader's address was not kept, a metadata request), so
     /// a longer turn gives more throughput and a shorter one lower latency.
     pub connection_turn: Duration,
+    /// How long after a record's timestamp the broker is trusted to still remember the
+    /// producer's sequence state. Kafka forgets an idle producer `producer.id.expiration.ms`
+    /// (24 h by default) after the newest record timestamp it appended for it (on CreateTime
+    /// topics: the timestamps this producer writes), and then appends a resend as new data.
+    /// With a wall clock ([`Client::set_wall_clock`](super::Client::set_wall_clock)), a record
+    /// older than this is refused (`SendError::StaleTimestamp`), and a batch waiting for a
+    /// resend after an attempt that may have been appended is given up as
+    /// `PossiblyPersisted(ProducerStateExpired)` once its records are older than this. Keep it
+    /// well below the broker's setting, to cover clock skew. `None` trusts the broker to
+    /// remember forever.
+    pub producer_state_ttl: Option<Duration>,
     /// The idempotence settings (policy for unknown outcomes, in-flight window, backoffs).
     pub producer: state::Config,
     /// Mirror every sealed batch, its stamp and its outcome in durable storage through
@@ -48,7 +61,7 @@ pub struct ClientConfig<'a> {
 
 impl<'a> ClientConfig<'a> {
     /// Defaults for a gateway: acks all, 10 s request timeout, 5 ms linger, 16 KiB batches,
-    /// 500 ms connection turns.
+    /// 500 ms connection turns, a 12 h producer-state lifetime.
     pub fn new(client_id: &'a str) -> Self {
         ClientConfig {
             client_id,
@@ -59,9 +72,22 @@ impl<'a> ClientConfig<'a> {
             reconnect_backoff: Duration::from_millis(100),
             metadata_max_age: Duration::from_secs(300),
             connection_turn: Duration::from_millis(500),
+            producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
             producer: state::Config::default(),
             durable: false,
         }
+    }
+}
+
+impl ClientConfig<'_> {
+    /// Sets the request timeout and the grace derived from it: the time a broker may still
+    /// process requests abandoned on a closed connection, five produce timeouts (see
+    /// [`state::Config::abandoned_request_grace`]).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self.producer.abandoned_request_grace =
+            timeout.saturating_mul(MAX_REQUESTS_PER_CONNECTION as u32);
+        self
     }
 }
 

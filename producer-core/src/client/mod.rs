@@ -103,6 +103,10 @@ pub enum SendError {
     /// A durable-storage write failed (see [`Client::on_persist_failed`]): the client stops
     /// until it is rebuilt and restored from the storage.
     Storage,
+    /// The record's timestamp is older than `producer_state_ttl` by the wall clock: Kafka
+    /// could forget the producer while the record is unresolved and append a resend of it
+    /// twice. Give it a current timestamp (or set the device's clock).
+    StaleTimestamp,
 }
 
 /// A batch's outcome, for the records it holds.
@@ -241,6 +245,10 @@ pub struct Client<
     reconnect_backoff: Duration,
     metadata_max_age: Duration,
     connection_turn: Duration,
+    producer_state_ttl: Option<Duration>,
+    /// Wall-clock milliseconds since the Unix epoch at `Instant::ZERO`, once the transport or
+    /// the application told the time ([`Client::set_wall_clock`]).
+    wall_at_zero_ms: Option<i64>,
     /// Where the search for a waiting leader starts: advanced at each handed-over slot, so
     /// leaders take turns in rotation when they outnumber the slots.
     rotation: usize,
@@ -355,6 +363,8 @@ where
             reconnect_backoff: config.reconnect_backoff,
             metadata_max_age: config.metadata_max_age,
             connection_turn: config.connection_turn,
+            producer_state_ttl: config.producer_state_ttl,
+            wall_at_zero_ms: None,
             rotation: 0,
             turn_ends: None,
             turn_over: None,
@@ -381,6 +391,29 @@ where
             next_tag: 0,
             handed_out: None,
         })
+    }
+
+    /// Tells the client the wall clock: `unix_ms` (milliseconds since the Unix epoch) is the
+    /// time at `now`. Record timestamps are judged against it (`producer_state_ttl`): the
+    /// core has no clock of its own, and a device that never learns the time gets no check
+    /// (see the README on gateways without a clock). Call it whenever the time is known
+    /// afresh (a host at every poll, a firmware after SNTP).
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: i64) {
+        let since_zero = i64::try_from(now.as_micros() / 1000).unwrap_or(i64::MAX);
+        self.wall_at_zero_ms = Some(unix_ms.saturating_sub(since_zero));
+    }
+
+    /// The wall clock at `now`, in ms since the Unix epoch, when known.
+    pub fn wall_clock_ms(&self, now: Instant) -> Option<i64> {
+        let since_zero = i64::try_from(now.as_micros() / 1000).unwrap_or(i64::MAX);
+        self.wall_at_zero_ms.map(|z| z.saturating_add(since_zero))
+    }
+
+    /// Records timestamped before this (ms since the Unix epoch) are past the
+    /// producer-state lifetime at `now`; `None` without a wall clock or a lifetime.
+    fn stale_before(&self, now: Instant) -> Option<i64> {
+        let ttl = i64::try_from(self.producer_state_ttl?.as_millis()).unwrap_or(i64::MAX);
+        Some(self.wall_clock_ms(now)?.saturating_sub(ttl))
     }
 
     /// The idempotence state: identity, ledger, counters.
@@ -467,6 +500,12 @@ where
         }
         if matches!(self.sequencer.identity(), Identity::Fatal(_)) {
             return Err(SendError::Fatal);
+        }
+        if self
+            .stale_before(now)
+            .is_some_and(|limit| record.timestamp < limit)
+        {
+            return Err(SendError::StaleTimestamp);
         }
         self.fresh = false;
         self.next_tag = tag;
@@ -628,6 +667,7 @@ where
         {
             self.want_metadata(now);
         }
+        self.expire_stale_batches(now);
         let wake = self.sequencer.poll(now);
         self.next_wakeup(now, wake)
     }
@@ -971,10 +1011,12 @@ where
     /// Rebuilds the batches fed through [`Client::restore_item`]: batches never stamped are
     /// sent as new; stamped ones are resent with their stamp under their producer id and
     /// epoch (the broker deduplicates what it already appended), unless
-    /// `options.producer_state_ttl` says the broker may have forgotten the producer; decided
-    /// ones are handed out again. A broker that no longer knows the producer id answers
-    /// UNKNOWN_PRODUCER_ID (or fences it), and those batches get `PossiblyPersisted` with that
-    /// reason. Everything after goes under a new producer id.
+    /// `options.producer_state_ttl` says the broker may have forgotten the producer (Kafka 2.5
+    /// and later append a resend from a producer they forgot as new data, without an error);
+    /// decided ones are handed out again. Older brokers and tansu answer UNKNOWN_PRODUCER_ID
+    /// (or fence the id) instead, and those batches get `PossiblyPersisted` with that reason.
+    /// Once the restored stamped batches are decided, the producer fences the resumed epoch
+    /// (a local bump, or a new producer id where the broker refuses it).
     pub fn finish_restore(
         &mut self,
         options: RestoreOptions,
@@ -1287,6 +1329,43 @@ where
         match target? {
             Target::Bootstrap(n) => self.bootstrap.get(usize::from(n)),
             Target::Node(id) => self.metadata.broker(id).map(|b| &b.endpoint),
+        }
+    }
+
+    /// Hands the sequencer every batch waiting for a resend whose records are past the
+    /// producer-state lifetime (its newest record timestamp, from the stored batch header,
+    /// against the wall clock): the sequencer decides what that means for it.
+    fn expire_stale_batches(&mut self, now: Instant) {
+        let Some(limit) = self.stale_before(now) else {
+            return;
+        };
+        for slot in 0..BATCHES {
+            let Some(held) = self.sequencer.held(slot) else {
+                continue;
+            };
+            if !matches!(
+                held.state,
+                BatchState::Stamped {
+                    maybe_written: true,
+                    ..
+                }
+            ) {
+                continue;
+            }
+            let SlotUse::Sealed { len } = self.slots[slot] else {
+                continue;
+            };
+            let newest = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
+                .get(..len)
+                .and_then(|bytes| wire::record_batch::header_of(bytes).ok())
+                .map(|h| h.max_timestamp);
+            if newest.is_some_and(|ts| ts < limit) {
+                warn!(
+                    "batch in slot {:?}: records past the producer-state lifetime",
+                    slot
+                );
+                let _ = self.sequencer.expire_producer_state(held.token, now);
+            }
         }
     }
 

@@ -9,10 +9,10 @@
 //! |---|---|---|---|---|---|
 //! | 0 NONE | appended, offset | persisted | – | – | – |
 //! | 46 DUPLICATE_SEQUENCE_NUMBER | appended, offset unknown | persisted | – | – | – |
-//! | 3 UNKNOWN_TOPIC_OR_PARTITION, 5 LEADER_NOT_AVAILABLE, 6 NOT_LEADER_OR_FOLLOWER, 74 FENCED_LEADER_EPOCH, 75 UNKNOWN_LEADER_EPOCH | not appended | retry | – | yes | yes |
+//! | 5 LEADER_NOT_AVAILABLE, 74 FENCED_LEADER_EPOCH, 75 UNKNOWN_LEADER_EPOCH | not appended | retry | – | yes | yes |
 //! | 2 CORRUPT_MESSAGE, 19 NOT_ENOUGH_REPLICAS | not appended | retry | – | – | yes |
 //! | 7 REQUEST_TIMED_OUT, 20 NOT_ENOUGH_REPLICAS_AFTER_APPEND | maybe appended | retry | – | – | yes |
-//! | 13 NETWORK_EXCEPTION, 56 KAFKA_STORAGE_ERROR | maybe appended | retry | – | yes | yes |
+//! | 3 UNKNOWN_TOPIC_OR_PARTITION, 6 NOT_LEADER_OR_FOLLOWER, 13 NETWORK_EXCEPTION, 56 KAFKA_STORAGE_ERROR | maybe appended | retry | – | yes | yes |
 //! | 10 MESSAGE_TOO_LARGE, 17, 18, 21, 29, 32, 35, 43, 87 (invalid or refused batch) | not appended | fail | bump epoch | – | – |
 //! | 45 OUT_OF_ORDER_SEQUENCE_NUMBER | not appended | resend after fence | bump epoch | – | – |
 //! | 47 INVALID_PRODUCER_EPOCH, 49 INVALID_PRODUCER_ID_MAPPING, 59 UNKNOWN_PRODUCER_ID, 90 PRODUCER_FENCED | not appended | resend after fence | new producer id | – | – |
@@ -33,9 +33,12 @@
 //! - 45: librdkafka treats an unexplained gap as fatal unless gapless delivery is off; Java
 //!   (KIP-360) bumps the epoch. The refused batch was not appended, so bumping and resending it
 //!   under the new epoch loses and duplicates nothing; we do that.
-//! - 59 and 90: Java bumps the epoch locally for 59. tansu rejects a locally bumped epoch (90)
-//!   and answers 59 for ids it did not issue, so a bump would cost a round trip and then still
-//!   need InitProducerId; a fresh producer id is correct on every broker, so we take it directly.
+//! - 59 and 90: Kafka 2.5 and later never answer 59 on Produce (a producer id they hold no
+//!   state for may send any sequence); older brokers and tansu do, and tansu also rejects a
+//!   locally bumped epoch (90) and answers 59 for ids it did not issue. Java bumps the epoch
+//!   locally for 59; here a bump would cost a round trip and then still need InitProducerId on
+//!   the brokers that send it, and a fresh producer id is correct on every broker, so we take
+//!   it directly.
 //! - 47 on an idempotent (non-transactional) producer means another epoch owns the id; only a
 //!   new id gets us out. franz-go and librdkafka do the same.
 //! - Unknown codes: Java fails the batch as an unknown server error and librdkafka as a
@@ -44,6 +47,20 @@
 //! - 7, 13, 20, 56 arrive after the leader may have written the batch; a retry with the same
 //!   sequence is deduplicated by the broker, so retrying is safe and keeps the batch's chance
 //!   of a certain outcome.
+//! - 6 and 3 also come after the append on Kafka (`docs/kafka-broker-notes.md`): a produce
+//!   request waiting for its in-sync replicas is answered NOT_LEADER_OR_FOLLOWER when its
+//!   partition's leadership moves during the wait (a controlled shutdown, a preferred-leader
+//!   election), and the new leader keeps the batch if it had fetched it, committed or about to
+//!   be; UNKNOWN_TOPIC_OR_PARTITION when the partition goes from the broker during the wait.
+//!   Before the append they mean the request reached the wrong broker, and the two cases
+//!   answer alike, so both are "maybe appended". The Java client and librdkafka retry both
+//!   after a metadata refresh, as here; treating them as "not appended" would let a deadline
+//!   report the batch `NotPersisted`, or a fence restamp it and write it a second time, while
+//!   it is in the log. The new leader answers the retry, same stamp, with the original
+//!   offsets.
+//! - 5, 74 and 75 are never sent on Produce by Kafka 4 (its Produce has no leader epoch) and
+//!   only before the append by other brokers; 19 is checked before the append (only this
+//!   attempt's, so an earlier attempt's mark stays).
 
 use crate::error_code::ErrorCode;
 
@@ -162,9 +179,7 @@ pub fn classify(result: ProduceResult) -> Classification {
         ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
             C::row(Appended { offset }, Next::Persisted, Fence::None, false)
         }
-        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
-        | ErrorCode::LEADER_NOT_AVAILABLE
-        | ErrorCode::NOT_LEADER_OR_FOLLOWER
+        ErrorCode::LEADER_NOT_AVAILABLE
         | ErrorCode::FENCED_LEADER_EPOCH
         | ErrorCode::UNKNOWN_LEADER_EPOCH => C::row(NotAppended, Next::Retry, Fence::None, true),
         ErrorCode::CORRUPT_MESSAGE | ErrorCode::NOT_ENOUGH_REPLICAS => {
@@ -173,9 +188,10 @@ pub fn classify(result: ProduceResult) -> Classification {
         ErrorCode::REQUEST_TIMED_OUT | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND => {
             C::row(MaybeAppended, Next::Retry, Fence::None, false)
         }
-        ErrorCode::NETWORK_EXCEPTION | ErrorCode::KAFKA_STORAGE_ERROR => {
-            C::row(MaybeAppended, Next::Retry, Fence::None, true)
-        }
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        | ErrorCode::NOT_LEADER_OR_FOLLOWER
+        | ErrorCode::NETWORK_EXCEPTION
+        | ErrorCode::KAFKA_STORAGE_ERROR => C::row(MaybeAppended, Next::Retry, Fence::None, true),
         ErrorCode::MESSAGE_TOO_LARGE
         | ErrorCode::INVALID_TOPIC_EXCEPTION
         | ErrorCode::RECORD_LIST_TOO_LARGE

@@ -24,11 +24,18 @@ pub struct Config {
     /// Upper bound of the doubling backoff.
     pub retry_backoff_max: Duration,
     /// After a request was abandoned (its connection closed unanswered), how long to wait
-    /// before sending under a *new producer id*. A broker may still process a request it had
-    /// read before the connection closed; an epoch bump fences such a straggler on the broker,
-    /// but a new producer id does not, and the straggler could land after newer batches of its
-    /// partition. Waiting this long gives the broker time to process or drop it. Zero disables
-    /// the wait (order across a producer id change is then not protected).
+    /// before sending under a *new producer id*. Kafka goes on processing the requests it had
+    /// read from a connection after the client closed it, one at a time, and each produce
+    /// request may wait up to its timeout for the in-sync replicas: the last of five pipelined
+    /// requests can be appended about four produce timeouts after the close. An epoch bump
+    /// fences such a straggler on the broker (it refuses the old epoch once the new one wrote
+    /// to the partition), but a new producer id does not, and the straggler could land after
+    /// newer batches of its partition. So the default is five produce timeouts
+    /// ([`MAX_REQUESTS_PER_CONNECTION`](crate::client::MAX_REQUESTS_PER_CONNECTION) times the
+    /// client's request timeout, which is the produce timeout it sends): 50 s with the
+    /// defaults. Only fences that need a new producer id wait; on Kafka nearly every fence is
+    /// a local epoch bump. A broker known to drop what it read when a connection closes allows
+    /// less. Zero disables the wait (order across a producer id change is then not protected).
     pub abandoned_request_grace: Duration,
 }
 
@@ -39,7 +46,8 @@ impl Default for Config {
             max_in_flight_per_partition: MAX_IN_FLIGHT_LIMIT,
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(1),
-            abandoned_request_grace: Duration::from_secs(1),
+            // Five produce timeouts of the client's default 10 s.
+            abandoned_request_grace: Duration::from_secs(50),
         }
     }
 }

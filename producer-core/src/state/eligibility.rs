@@ -12,6 +12,11 @@
 //! A stamped batch that is given up leaves its sequence range unusable (the broker would see a
 //! gap, or a later batch deduplicated against it), so every later batch of the partition is
 //! stuck until the sequence state is reset: hence "then fence".
+//!
+//! The broker's memory of the producer has a lifetime too (see [`expiry_decision`]): a batch
+//! that waits for a resend when its records grow older than the producer-state lifetime is
+//! given up, under either policy, as `PossiblyPersisted(ProducerStateExpired)` if an attempt
+//! may have been appended, since the resend could be appended a second time.
 
 use super::batch::BatchState;
 use super::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
@@ -87,5 +92,28 @@ pub fn cancel_decision(state: &BatchState, policy: UnknownOutcome) -> CancelDeci
             outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline),
             first: BeforeNextSend::Fence,
         },
+    }
+}
+
+/// Decides what the end of the producer-state lifetime does to a batch in `state` (its
+/// records' newest timestamp is older than `producer_state_ttl` by the wall clock): Kafka
+/// forgets a producer `producer.id.expiration.ms` after the newest record timestamp it appended
+/// for it, and then appends a resend as new data. A batch waiting to be resent after an
+/// attempt that may have been appended is given up, whatever the policy (a resend could write
+/// it twice); one that no attempt may have written is resent as new data, which is right
+/// either way. A batch in flight waits for its answer (or the loss of its connection).
+pub fn expiry_decision(state: &BatchState) -> CancelDecision {
+    match *state {
+        BatchState::Decided { .. } => CancelDecision::AlreadyDecided,
+        BatchState::Stamped {
+            maybe_written: true,
+            ..
+        } => CancelDecision::Fail {
+            outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerStateExpired),
+            first: BeforeNextSend::Fence,
+        },
+        BatchState::Buffered | BatchState::Stamped { .. } | BatchState::InFlight { .. } => {
+            CancelDecision::Wait
+        }
     }
 }

@@ -18,7 +18,9 @@ pub mod stats;
 pub use batch::{BatchState, BatchToken, PartitionIndex, Stamp};
 pub use classify::{Attempt, Classification, Fence, Next, ProduceResult, classify};
 pub use config::{Config, ConfigError, MAX_IN_FLIGHT_LIMIT};
-pub use eligibility::{BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision};
+pub use eligibility::{
+    BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision, expiry_decision,
+};
 pub use identity::{FatalReason, FenceReason, Identity, ProducerEpoch, ProducerId};
 pub use outcome::{NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason};
 pub use partition::PartitionLedger;

@@ -22,7 +22,9 @@ use super::classify::{
     classify_init_producer_id,
 };
 use super::config::{Config, ConfigError};
-use super::eligibility::{BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision};
+use super::eligibility::{
+    BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision, expiry_decision,
+};
 use super::identity::{FatalReason, FenceReason, Identity, ProducerEpoch, ProducerId};
 use super::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
 use super::partition::PartitionLedger;
@@ -344,6 +346,21 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         let batch = self.batch_mut(token).ok_or(TokenError::Unknown)?;
         batch.deadline = batch.deadline.min(now);
         let decision = cancel_decision(&batch.state, policy);
+        self.apply_cancel(token.slot(), decision);
+        self.try_complete_fence(now);
+        Ok(decision)
+    }
+
+    /// The broker may have forgotten the producer's state for `token`'s records (they are
+    /// older than the producer-state lifetime by the wall clock; the client judges that):
+    /// applies [`expiry_decision`] and returns what it did.
+    pub fn expire_producer_state(
+        &mut self,
+        token: BatchToken,
+        now: Instant,
+    ) -> Result<CancelDecision, TokenError> {
+        let batch = self.batch(token).ok_or(TokenError::Unknown)?;
+        let decision = expiry_decision(&batch.state);
         self.apply_cancel(token.slot(), decision);
         self.try_complete_fence(now);
         Ok(decision)
@@ -789,7 +806,11 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         }
     }
 
-    /// Retires a resumed identity once every restored stamped batch is decided.
+    /// Retires a resumed identity once every restored stamped batch is decided: the epoch is
+    /// bumped (a new producer id where the broker refuses the bump). A bump, not a new id,
+    /// because a request of the previous life may still be processed by a broker that had
+    /// read it: once a batch of the new epoch is in its partition the broker refuses the old
+    /// epoch, where a new producer id would let the straggler land after newer batches.
     fn end_resume(&mut self) {
         if self.resume_only
             && !self
@@ -797,7 +818,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 .any(|b| matches!(b.state, BatchState::Stamped { .. }) || b.state.is_outstanding())
         {
             self.resume_only = false;
-            self.start_fence(FenceReason::Restarted, true);
+            self.start_fence(FenceReason::Restarted, false);
         }
     }
 

@@ -5,7 +5,7 @@ use producer_core::ErrorCode;
 use producer_core::state::{
     BatchState, BeforeNextSend, CancelDecision, Identity, NotPersistedReason, Outcome,
     PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Sequence, Stamp,
-    UnknownOutcome, cancel_decision,
+    UnknownOutcome, cancel_decision, expiry_decision,
 };
 
 use super::{P0, P1, answered, at, ready};
@@ -106,6 +106,66 @@ pub fn cancel_row_decided() {
             );
         }
     }
+}
+
+/// The producer-state lifetime, per state, under both policies alike: only a batch waiting to
+/// be resent after an attempt that may have been appended is given up.
+pub fn expiry_rows() {
+    let expired = fail(
+        Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerStateExpired),
+        BeforeNextSend::Fence,
+    );
+    let rows = [
+        (BatchState::Buffered, CancelDecision::Wait),
+        (
+            BatchState::Stamped {
+                stamp: STAMP,
+                maybe_written: false,
+                retry_at: at(0),
+            },
+            CancelDecision::Wait,
+        ),
+        (
+            BatchState::Stamped {
+                stamp: STAMP,
+                maybe_written: true,
+                retry_at: at(0),
+            },
+            expired,
+        ),
+        (
+            BatchState::InFlight {
+                stamp: STAMP,
+                maybe_written: true,
+            },
+            CancelDecision::Wait,
+        ),
+        (
+            BatchState::Decided {
+                outcome: POSSIBLY,
+                outstanding: false,
+            },
+            CancelDecision::AlreadyDecided,
+        ),
+    ];
+    for (state, want) in rows {
+        assert_eq!(expiry_decision(&state), want, "{state:?}");
+    }
+    // Through the sequencer: a lost attempt, then the records age past the lifetime; the
+    // batch is given up and the producer fences, under `Wait` too.
+    let mut s = ready(UnknownOutcome::Wait);
+    let b = s.enqueue(P0, 1, at(60_000)).unwrap();
+    s.next_send(P0, at(0)).unwrap();
+    s.on_produce_result(b, at(1), ProduceResult::LostAfterWrite)
+        .unwrap();
+    assert_eq!(s.expire_producer_state(b, at(2)).unwrap(), expired);
+    assert_eq!(
+        s.poll_event().map(|d| d.outcome),
+        Some(Outcome::PossiblyPersisted(
+            PossiblyPersistedReason::ProducerStateExpired
+        ))
+    );
+    assert_eq!(s.counters().fences, 1);
 }
 
 pub fn cancel_applies_the_same_decision_as_a_deadline() {

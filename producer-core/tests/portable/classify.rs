@@ -38,9 +38,11 @@ pub fn classification_every_row() {
     // (code, attempt, next, fence, refresh metadata, drain partition)
     let table: [(i16, Attempt, Next, Fence, bool, bool); 31] = [
         (2, Not, Next::Retry, Fence::None, false, true),
-        (3, Not, Next::Retry, Fence::None, true, true),
+        // Kafka answers 3 and 6 after the append too (leadership moved, or the partition went,
+        // while the request waited for its replicas).
+        (3, Maybe, Next::Retry, Fence::None, true, true),
         (5, Not, Next::Retry, Fence::None, true, true),
-        (6, Not, Next::Retry, Fence::None, true, true),
+        (6, Maybe, Next::Retry, Fence::None, true, true),
         (7, Maybe, Next::Retry, Fence::None, false, true),
         (10, Not, Next::Fail, Fence::BumpEpoch, false, false),
         (13, Maybe, Next::Retry, Fence::None, true, true),
