@@ -300,10 +300,22 @@ impl NetNs {
     /// file descriptor stays bound to this namespace's device; the device can be driven from
     /// any thread. Close it (drop the embassy-net runner) before the namespace is dropped,
     /// or the kernel keeps the namespace alive (unnamed) until the process exits.
+    ///
+    /// A test that opens the TAP again (a device's second life) may find the kernel still
+    /// releasing the first file (seen once under load: EBUSY right after the first life's
+    /// stack was dropped): it tries again for up to 5 s.
     pub fn open_tap(&self) -> embassy_net_tuntap::TunTapDevice {
         start_async_io_reactor();
-        self.run(|| embassy_net_tuntap::TunTapDevice::new(TAP))
-            .unwrap_or_else(|e| panic!("open TAP {TAP} in {}: {e}", self.name))
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            match self.run(|| embassy_net_tuntap::TunTapDevice::new(TAP)) {
+                Ok(device) => return device,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < until => {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("open TAP {TAP} in {}: {e}", self.name),
+            }
+        }
     }
 
     /// Starts tansu (in-memory storage) inside the namespace, listening on

@@ -147,7 +147,21 @@ pub fn produce_until<const B: usize>(
     interval: Option<Duration>,
     stop: Option<&AtomicBool>,
 ) -> Run {
-    let started = Instant::now();
+    produce_paced(producer, topic, n, deadline_after, interval, stop, None)
+}
+
+/// [`produce_until`], and while `pause` is set no record is sent (the producer is driven
+/// meanwhile, and the pacing resumes where it stopped): bursts with silences between them.
+pub fn produce_paced<const B: usize>(
+    producer: &mut Producer<B>,
+    topic: &str,
+    n: usize,
+    deadline_after: Duration,
+    interval: Option<Duration>,
+    stop: Option<&AtomicBool>,
+    pause: Option<&AtomicBool>,
+) -> Run {
+    let mut started = Instant::now();
     let mut told = vec![Told::default(); n];
     let mut pending = Pending::new();
     let mut last_deadline = Instant::now();
@@ -156,6 +170,20 @@ pub fn produce_until<const B: usize>(
         if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
             sent = i;
             break;
+        }
+        if pause.is_some_and(|p| p.load(Ordering::Relaxed)) {
+            let paused = Instant::now();
+            while pause.is_some_and(|p| p.load(Ordering::Relaxed))
+                && !stop.is_some_and(|s| s.load(Ordering::Relaxed))
+            {
+                producer.poll(Duration::from_millis(5));
+                drain(producer, &mut pending, &mut told);
+            }
+            started += paused.elapsed();
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                sent = i;
+                break;
+            }
         }
         if let Some(interval) = interval {
             let due = started + interval * i as u32;

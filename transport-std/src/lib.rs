@@ -84,6 +84,10 @@ pub struct ProducerConfig {
     /// under a new producer id (see `producer_core::state::Config::abandoned_request_grace`);
     /// `None`: five request timeouts, the time Kafka may go on processing what it had read.
     pub abandoned_request_grace: Option<Duration>,
+    /// How long after a record's timestamp the broker is trusted to remember the producer
+    /// (see `producer_core::client::ClientConfig::producer_state_ttl`; records are stamped with
+    /// the system clock): 12 h by default, below Kafka's 24 h `producer.id.expiration.ms`.
+    pub producer_state_ttl: Option<Duration>,
     /// Largest response frame accepted.
     pub max_response_bytes: u32,
     /// Keep the producer's batches, stamps and outcomes in a file so that a restart (crash,
@@ -141,6 +145,7 @@ impl ProducerConfig {
             batch_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             abandoned_request_grace: None,
+            producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
             max_response_bytes: 8 * 1024 * 1024,
             durable: None,
         }
@@ -265,6 +270,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         if let Some(grace) = config.abandoned_request_grace {
             client_config.producer.abandoned_request_grace = grace;
         }
+        client_config.producer_state_ttl = config.producer_state_ttl;
         client_config.producer.unknown_outcome = config.unknown_outcome;
         client_config.producer.max_in_flight_per_partition = config.max_in_flight;
         client_config.durable = config.durable.is_some();

@@ -1,5 +1,5 @@
 //! Cancel eligibility: what may happen to a batch when its deadline passes or its caller
-//! cancels. This is the one place that decides it; the table in DESIGN.md, as code.
+//! cancels. This is the one place that decides it; the table in `docs/design.md`, as code.
 //!
 //! | batch state | `Wait` | `FailAndFence` |
 //! |---|---|---|
