@@ -35,7 +35,7 @@ use defmt_semihosting as _;
 use embassy_executor::Spawner;
 use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_time::{Duration, Instant};
-use producer_core::client::{ClientConfig, ProducerRecord};
+use producer_core::client::{ClientConfig, NO_TIMESTAMP, ProducerRecord};
 use producer_core::state::{Counters, OutcomeKind};
 use static_cell::ConstStaticCell;
 use transport_embassy::{ConnectionBuffers, Producer, ProducerConfig, RecordDelivery};
@@ -168,8 +168,9 @@ async fn main(spawner: Spawner) {
     match settings.epoch_ms {
         Some(epoch_ms) => producer.set_wall_clock((epoch_ms + Instant::now().as_millis()) as i64),
         None => warn!(
-            "no wall clock (epoch_ms): record timestamps count from 1970, and a broker that \
-             keeps them (CreateTime) may forget this producer at once; use a LogAppendTime topic"
+            "no wall clock (epoch_ms): records go without a timestamp, and a broker that keeps \
+             the producer's (CreateTime) may forget this producer at once; use a LogAppendTime \
+             topic"
         ),
     }
     let tally = produce(&mut producer, &settings).await;
@@ -235,7 +236,9 @@ async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
             key: Some(reading.key.as_bytes()),
             value: Some(reading.value.as_bytes()),
             headers: &[],
-            timestamp: (settings.epoch_ms.unwrap_or(0) + now.as_millis()) as i64,
+            // The producer stamps the wall clock it was told (`set_wall_clock` above), or no
+            // timestamp at all without one.
+            timestamp: NO_TIMESTAMP,
         };
         last_deadline = now + settings.deadline;
         if let Err(e) = producer.send(&record, last_deadline).await {

@@ -26,8 +26,9 @@ pub struct Settings {
     pub seed: u64,
     /// `epoch_ms=MS`: Unix time at boot, in milliseconds, the clock the application sets:
     /// record timestamps count from it, and the producer is told it
-    /// (`Producer::set_wall_clock`). Without it the firmware has no wall clock: timestamps
-    /// count from 1970 and nothing checks them (see the README on gateways without a clock).
+    /// (`Producer::set_wall_clock`). Without it the firmware has no wall clock: records go
+    /// without a timestamp and nothing checks them (see the README on gateways without a
+    /// clock).
     pub epoch_ms: Option<u64>,
 }
 

@@ -66,9 +66,15 @@ pub struct ProducerRecord<'r> {
     pub value: Option<&'r [u8]>,
     /// Headers.
     pub headers: &'r [RecordHeader<'r>],
-    /// Create time, ms since the Unix epoch (the core has no wall clock).
+    /// Create time, ms since the Unix epoch. [`NO_TIMESTAMP`] lets the client stamp the wall
+    /// clock it was told ([`Client::set_wall_clock`]), or leaves the record without a
+    /// timestamp when it was told none (the core has no clock of its own).
     pub timestamp: i64,
 }
+
+/// A record timestamp that asks the client to stamp the wall clock (Kafka's "no timestamp",
+/// -1, when the client does not know it either).
+pub const NO_TIMESTAMP: i64 = -1;
 
 /// Where an accepted record went: its batch (whose outcome it shares) and its place in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -501,9 +507,14 @@ where
         if matches!(self.sequencer.identity(), Identity::Fatal(_)) {
             return Err(SendError::Fatal);
         }
+        // No timestamp given: the wall clock's, when the client was told it.
+        let timestamp = match record.timestamp {
+            NO_TIMESTAMP => self.wall_clock_ms(now).unwrap_or(NO_TIMESTAMP),
+            given => given,
+        };
         if self
             .stale_before(now)
-            .is_some_and(|limit| record.timestamp < limit)
+            .is_some_and(|limit| timestamp < limit)
         {
             return Err(SendError::StaleTimestamp);
         }
@@ -541,14 +552,14 @@ where
                 let mut builder =
                     BatchBuilder::resume(chunk, batch).map_err(|_| SendError::RecordTooLarge)?;
                 let fits = builder.len()
-                    + builder.record_len(record.timestamp, record.key, record.value, headers)
+                    + builder.record_len(timestamp, record.key, record.value, headers)
                     <= self.batch_bytes - self.reserve;
                 // The ledger first: it refuses when the batch was decided meanwhile (its
                 // deadline passed), and then nothing has changed.
                 if fits && self.sequencer.extend(token, 1, deadline).is_ok() {
                     let offset_delta = builder.record_count() as u32;
                     if builder
-                        .append(record.timestamp, record.key, record.value, headers)
+                        .append(timestamp, record.key, record.value, headers)
                         .is_err()
                     {
                         // Cannot happen after the size check; if it did, the ledger would
@@ -595,8 +606,8 @@ where
         let slot = token.slot();
         let chunk = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot);
         let built =
-            BatchBuilder::new(chunk, Attributes::default(), record.timestamp).and_then(|mut b| {
-                b.append(record.timestamp, record.key, record.value, headers)?;
+            BatchBuilder::new(chunk, Attributes::default(), timestamp).and_then(|mut b| {
+                b.append(timestamp, record.key, record.value, headers)?;
                 Ok(b.suspend())
             });
         let Ok(batch) = built else {
