@@ -605,11 +605,10 @@ where
             })?;
         let slot = token.slot();
         let chunk = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot);
-        let built =
-            BatchBuilder::new(chunk, Attributes::default(), timestamp).and_then(|mut b| {
-                b.append(timestamp, record.key, record.value, headers)?;
-                Ok(b.suspend())
-            });
+        let built = BatchBuilder::new(chunk, Attributes::default(), timestamp).and_then(|mut b| {
+            b.append(timestamp, record.key, record.value, headers)?;
+            Ok(b.suspend())
+        });
         let Ok(batch) = built else {
             // Checked above; a failure here would be a codec bug. Give the batch its outcome
             // rather than leave it without one.
