@@ -49,6 +49,11 @@ pub const TOPICS: usize = 8;
 pub const PARTITIONS: usize = 256;
 /// Batches held at once (buffered, in flight, or decided and not yet drained).
 pub const BATCHES: usize = 256;
+/// Largest `batch_bytes` a [`Producer`] takes: Kafka's default `message.max.bytes`
+/// (1 MiB and a little), beyond which a broker refuses the batch anyway. The producer keeps
+/// [`BATCHES`] of them.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
 /// Broker connections a [`Producer`] has by default; [`Producer::with_brokers`] picks
 /// another number. More partition leaders than connections still works: connections take
 /// turns (see `producer_core::client`), at the cost of a reconnect per turn.
@@ -276,6 +281,10 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         client_config.durable = config.durable.is_some();
         let bootstrap: Vec<&str> = config.bootstrap.iter().map(String::as_str).collect();
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        // Checked before the storage is allocated: a wrong value gets the valid range.
+        client_config
+            .check_batch_bytes(MAX_BATCH_BYTES)
+            .map_err(Error::Config)?;
         let storage = vec![0u8; BATCHES * config.batch_bytes];
         let mut client = Box::new(
             CoreClient::<BROKERS>::new(client_config, &bootstrap, &topics, storage)

@@ -80,6 +80,32 @@ impl<'a> ClientConfig<'a> {
 }
 
 impl ClientConfig<'_> {
+    /// The smallest `batch_bytes`: a batch header and a small record, plus the storage
+    /// header with `durable`.
+    pub fn min_batch_bytes(&self) -> usize {
+        let reserve = if self.durable {
+            super::durable::BATCH_HEADER
+        } else {
+            0
+        };
+        crate::wire::record_batch::RECORD_BATCH_OVERHEAD + 16 + reserve
+    }
+
+    /// Checks `batch_bytes` against its smallest value and `max` (the storage per batch slot,
+    /// or a transport's own limit): a transport calls it before it allocates the storage,
+    /// so a wrong value is refused with the valid range rather than allocated.
+    pub fn check_batch_bytes(&self, max: usize) -> Result<(), ClientConfigError> {
+        let min = self.min_batch_bytes();
+        if self.batch_bytes < min || self.batch_bytes > max {
+            return Err(ClientConfigError::BatchBytes {
+                given: self.batch_bytes,
+                min,
+                max,
+            });
+        }
+        Ok(())
+    }
+
     /// Sets the request timeout and the grace derived from it: the time a broker may still
     /// process requests abandoned on a closed connection, five produce timeouts (see
     /// [`state::Config::abandoned_request_grace`]).
@@ -100,11 +126,15 @@ pub enum ClientConfigError {
         /// The value given.
         given: i16,
     },
-    /// `batch_bytes` cannot hold a batch header and a record, or exceeds the buffer.
+    /// `batch_bytes` cannot hold a batch header and a record, or exceeds the batch storage
+    /// per slot (or the transport's limit).
     BatchBytes {
         /// The value given.
         given: usize,
-        /// The largest allowed (`BATCH_BYTES`).
+        /// The smallest allowed: a batch header and a small record (with `durable`, the
+        /// storage header too).
+        min: usize,
+        /// The largest allowed: the storage per batch slot, or the transport's limit.
         max: usize,
     },
     /// `request_timeout` is zero or above `i32::MAX` milliseconds.
@@ -127,11 +157,14 @@ impl fmt::Display for ClientConfigError {
                 "acks is {given}: set it to -1 (all); idempotent delivery needs the broker to \
                  answer after replication"
             ),
-            ClientConfigError::BatchBytes { given, max } => write!(
+            ClientConfigError::BatchBytes { given, min, max } if max < min => write!(
                 f,
-                "batch bytes is {given}: set it between {} and {max}",
-                crate::wire::record_batch::RECORD_BATCH_OVERHEAD + 16
+                "batch bytes is {given}, but the batch storage holds only {max} bytes per slot, \
+                 less than the smallest batch ({min}): give BATCHES × batch_bytes of storage"
             ),
+            ClientConfigError::BatchBytes { given, min, max } => {
+                write!(f, "batch bytes is {given}: set it between {min} and {max}")
+            }
             ClientConfigError::RequestTimeout => {
                 f.write_str("request timeout must be between 1 ms and 24 days")
             }

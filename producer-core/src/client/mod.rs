@@ -311,12 +311,7 @@ where
             return Err(ClientConfigError::Acks { given: config.acks });
         }
         let max = storage.as_ref().len() / BATCHES.max(1);
-        if config.batch_bytes < RECORD_BATCH_OVERHEAD + 16 || config.batch_bytes > max {
-            return Err(ClientConfigError::BatchBytes {
-                given: config.batch_bytes,
-                max,
-            });
-        }
+        config.check_batch_bytes(max)?;
         let timeout_ms = config.request_timeout.as_millis();
         if timeout_ms == 0 || timeout_ms > i32::MAX as u128 {
             return Err(ClientConfigError::RequestTimeout);
@@ -351,12 +346,6 @@ where
         if config.durable {
             // A slot is reused only once the store no longer holds its old batch.
             sequencer.set_retain_delivered(true);
-            if config.batch_bytes < reserve + RECORD_BATCH_OVERHEAD + 16 {
-                return Err(ClientConfigError::BatchBytes {
-                    given: config.batch_bytes,
-                    max,
-                });
-            }
         }
         if BROKERS > usize::from(u8::MAX) {
             return Err(ClientConfigError::Bootstrap);
