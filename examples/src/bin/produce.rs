@@ -1,7 +1,14 @@
 //! `produce`: reads records from stdin, one per line, and produces them idempotently, with a
 //! delivery deadline per record, reporting every record's outcome.
 //!
-//! Exit status: 0 when every record was persisted, 2 otherwise, 1 on a usage or setup error.
+//! Each line is its own record with its own outcome, whatever its bytes (they need not be
+//! UTF-8) or its length: a line longer than a batch holds (`--batch-bytes`) is skipped as it is
+//! read, without being kept in memory, and reported not-persisted, as is any line the producer
+//! refuses. The producer is driven while stdin is idle, so linger, deadlines and outcomes keep
+//! their time whatever the input does (`tail -F log | produce` works).
+//!
+//! Exit status: 0 when every record was persisted, 2 otherwise, 1 on a usage or setup error
+//! (bad arguments, the producer cannot be built, the state directory cannot be used).
 //!
 //! With `--state-dir DIR` it is a log shipper that survives crashes: the producer's batches,
 //! stamps and outcomes live in `DIR/producer.state` (see `transport_std::DurableState`), the
@@ -12,20 +19,44 @@
 //! with the rest; its summary and report cover the whole input, each line once.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use producer_core::client::ClientConfig;
+use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
 use producer_core::state::{BatchToken, Outcome, UnknownOutcome};
-use transport_std::{DurableState, Producer, ProducerConfig, Record, RecordDelivery};
+use transport_std::file_flash::FileFlash;
+use transport_std::{
+    BATCHES, DurableState, MAX_BATCH_BYTES, Producer, ProducerConfig, Record, RecordDelivery,
+};
 
-/// Lines read ahead of the producer.
-const READ_AHEAD: usize = 16 * 1024;
+/// Bytes of input read ahead of the producer (each line counted with [`LINE_COST`]): room for
+/// four of the longest lines a batch can hold. A line is at most `batch_bytes` (checked
+/// against [`MAX_BATCH_BYTES`] before anything is allocated), so the reader holds at most this
+/// and one line of its own, whatever the input.
+const READ_AHEAD_BYTES: usize = 4 * MAX_BATCH_BYTES;
+/// What a line costs in the read-ahead besides its bytes (its buffer and channel slot): it
+/// bounds the number of lines read ahead too.
+const LINE_COST: usize = 64;
+/// While the producer holds records: how long without a line before it is driven from the
+/// main loop, and how long it is then driven at a time.
+const BUSY_POLL: Duration = Duration::from_millis(2);
+/// While the producer holds nothing: how long to wait for a line (taken as soon as it comes)
+/// before the producer gets a turn.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+/// The longest `--deadline-ms`, `--linger-ms` and `--abandoned-request-grace-ms` (24.8 days):
+/// Kafka's limit for its own millisecond settings.
+const MAX_MS: u64 = i32::MAX as u64;
+/// Refused lines named on stderr; the rest are counted.
+const REFUSALS_SHOWN: usize = 10;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Policy {
@@ -45,24 +76,40 @@ struct Args {
     /// Topic to produce to.
     #[arg(long)]
     topic: String,
-    /// Text before the first SEP on a line is the record's key, the rest its value.
+    /// The bytes before the first SEP on a line are the record's key, the rest its value.
     #[arg(long, value_name = "SEP")]
     key_separator: Option<String>,
     /// Send every record to this partition.
-    #[arg(long, value_name = "N")]
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i32).range(0..)
+    )]
     partition: Option<i32>,
     /// Delivery deadline per record, counted from when it is read.
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_MS)
+    )]
     deadline_ms: u64,
     /// What a deadline does to a record whose fate is unknown.
     #[arg(long, value_enum, default_value_t = Policy::FailAndFence)]
     unknown_outcome: Policy,
     /// How long a batch waits for more records.
-    #[arg(long, value_name = "MS", default_value_t = 5)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(..=MAX_MS)
+    )]
     linger_ms: u64,
-    /// Largest batch in bytes [default: 65536, or 32768 with --state-dir, whose items must
-    /// stay below 64 KiB].
-    #[arg(long, value_name = "N")]
+    /// Largest batch in bytes [default: 65536, or 32768 with --state-dir, whose items must fit
+    /// a page of the state file (below 64 KiB)]; a value out of range is refused with the
+    /// range. A line that cannot fit a batch is reported not-persisted.
+    #[arg(long, value_name = "N", value_parser = parse_batch_bytes)]
     batch_bytes: Option<usize>,
     /// Write one line per record, in input order: INDEX OUTCOME PARTITION OFFSET.
     #[arg(long, value_name = "FILE")]
@@ -82,8 +129,48 @@ struct Args {
     /// under a new producer id (a broker may still append what it had read) [default: five
     /// request timeouts, 50000: what Kafka may take; a broker that refuses local epoch bumps
     /// and drops what it read at a close allows less].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(..=MAX_MS))]
     abandoned_request_grace_ms: Option<u64>,
+}
+
+/// The `batch_bytes` the producer takes, (smallest, largest): with durable state a batch
+/// must also fit one page of the state file.
+fn batch_bytes_range(durable: bool) -> (usize, usize) {
+    let mut config = ClientConfig::new("produce");
+    config.durable = durable;
+    let mut max = MAX_BATCH_BYTES;
+    if durable
+        && let Err(Geometry::BatchTooBig {
+            max_batch_bytes, ..
+        }) = pages_needed::<BlockingAsync<FileFlash>>(MAX_BATCH_BYTES, BATCHES)
+    {
+        max = max.min(max_batch_bytes);
+    }
+    (config.min_batch_bytes(), max)
+}
+
+/// `--batch-bytes` as a number; its range is checked once `--state-dir` is known.
+fn parse_batch_bytes(text: &str) -> Result<usize, String> {
+    text.parse().map_err(|e| {
+        let ((min, max), (durable_min, durable_max)) =
+            (batch_bytes_range(false), batch_bytes_range(true));
+        format!(
+            "{e}: set it between {min} and {max} (with --state-dir, between {durable_min} and \
+             {durable_max})"
+        )
+    })
+}
+
+/// Checks `batch_bytes` before anything is allocated or created, with the message the
+/// producer would give (and, with durable state, the largest a page of the state file takes).
+fn check_batch_bytes(batch_bytes: usize, durable: bool) -> Result<(), String> {
+    let (_, max) = batch_bytes_range(durable);
+    let mut config = ClientConfig::new("produce");
+    config.durable = durable;
+    config.batch_bytes = batch_bytes;
+    config
+        .check_batch_bytes(max)
+        .map_err(|e| transport_std::Error::Config(e).to_string())
 }
 
 #[derive(Clone, Copy)]
@@ -253,6 +340,19 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<bool, String> {
     let started = Instant::now();
+    // Every setting is checked before anything is allocated or created.
+    let separator = match &args.key_separator {
+        Some(sep) if sep.is_empty() => {
+            return Err("the key separator is empty: give at least one character".into());
+        }
+        Some(sep) => Some(sep.as_bytes()),
+        None => None,
+    };
+    let durable = args.state_dir.is_some();
+    let batch_bytes = args
+        .batch_bytes
+        .unwrap_or(if durable { 32 * 1024 } else { 64 * 1024 });
+    check_batch_bytes(batch_bytes, durable)?;
     let mut config = ProducerConfig::new(args.bootstrap.split(','), [args.topic.clone()]);
     config.unknown_outcome = match args.unknown_outcome {
         Policy::Wait => UnknownOutcome::Wait,
@@ -260,11 +360,7 @@ fn run(args: Args) -> Result<bool, String> {
     };
     config.linger = Duration::from_millis(args.linger_ms);
     config.abandoned_request_grace = args.abandoned_request_grace_ms.map(Duration::from_millis);
-    config.batch_bytes = args.batch_bytes.unwrap_or(if args.state_dir.is_some() {
-        32 * 1024
-    } else {
-        64 * 1024
-    });
+    config.batch_bytes = batch_bytes;
     let deadline_after = Duration::from_millis(args.deadline_ms);
     let (mut journal, recovered) = match &args.state_dir {
         Some(dir) => {
@@ -309,7 +405,7 @@ fn run(args: Args) -> Result<bool, String> {
         None => None,
     };
 
-    let mut fates: Vec<Option<Fate>> = Vec::new();
+    let mut fates = Fates::default();
     let mut read = 0usize;
     // Restored batches are due `deadline_after` from the start.
     let mut last_deadline = if restored.batches > 0 {
@@ -318,46 +414,94 @@ fn run(args: Args) -> Result<bool, String> {
         Instant::now()
     };
     let mut progress = Progress::new(args.progress);
+    let mut refusals = Refusals::default();
+    // The outcome of a line refused before it was sent.
+    let refused = Fate {
+        outcome: "not-persisted",
+        partition: args.partition.unwrap_or(-1),
+        offset: -1,
+    };
 
     // Lines are read, and their deadlines start, on a thread of their own: a record waiting
     // for the broker must not delay the reading (and so the deadlines) of the ones behind it.
-    // The channel is bounded, so a slow broker slows the reading rather than filling memory.
-    let (lines, incoming) = mpsc::sync_channel::<(String, Instant)>(READ_AHEAD);
-    let reader = thread::spawn(move || -> io::Result<()> {
-        let stdin = io::stdin();
-        let mut input = stdin.lock();
-        loop {
-            let mut line = String::new();
-            if input.read_line(&mut line)? == 0 {
-                return Ok(());
+    // The read-ahead is bounded in bytes, so a slow broker slows the reading rather than
+    // filling memory; a line is at most `batch_bytes` (checked above), longer ones are
+    // skipped as they are read.
+    let read_ahead = Arc::new(ReadAhead::new(READ_AHEAD_BYTES));
+    let (lines, incoming) = mpsc::channel::<(Line, Instant)>();
+    let reader = {
+        let read_ahead = Arc::clone(&read_ahead);
+        thread::spawn(move || -> io::Result<()> {
+            let stdin = io::stdin();
+            let mut input = stdin.lock();
+            let mut buffer = Vec::with_capacity(batch_bytes + 1);
+            while let Some(line) = read_line(&mut input, &mut buffer, batch_bytes)? {
+                let read_at = Instant::now();
+                read_ahead.take(line.cost());
+                if lines.send((line, read_at)).is_err() {
+                    return Ok(());
+                }
             }
-            if lines.send((line, Instant::now())).is_err() {
-                return Ok(());
+            Ok(())
+        })
+    };
+    loop {
+        // While lines come, the producer runs in `send_tagged` (it takes a turn of the
+        // sockets at most every millisecond), as it always did. Once no line has come for a
+        // moment, it is driven here, so that linger, deadlines and outcomes keep their time
+        // however long the input is idle.
+        let idle = producer.is_idle();
+        let (line, read_at) = match incoming.recv_timeout(if idle { IDLE_WAIT } else { BUSY_POLL })
+        {
+            Ok(next) => next,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                // The journals reach the file before the producer runs (it may store a batch
+                // in this call).
+                sync(&mut journal)?;
+                producer.poll(if idle { Duration::ZERO } else { BUSY_POLL });
+                settle(&mut producer, &mut places, &mut fates, &mut journal)?;
+                if let Some(e) = producer.storage_error() {
+                    return Err(format!("durable state: {e}"));
+                }
+                progress.show(&producer, &fates, false);
+                continue;
             }
-        }
-    });
-    for (line, read_at) in incoming {
-        let text = line.strip_suffix('\n').unwrap_or(&line);
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        let (key, value) = match &args.key_separator {
-            Some(sep) => match text.split_once(sep.as_str()) {
-                Some((k, v)) => (Some(k.as_bytes()), v.as_bytes()),
-                None => (None, text.as_bytes()),
-            },
-            None => (None, text.as_bytes()),
         };
-        let deadline = read_at + deadline_after;
+        read_ahead.give(line.cost());
         let index = read;
         read += 1;
-        if fates.len() <= index {
-            fates.resize(index + 1, None);
-        }
-        if fates[index].is_none() {
-            fates[index] = recovered.fates.get(&index).copied();
+        fates.extend_to(index + 1);
+        if let Some(fate) = recovered.fates.get(&index) {
+            fates.decide(index, *fate);
         }
         if accepted.contains(&index) {
             continue;
         }
+        let text = match &line {
+            Line::Bytes(bytes) => bytes.as_slice(),
+            Line::TooLong(length) => {
+                // Its bytes were not kept: it is refused as the producer would.
+                refusals.note(
+                    index,
+                    format_args!(
+                        "record refused: RecordTooLarge (a line of {length} bytes; a batch holds {batch_bytes})"
+                    ),
+                );
+                fates.decide(index, refused);
+                if let Some(j) = &mut journal {
+                    j.outcome(index, &refused)?;
+                }
+                continue;
+            }
+        };
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let (key, value) = match separator {
+            Some(sep) => split(text, sep),
+            None => (None, text),
+        };
+        let deadline = read_at + deadline_after;
         last_deadline = last_deadline.max(deadline);
         let record = Record {
             topic: &args.topic,
@@ -372,6 +516,9 @@ fn run(args: Args) -> Result<bool, String> {
                 // Every slot holds an outcome to take (durable state): take them, go again.
                 Err(transport_std::Error::Send(producer_core::client::SendError::Full)) => {
                     settle(&mut producer, &mut places, &mut fates, &mut journal)?;
+                    if let Some(e) = producer.storage_error() {
+                        return Err(format!("durable state: {e}"));
+                    }
                 }
                 other => break other,
             }
@@ -395,21 +542,20 @@ fn run(args: Args) -> Result<bool, String> {
                     }
                 }
             }
-            Err(transport_std::Error::Deadline(_)) => {
-                let fate = Fate {
-                    outcome: "not-persisted",
-                    partition: args.partition.unwrap_or(-1),
-                    offset: -1,
-                };
-                fates[index] = Some(fate);
+            // The record was refused, or not accepted by its deadline: it is this record's
+            // outcome, and the run goes on.
+            Err(e @ (transport_std::Error::Send(_) | transport_std::Error::Deadline(_))) => {
+                refusals.note(index, &e);
+                fates.decide(index, refused);
                 if let Some(j) = &mut journal {
-                    j.outcome(index, &fate)?;
+                    j.outcome(index, &refused)?;
                 }
             }
+            // The durable state failed: the producer has stopped.
             Err(e) => return Err(e.to_string()),
         }
         settle(&mut producer, &mut places, &mut fates, &mut journal)?;
-        progress.show(&producer, fates.len(), &fates, false);
+        progress.show(&producer, &fates, false);
     }
     reader
         .join()
@@ -429,7 +575,7 @@ fn run(args: Args) -> Result<bool, String> {
         if let Some(e) = producer.storage_error() {
             return Err(format!("durable state: {e}"));
         }
-        progress.show(&producer, fates.len(), &fates, false);
+        progress.show(&producer, &fates, false);
         if done || give_up.is_some_and(|g| Instant::now() >= g) {
             break;
         }
@@ -437,10 +583,12 @@ fn run(args: Args) -> Result<bool, String> {
     // Outcomes already decided but not yet taken (a flush that timed out).
     settle(&mut producer, &mut places, &mut fates, &mut journal)?;
     sync(&mut journal)?;
-    progress.show(&producer, fates.len(), &fates, true);
+    progress.show(&producer, &fates, true);
+    refusals.finish();
     if let Some(dir) = &args.state_dir {
         // The input position: every line before it has its outcome.
         let position = fates
+            .all
             .iter()
             .position(Option::is_none)
             .unwrap_or(fates.len());
@@ -456,7 +604,7 @@ fn run(args: Args) -> Result<bool, String> {
         );
     }
     let (mut persisted, mut not_persisted, mut possibly) = (0u64, 0u64, 0u64);
-    for (index, fate) in fates.iter().take(read).enumerate() {
+    for (index, fate) in fates.all.iter().take(read).enumerate() {
         // A record without an outcome here can only be one still unanswered at exit: it may
         // be in the log, at most once.
         let fate = fate.unwrap_or(Fate {
@@ -492,6 +640,172 @@ fn run(args: Args) -> Result<bool, String> {
     Ok(not_persisted == 0 && possibly == 0)
 }
 
+/// One input line, as the reader hands it over.
+enum Line {
+    /// Its bytes (with its line end, if any), at most `batch_bytes` without it.
+    Bytes(Vec<u8>),
+    /// A line longer than `batch_bytes`, which no batch can hold: its length without the line
+    /// end. Its bytes were skipped as they were read.
+    TooLong(u64),
+}
+
+impl Line {
+    /// What it takes of the read-ahead.
+    fn cost(&self) -> usize {
+        match self {
+            Line::Bytes(bytes) => bytes.len() + LINE_COST,
+            Line::TooLong(_) => LINE_COST,
+        }
+    }
+}
+
+/// Reads the next line, keeping at most `limit` bytes of it and its newline in `buffer`
+/// (whose capacity is `limit + 1`): the rest of a longer line is skipped, in pieces of at
+/// most that size. `None` at the end of the input.
+fn read_line(
+    input: &mut impl BufRead,
+    buffer: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<Option<Line>> {
+    buffer.clear();
+    let piece = limit as u64 + 1;
+    let n = input.by_ref().take(piece).read_until(b'\n', buffer)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buffer.last() == Some(&b'\n') || buffer.len() <= limit {
+        // A whole line (the last one may lack its newline).
+        return Ok(Some(Line::Bytes(buffer.as_slice().to_vec())));
+    }
+    let mut length = buffer.len() as u64;
+    loop {
+        buffer.clear();
+        let n = input.by_ref().take(piece).read_until(b'\n', buffer)?;
+        let ended = buffer.last() == Some(&b'\n');
+        length += (n - usize::from(ended)) as u64;
+        if n == 0 || ended {
+            buffer.clear();
+            return Ok(Some(Line::TooLong(length)));
+        }
+    }
+}
+
+/// Splits `line` at the first `separator` (not empty): (key, value).
+fn split<'l>(line: &'l [u8], separator: &[u8]) -> (Option<&'l [u8]>, &'l [u8]) {
+    match line
+        .windows(separator.len())
+        .position(|window| window == separator)
+    {
+        Some(at) => (Some(&line[..at]), &line[at + separator.len()..]),
+        None => (None, line),
+    }
+}
+
+/// The read-ahead's bytes: the reader takes a line's cost before handing it over and waits
+/// while that would pass the limit; the main loop gives it back as it takes the line, and wakes
+/// the reader only once half the limit is free (not at every line).
+struct ReadAhead {
+    state: Mutex<Held>,
+    room: Condvar,
+    limit: usize,
+}
+
+struct Held {
+    bytes: usize,
+    /// The reader waits for room.
+    waiting: bool,
+}
+
+impl ReadAhead {
+    fn new(limit: usize) -> Self {
+        ReadAhead {
+            state: Mutex::new(Held {
+                bytes: 0,
+                waiting: false,
+            }),
+            room: Condvar::new(),
+            limit,
+        }
+    }
+
+    fn take(&self, cost: usize) {
+        let mut held = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while held.bytes > 0 && held.bytes + cost > self.limit {
+            held.waiting = true;
+            held = self.room.wait(held).unwrap_or_else(|e| e.into_inner());
+        }
+        held.waiting = false;
+        held.bytes += cost;
+    }
+
+    fn give(&self, cost: usize) {
+        let mut held = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        held.bytes -= cost;
+        if held.waiting && held.bytes <= self.limit / 2 {
+            self.room.notify_one();
+        }
+    }
+}
+
+/// Every line's outcome as far as known, by line index, with running counts.
+#[derive(Default)]
+struct Fates {
+    all: Vec<Option<Fate>>,
+    persisted: usize,
+    decided: usize,
+}
+
+impl Fates {
+    fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    fn extend_to(&mut self, len: usize) {
+        if self.all.len() < len {
+            self.all.resize(len, None);
+        }
+    }
+
+    fn is_decided(&self, index: usize) -> bool {
+        self.all.get(index).is_some_and(Option::is_some)
+    }
+
+    /// Gives line `index` its outcome, unless it has one: the first is kept.
+    fn decide(&mut self, index: usize, fate: Fate) {
+        self.extend_to(index + 1);
+        if self.all[index].is_none() {
+            self.all[index] = Some(fate);
+            self.decided += 1;
+            self.persisted += usize::from(fate.outcome == "persisted");
+        }
+    }
+}
+
+/// Lines refused before they were sent: the first few named on stderr, all counted.
+#[derive(Default)]
+struct Refusals {
+    count: usize,
+}
+
+impl Refusals {
+    fn note(&mut self, index: usize, reason: impl Display) {
+        self.count += 1;
+        if self.count <= REFUSALS_SHOWN {
+            eprintln!("produce: line {index} not persisted: {reason}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.count > REFUSALS_SHOWN {
+            eprintln!(
+                "produce: {} lines not persisted in all because they were refused ({} more than shown)",
+                self.count,
+                self.count - REFUSALS_SHOWN
+            );
+        }
+    }
+}
+
 fn sync(journal: &mut Option<Journal>) -> Result<(), String> {
     journal.as_mut().map_or(Ok(()), Journal::sync)
 }
@@ -499,7 +813,7 @@ fn sync(journal: &mut Option<Journal>) -> Result<(), String> {
 fn settle(
     producer: &mut Producer,
     places: &mut Places,
-    fates: &mut Vec<Option<Fate>>,
+    fates: &mut Fates,
     journal: &mut Option<Journal>,
 ) -> Result<(), String> {
     loop {
@@ -516,13 +830,10 @@ fn settle(
             return Ok(());
         };
         places.open.remove(&receipt.batch);
+        // A restored batch may hold lines not read again yet.
         let index = places.line(batch_tag, receipt.offset_delta);
-        if index >= fates.len() {
-            // A restored batch of lines not read again yet.
-            fates.resize(index + 1, None);
-        }
         // A batch handed out again after a restart is reported once.
-        if fates[index].is_some() {
+        if fates.is_decided(index) {
             continue;
         }
         let fate = Fate {
@@ -530,7 +841,7 @@ fn settle(
             partition: receipt.partition,
             offset: offset.unwrap_or(-1),
         };
-        fates[index] = Some(fate);
+        fates.decide(index, fate);
         if let Some(j) = journal {
             j.outcome(index, &fate)?;
         }
@@ -552,21 +863,18 @@ impl Progress {
         }
     }
 
-    fn show(&mut self, producer: &Producer, sent: usize, fates: &[Option<Fate>], last: bool) {
+    fn show(&mut self, producer: &Producer, fates: &Fates, last: bool) {
         if !self.on || (!last && self.last.elapsed() < Duration::from_millis(250)) {
             return;
         }
         self.last = Instant::now();
-        let acked = fates
-            .iter()
-            .filter(|f| matches!(f, Some(f) if f.outcome == "persisted"))
-            .count();
-        let decided = fates.iter().filter(|f| f.is_some()).count();
+        let sent = fates.len();
+        let acked = fates.persisted;
         let rate = acked as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
         let c = producer.counters();
         eprint!(
             "\rsent {sent}  acked {acked}  in flight {}  epoch bumps {}  {rate:.0} rec/s   {}",
-            sent - decided,
+            sent - fates.decided,
             c.epoch_bumps,
             if last { "\n" } else { "" }
         );
