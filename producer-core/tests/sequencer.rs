@@ -13,8 +13,8 @@ mod portable;
 use producer_core::ErrorCode;
 use producer_core::state::{
     Config, FatalReason, Identity, NotPersistedReason, Outcome, PartitionIndex,
-    PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Sequence, TokenError,
-    UnknownOutcome,
+    PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Restored, Sequence, Stamp,
+    TokenError, UnknownOutcome,
 };
 
 use portable::{P0, P1, Seq, answered, at, ready};
@@ -48,6 +48,61 @@ fn a_rejected_bumped_epoch_asks_for_a_new_producer_id() {
         assert_eq!(p.stamp.producer_id, ProducerId(8));
         assert_eq!(p.stamp.base_sequence, Sequence::ZERO);
     }
+}
+
+/// After a restart the producer resumes the identity of its restored stamped batches, which
+/// count as maybe written. A broker that refuses that epoch outright (PRODUCER_FENCED: it
+/// never accepted it, as tansu refuses a local bump the gateway made just before it lost
+/// power) has none of them: they are restamped under the new producer id, not given up.
+#[test]
+fn an_epoch_the_broker_never_accepted_leaves_its_batches_unwritten() {
+    // The grace before a new producer id after a restart, shortened to keep times small.
+    let config = Config {
+        abandoned_request_grace: core::time::Duration::from_millis(10),
+        ..Config::default()
+    };
+    let mut s = Seq::new(config).unwrap();
+    let (id, epoch) = (ProducerId(5), ProducerEpoch(3));
+    assert!(s.resume(id, epoch));
+    let stamp = |base| Stamp {
+        producer_id: id,
+        epoch,
+        base_sequence: Sequence::new(base).unwrap(),
+    };
+    let a = s
+        .restore(0, P0, 2, 0, at(60_000), Restored::Stamped(stamp(0)))
+        .unwrap();
+    let b = s
+        .restore(1, P0, 2, 1, at(60_000), Restored::Stamped(stamp(2)))
+        .unwrap();
+    let p = s.next_send(P0, at(0)).unwrap();
+    assert_eq!((p.token, p.stamp), (a, stamp(0)));
+    s.on_produce_result(a, at(1), answered(ErrorCode::PRODUCER_FENCED, -1))
+        .unwrap();
+    assert_eq!(s.poll_event(), None, "neither is given up");
+    assert!(s.poll_init_producer_id(at(20)));
+    s.on_init_producer_id(at(21), Ok((ProducerId(9), ProducerEpoch(0))));
+    let p = s.next_send(P0, at(22)).unwrap();
+    assert_eq!(p.token, a);
+    assert_eq!((p.stamp.producer_id, p.stamp.base_sequence), (ProducerId(9), Sequence::ZERO));
+    s.on_produce_result(a, at(23), answered(ErrorCode::NONE, 10))
+        .unwrap();
+    let p = s.next_send(P0, at(24)).unwrap();
+    assert_eq!((p.token, p.stamp.base_sequence.get()), (b, 2));
+    // A restored batch refused with a code that does not say the epoch was never accepted
+    // stays maybe written: given up at the fence.
+    let mut s = Seq::new(config).unwrap();
+    assert!(s.resume(id, epoch));
+    let c = s
+        .restore(0, P0, 2, 0, at(60_000), Restored::Stamped(stamp(0)))
+        .unwrap();
+    s.next_send(P0, at(0)).unwrap();
+    s.on_produce_result(c, at(1), answered(ErrorCode::UNKNOWN_PRODUCER_ID, -1))
+        .unwrap();
+    assert!(matches!(
+        s.poll_event().map(|d| d.outcome),
+        Some(Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(_)))
+    ));
 }
 
 // --- outcomes -----------------------------------------------------------------------------

@@ -41,6 +41,9 @@
 //!   it directly.
 //! - 47 on an idempotent (non-transactional) producer means another epoch owns the id; only a
 //!   new id gets us out. franz-go and librdkafka do the same.
+//! - 90 says more than "not this attempt": the broker never accepted that epoch, so no batch
+//!   stamped with it is in the log ([`refuses_identity`]); they take fresh stamps under the
+//!   new id instead of being given up.
 //! - Unknown codes: Java fails the batch as an unknown server error and librdkafka as a
 //!   permanent error; neither can know it was not appended, so we report `PossiblyPersisted` and
 //!   bump the epoch because the sequence state is no longer known.
@@ -216,6 +219,18 @@ pub fn classify(result: ProduceResult) -> Classification {
         }
         _ => C::row(MaybeAppended, Next::Fail, Fence::BumpEpoch, true),
     }
+}
+
+/// The answer says the broker never accepted the batch's producer epoch at all, so no attempt
+/// of any batch stamped with that producer id and epoch can be in its log: PRODUCER_FENCED
+/// (90). Kafka never sends it on Produce to a producer without a transactional id (it
+/// answers a stale epoch with 47, docs/kafka-broker-notes.md); the brokers that do (tansu)
+/// send it for an epoch other than the one they issued, which is how they refuse a local
+/// epoch bump. Such batches may then take a fresh stamp under the new producer id, rather
+/// than be given up as possibly persisted: a gateway that restarted, resumed its identity
+/// and bumped it before the broker's refusal reached it loses nothing.
+pub fn refuses_identity(error: ErrorCode) -> bool {
+    error == ErrorCode::PRODUCER_FENCED
 }
 
 /// What to do after an InitProducerId answer that did not grant an id.

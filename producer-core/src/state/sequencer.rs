@@ -19,7 +19,7 @@
 use super::batch::{Batch, BatchState, BatchToken, PartitionIndex, Slot, Stamp};
 use super::classify::{
     Attempt, Classification, Fence, InitProducerIdNext, Next, ProduceResult, classify,
-    classify_init_producer_id,
+    classify_init_producer_id, refuses_identity,
 };
 use super::config::{Config, ConfigError};
 use super::eligibility::{
@@ -611,6 +611,11 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         let ledger = &mut self.partitions[partition];
         ledger.in_flight = ledger.in_flight.saturating_sub(1);
         self.release_if_done(index);
+        if refuses_identity(code)
+            && let BatchState::InFlight { stamp, .. } = batch.state
+        {
+            self.never_accepted(stamp.producer_id, stamp.epoch);
+        }
         let reason = FenceReason::Broker(code);
         match class.fence {
             Fence::None => {}
@@ -819,6 +824,27 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         {
             self.resume_only = false;
             self.start_fence(FenceReason::Restarted, false);
+        }
+    }
+
+    /// The broker never accepted `(id, epoch)` (see [`refuses_identity`]): no batch stamped
+    /// with it was appended by any attempt, whatever the restart or lost connection that made
+    /// it "maybe written"; the fence may restamp them.
+    fn never_accepted(&mut self, id: ProducerId, epoch: ProducerEpoch) {
+        for slot in &mut self.slots {
+            let Some(batch) = slot.batch.as_mut() else {
+                continue;
+            };
+            if let BatchState::Stamped {
+                stamp,
+                maybe_written,
+                ..
+            } = &mut batch.state
+                && stamp.producer_id == id
+                && stamp.epoch == epoch
+            {
+                *maybe_written = false;
+            }
         }
     }
 
