@@ -84,7 +84,10 @@ fn an_epoch_the_broker_never_accepted_leaves_its_batches_unwritten() {
     s.on_init_producer_id(at(21), Ok((ProducerId(9), ProducerEpoch(0))));
     let p = s.next_send(P0, at(22)).unwrap();
     assert_eq!(p.token, a);
-    assert_eq!((p.stamp.producer_id, p.stamp.base_sequence), (ProducerId(9), Sequence::ZERO));
+    assert_eq!(
+        (p.stamp.producer_id, p.stamp.base_sequence),
+        (ProducerId(9), Sequence::ZERO)
+    );
     s.on_produce_result(a, at(23), answered(ErrorCode::NONE, 10))
         .unwrap();
     let p = s.next_send(P0, at(24)).unwrap();
@@ -101,7 +104,9 @@ fn an_epoch_the_broker_never_accepted_leaves_its_batches_unwritten() {
         .unwrap();
     assert!(matches!(
         s.poll_event().map(|d| d.outcome),
-        Some(Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(_)))
+        Some(Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(
+            _
+        )))
     ));
 }
 
