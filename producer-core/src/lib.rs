@@ -11,6 +11,7 @@
 //! - [`client`]: the sans-IO producer client both transports drive: connections, metadata,
 //!   the record accumulator, routing and timers.
 //! - [`time`]: time as an input.
+//! - [`backoff`]: the one rule every retry waits by (exponential, jittered, capped).
 //! - `flash` (feature `flash`): the durable store that lets a producer survive power cuts
 //!   without losing or duplicating a batch (see [`client::durable`]).
 //!
@@ -28,6 +29,7 @@
 #[macro_use]
 mod fmt;
 
+pub mod backoff;
 pub mod client;
 pub mod error_code;
 #[cfg(feature = "flash")]
