@@ -162,6 +162,19 @@ fn run(policy: UnknownOutcome, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     m.maybe_written.push(t);
                 }
                 s.on_produce_result(t, now, result).expect("in flight");
+                // PRODUCER_FENCED: the broker never accepted this identity, so no batch
+                // waiting for a resend under it is in the log (those still out are decided
+                // by their own answers).
+                if matches!(result, ProduceResult::Answered { error, .. } if error.0 == 90) {
+                    let refused = (stamp.producer_id, stamp.epoch);
+                    let (stamps, in_flight) = (&m.stamps, &m.in_flight);
+                    m.maybe_written.retain(|u| {
+                        in_flight.contains(u)
+                            || stamps
+                                .get(u)
+                                .is_none_or(|s| (s.producer_id, s.epoch) != refused)
+                    });
+                }
                 if matches!(result, ProduceResult::Answered { error, .. } if error.0 == 0 || error.0 == 46)
                 {
                     m.acked.insert(
