@@ -107,7 +107,11 @@ mod tests {
         for (failures, want) in ceilings.iter().enumerate() {
             assert_eq!(b.ceiling(failures as u32), ms(*want), "{failures} failures");
         }
-        assert_eq!(b.ceiling(u32::MAX), ms(1000), "no overflow after many failures");
+        assert_eq!(
+            b.ceiling(u32::MAX),
+            ms(1000),
+            "no overflow after many failures"
+        );
         let huge = Backoff::new(Duration::MAX, Duration::MAX);
         assert_eq!(huge.ceiling(40), Duration::MAX, "saturates");
     }

@@ -190,6 +190,7 @@ impl Sim {
             retry_backoff: ms(rng.random_range(5..=50)),
             retry_backoff_max: ms(400),
             abandoned_request_grace: LINGER_AFTER_CLOSE + ms(rng.random_range(1..200)),
+            jitter_seed: seed,
         };
         let batches = rng.random_range(20..=70);
         let mut t = 0u64;

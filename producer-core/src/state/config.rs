@@ -4,6 +4,7 @@ use core::fmt;
 use core::time::Duration;
 
 use super::eligibility::UnknownOutcome;
+use crate::backoff::Backoff;
 
 /// Kafka brokers keep the metadata of the last five batches per producer and partition;
 /// more in flight and a retry could fall outside that window and be appended twice.
@@ -19,10 +20,21 @@ pub struct Config {
     /// then, as franz-go learned in its issue 223: a first batch that fails must not leave four
     /// later ones to be rejected out of order). `1..=5`.
     pub max_in_flight_per_partition: u8,
-    /// Wait before the first resend of a refused or lost batch; doubles per attempt.
+    /// Wait before the first resend of a refused or lost batch; doubles per attempt, with
+    /// jitter (see [`backoff`](crate::backoff)). The same rule paces InitProducerId retries,
+    /// the sending after consecutive fences without progress, and metadata refreshes while
+    /// the answers stay incomplete (librdkafka's `retry.backoff.ms`).
     pub retry_backoff: Duration,
-    /// Upper bound of the doubling backoff.
+    /// Upper bound of the doubling backoff (librdkafka's `retry.backoff.max.ms`): a broker
+    /// that refuses forever gets at most about one resend, one epoch bump and one metadata
+    /// request per this interval.
     pub retry_backoff_max: Duration,
+    /// Seed of the jitter applied to every backoff. Devices that share a seed retry in step
+    /// after a common failure, so a transport seeds it from something that differs between
+    /// devices and runs (transport-std: the time and process id; a firmware: a hardware
+    /// random number); the default is a fixed constant, and a simulation sets its own to
+    /// replay exactly.
+    pub jitter_seed: u64,
     /// After a request was abandoned (its connection closed unanswered), how long to wait
     /// before sending under a *new producer id*. Kafka goes on processing the requests it had
     /// read from a connection after the client closed it, one at a time, and each produce
@@ -48,6 +60,7 @@ impl Default for Config {
             retry_backoff_max: Duration::from_secs(1),
             // Five produce timeouts of the client's default 10 s.
             abandoned_request_grace: Duration::from_secs(50),
+            jitter_seed: 0x5EED_0F_BAC0FF,
         }
     }
 }
@@ -117,11 +130,8 @@ impl Config {
         Ok(())
     }
 
-    /// Backoff before resend number `attempt` (1 = first resend), doubling up to the max.
-    pub(crate) fn backoff(&self, attempt: u16) -> Duration {
-        let shift = u32::from(attempt.saturating_sub(1)).min(16);
-        self.retry_backoff
-            .saturating_mul(1u32 << shift)
-            .min(self.retry_backoff_max)
+    /// The retry rule: `retry_backoff` doubling up to `retry_backoff_max`.
+    pub fn retry_rule(&self) -> Backoff {
+        Backoff::new(self.retry_backoff, self.retry_backoff_max)
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod eligibility;
 pub mod identity;
 pub mod outcome;
+mod pacing;
 pub mod partition;
 pub mod sequence;
 pub mod sequencer;

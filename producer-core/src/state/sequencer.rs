@@ -27,6 +27,7 @@ use super::eligibility::{
 };
 use super::identity::{FatalReason, FenceReason, Identity, ProducerEpoch, ProducerId};
 use super::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
+use super::pacing::Pacing;
 use super::partition::PartitionLedger;
 use super::stats::{Counters, PartitionCounters};
 use crate::error_code::ErrorCode;
@@ -162,6 +163,8 @@ pub struct Sequencer<const PARTITIONS: usize, const BATCHES: usize> {
     /// A batch restored after a restart may have had a request out before it: every request
     /// of the previous life counts as abandoned at the first instant this one sees.
     restart_abandoned: bool,
+    /// Backoffs of resends, InitProducerId retries and the sending after fences.
+    pacing: Pacing,
 }
 
 impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
@@ -181,12 +184,24 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             retain_delivered: false,
             resume_only: false,
             restart_abandoned: false,
+            pacing: Pacing::new(&config),
         })
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Fences completed since a batch was last accepted: each one after the first holds
+    /// the sending back for a growing backoff (see [`Config::retry_backoff`]).
+    pub fn fences_without_progress(&self) -> u32 {
+        self.pacing.fences_without_progress()
+    }
+
+    /// No batch is handed out before this instant: the pause after the latest fence.
+    pub fn resume_sending_at(&self) -> Instant {
+        self.pacing.resume_sending_at()
     }
 
     /// Where the producer is in its lifecycle.
@@ -420,6 +435,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 info!("producer id {:?} epoch {:?}", id.0, epoch.0);
                 self.identity = Identity::Ready { id, epoch };
                 self.counters.producer_ids += 1;
+                self.pacing.init_granted();
                 for ledger in &mut self.partitions {
                     ledger.reset();
                 }
@@ -431,7 +447,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         match classify_init_producer_id(error) {
             InitProducerIdNext::Retry => {
                 self.identity = Identity::NoId {
-                    retry_at: now + self.config.retry_backoff,
+                    retry_at: self.pacing.init_failed(now),
                 };
             }
             InitProducerIdNext::Fatal => {
@@ -477,6 +493,10 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         // A batch whose deadline has passed must not leave: its caller has its outcome.
         self.expire(now);
         let (id, epoch) = self.identity.ready()?;
+        // Consecutive fences without an accepted batch hold sending back (see `pacing`).
+        if now < self.pacing.resume_sending_at() {
+            return None;
+        }
         let p = usize::from(partition.0);
         let ledger = *self.partitions.get(p)?;
         // Resends first, lowest sequence first (acceptance order is sequence order within one
@@ -553,6 +573,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 let maybe_written = maybe_written || class.attempt == Attempt::MaybeAppended;
                 let outcome = match (class.next, class.attempt) {
                     (Next::Persisted, Attempt::Appended { offset }) => {
+                        self.pacing.progress();
                         let ledger = &mut self.partitions[partition];
                         ledger.acked_this_epoch = true;
                         ledger.last_acked =
@@ -590,7 +611,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                     None => BatchState::Stamped {
                         stamp,
                         maybe_written,
-                        retry_at: now + self.config.backoff(batch.attempts),
+                        retry_at: self.pacing.resend_at(now, batch.attempts),
                     },
                 }
             }
@@ -1025,6 +1046,8 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         for ledger in &mut self.partitions {
             ledger.reset();
         }
+        // A broker that refuses every batch must not get a bump and a resend per round trip.
+        let resume = self.pacing.fence_completed(now);
         self.identity = match epoch.bumped() {
             Some(bumped) if !new_id => {
                 info!("epoch bumped to {:?}", bumped.0);
@@ -1034,9 +1057,12 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             // A new producer id does not fence stragglers of the old one on the broker: give
             // any request abandoned on a closed connection time to be processed or dropped.
             _ => Identity::NoId {
-                retry_at: self.last_abandoned.map_or(now, |at| {
-                    (at + self.config.abandoned_request_grace).max(now)
-                }),
+                retry_at: self
+                    .last_abandoned
+                    .map_or(now, |at| {
+                        (at + self.config.abandoned_request_grace).max(now)
+                    })
+                    .max(resume),
             },
         };
     }
@@ -1106,6 +1132,11 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             Identity::NoId { retry_at } => Some(retry_at),
             _ => None,
         };
-        batch_times.chain(identity_time).filter(|&t| t > now).min()
+        let resume = Some(self.pacing.resume_sending_at());
+        batch_times
+            .chain(identity_time)
+            .chain(resume)
+            .filter(|&t| t > now)
+            .min()
     }
 }

@@ -413,15 +413,23 @@ pub fn producer_id_request_retries_with_backoff_and_stops_on_authorization_failu
     assert_eq!(s.identity(), Identity::RequestingId);
     assert!(!s.poll_init_producer_id(at(0)), "one request at a time");
     s.on_init_producer_id(at(5), Err(Some(ErrorCode::COORDINATOR_NOT_AVAILABLE)));
-    assert_eq!(s.identity(), Identity::NoId { retry_at: at(105) });
-    assert!(!s.poll_init_producer_id(at(104)));
-    assert!(s.poll_init_producer_id(at(105)));
-    // A malformed grant is a failed request, not an identity.
-    s.on_init_producer_id(at(110), Ok((ProducerId(-1), ProducerEpoch(0))));
-    assert!(matches!(s.identity(), Identity::NoId { .. }));
-    assert!(s.poll_init_producer_id(at(300)));
+    // The retry backoff (100 ms), jittered down by at most a quarter.
+    let Identity::NoId { retry_at } = s.identity() else {
+        panic!("{:?}", s.identity())
+    };
+    assert!(at(80) <= retry_at && retry_at <= at(105), "{retry_at:?}");
+    assert!(!s.poll_init_producer_id(at(79)));
+    assert!(s.poll_init_producer_id(retry_at));
+    // A malformed grant is a failed request, not an identity; the next wait doubles.
+    s.on_init_producer_id(retry_at, Ok((ProducerId(-1), ProducerEpoch(0))));
+    let Identity::NoId { retry_at: again } = s.identity() else {
+        panic!("{:?}", s.identity())
+    };
+    let waited = again.as_micros() - retry_at.as_micros();
+    assert!((150_000..=200_000).contains(&waited), "{waited} µs");
+    assert!(s.poll_init_producer_id(at(400)));
     let t = s.enqueue(P0, 1, at(10_000)).unwrap();
-    s.on_init_producer_id(at(300), Err(Some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)));
+    s.on_init_producer_id(at(400), Err(Some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED)));
     assert_eq!(
         s.identity(),
         Identity::Fatal(FatalReason::Broker(ErrorCode::CLUSTER_AUTHORIZATION_FAILED))
