@@ -60,7 +60,7 @@ impl Default for Config {
             retry_backoff_max: Duration::from_secs(1),
             // Five produce timeouts of the client's default 10 s.
             abandoned_request_grace: Duration::from_secs(50),
-            jitter_seed: 0x5EED_0F_BAC0FF,
+            jitter_seed: 0x5EED_0FBA_C0FF,
         }
     }
 }
