@@ -27,8 +27,17 @@ pub struct ClientConfig<'a> {
     pub linger: Duration,
     /// Largest record batch, in bytes; at most the client's `BATCH_BYTES` capacity.
     pub batch_bytes: usize,
-    /// Wait before reconnecting to a broker after a failed or lost connection.
+    /// Wait before dialling a broker (or a bootstrap address) again after its connection
+    /// failed, or was lost before it answered a request; doubles per consecutive failure,
+    /// jittered, up to `reconnect_backoff_max` (librdkafka's `reconnect.backoff.ms`). The
+    /// count is kept per broker, not per connection slot, and is reset by a real answer (to
+    /// Metadata, InitProducerId or Produce; a TCP connect or an ApiVersions handshake is not
+    /// one): a broker that accepts and closes, refuses, or cannot be looked up is dialled a
+    /// few times a second at first and then every `reconnect_backoff_max`.
     pub reconnect_backoff: Duration,
+    /// Upper bound of the doubling reconnect backoff (librdkafka's `reconnect.backoff.max.ms`,
+    /// 10 s): also the longest a broker that comes back waits to be noticed.
+    pub reconnect_backoff_max: Duration,
     /// Metadata is refreshed at least this often, and at once when a leader may have moved.
     pub metadata_max_age: Duration,
     /// When the leaders of the partitions with records to send outnumber the `BROKERS`
@@ -61,7 +70,8 @@ pub struct ClientConfig<'a> {
 
 impl<'a> ClientConfig<'a> {
     /// Defaults for a gateway: acks all, 10 s request timeout, 5 ms linger, 16 KiB batches,
-    /// 500 ms connection turns, a 12 h producer-state lifetime.
+    /// reconnects backing off from 100 ms to 10 s, 500 ms connection turns, a 12 h
+    /// producer-state lifetime.
     pub fn new(client_id: &'a str) -> Self {
         ClientConfig {
             client_id,
@@ -70,6 +80,7 @@ impl<'a> ClientConfig<'a> {
             linger: Duration::from_millis(5),
             batch_bytes: 16 * 1024,
             reconnect_backoff: Duration::from_millis(100),
+            reconnect_backoff_max: Duration::from_secs(10),
             metadata_max_age: Duration::from_secs(300),
             connection_turn: Duration::from_millis(500),
             producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
@@ -80,6 +91,17 @@ impl<'a> ClientConfig<'a> {
 }
 
 impl ClientConfig<'_> {
+    /// Checks the reconnect backoff: not zero, its cap not below it.
+    pub fn check_reconnect_backoff(&self) -> Result<(), ClientConfigError> {
+        if self.reconnect_backoff.is_zero() {
+            return Err(ClientConfigError::ZeroReconnectBackoff);
+        }
+        if self.reconnect_backoff_max < self.reconnect_backoff {
+            return Err(ClientConfigError::ReconnectBackoffMaxBelowBackoff);
+        }
+        Ok(())
+    }
+
     /// The smallest `batch_bytes`: a batch header and a small record, plus the storage
     /// header with `durable`.
     pub fn min_batch_bytes(&self) -> usize {
@@ -141,6 +163,10 @@ pub enum ClientConfigError {
     RequestTimeout,
     /// `client_id` is longer than the 64 bytes kept.
     ClientId,
+    /// `reconnect_backoff` is zero, which would redial a failing broker in a busy loop.
+    ZeroReconnectBackoff,
+    /// `reconnect_backoff_max` is below `reconnect_backoff`.
+    ReconnectBackoffMaxBelowBackoff,
     /// No bootstrap address, or more than the `BROKERS` capacity.
     Bootstrap,
     /// A topic name is empty, longer than 249 bytes, or more topics than `TOPICS`.
@@ -169,6 +195,13 @@ impl fmt::Display for ClientConfigError {
                 f.write_str("request timeout must be between 1 ms and 24 days")
             }
             ClientConfigError::ClientId => f.write_str("client id must be at most 64 bytes"),
+            ClientConfigError::ZeroReconnectBackoff => {
+                f.write_str("reconnect backoff is zero: set it to at least 1 ms (100 ms is usual)")
+            }
+            ClientConfigError::ReconnectBackoffMaxBelowBackoff => f.write_str(
+                "reconnect backoff max is below reconnect backoff: raise it to at least the \
+                 backoff (10 s is usual)",
+            ),
             ClientConfigError::Bootstrap => f.write_str(
                 "give at least one bootstrap address, and no more than the BROKERS capacity",
             ),

@@ -59,6 +59,10 @@ pub struct Topic {
     pub name: String<TOPIC_MAX>,
     /// Partitions, as the last metadata answer gave them (0 until known).
     pub partitions: u32,
+    /// The topic has more partitions than the partition table holds: the table keeps its
+    /// lowest ids, records for the others are refused (`SendError::NoSuchPartition`), and
+    /// records without a key go to the ones kept. Raise `PARTITIONS` to use them all.
+    pub full: bool,
 }
 
 /// Brokers and partitions, with fixed capacities.

@@ -20,8 +20,10 @@
 
 pub mod config;
 pub mod connection;
+mod dial;
 pub mod durable;
 pub mod metadata;
+mod metadata_answer;
 pub mod partitioner;
 
 use core::time::Duration;
@@ -36,7 +38,10 @@ pub use partitioner::{StickyPartitioner, partition_for_key};
 pub use durable::{PersistOp, RestoreError, RestoreOptions, RestoreSummary, StorageKey};
 
 use connection::{Connection, Pending, PendingKind};
+use dial::Dials;
 use durable::{BATCH_HEADER, META_LEN, MetaState, Mirror};
+
+use crate::backoff::{Backoff, Jitter};
 
 use crate::error_code::ErrorCode;
 use crate::state::{
@@ -47,9 +52,9 @@ use crate::state::{
 use crate::time::Instant;
 use crate::wire::{
     self, ApiVersionsRequest, ApiVersionsResponse, Attributes, BatchBuilder, InitProducerIdRequest,
-    InitProducerIdResponse, List, MetadataRequest, MetadataRequestTopic, MetadataResponse,
-    OpenBatch, ProducePartition, ProduceRequest, ProduceResponse, ProduceTopic, RecordHeader,
-    ResponseHeader, record::Record, record_batch::RECORD_BATCH_OVERHEAD,
+    InitProducerIdResponse, List, MetadataRequest, MetadataRequestTopic, OpenBatch,
+    ProducePartition, ProduceRequest, ProduceResponse, ProduceTopic, RecordHeader, ResponseHeader,
+    record::Record, record_batch::RECORD_BATCH_OVERHEAD,
 };
 
 /// A record to produce.
@@ -248,8 +253,18 @@ pub struct Client<
     request_timeout: Duration,
     linger: Duration,
     batch_bytes: usize,
-    reconnect_backoff: Duration,
+    /// When each broker and bootstrap address may be dialled again.
+    dials: Dials<BROKERS>,
     metadata_max_age: Duration,
+    /// Metadata refreshes while answers stay incomplete: `retry_backoff` doubling to
+    /// `retry_backoff_max`, as librdkafka's fast refresh.
+    metadata_rule: Backoff,
+    metadata_jitter: Jitter,
+    /// Metadata answers in a row that left something to ask again.
+    metadata_failures: u32,
+    /// No metadata request sooner than this after the last answer: `retry_backoff` after a
+    /// complete one, the growing backoff after incomplete ones.
+    metadata_wait: Duration,
     connection_turn: Duration,
     producer_state_ttl: Option<Duration>,
     /// Wall-clock milliseconds since the Unix epoch at `Instant::ZERO`, once the transport or
@@ -312,6 +327,7 @@ where
         }
         let max = storage.as_ref().len() / BATCHES.max(1);
         config.check_batch_bytes(max)?;
+        config.check_reconnect_backoff()?;
         let timeout_ms = config.request_timeout.as_millis();
         if timeout_ms == 0 || timeout_ms > i32::MAX as u128 {
             return Err(ClientConfigError::RequestTimeout);
@@ -338,6 +354,7 @@ where
                 .push(Topic {
                     name,
                     partitions: 0,
+                    full: false,
                 })
                 .map_err(|_| ClientConfigError::Topic)?;
         }
@@ -350,13 +367,22 @@ where
         if BROKERS > usize::from(u8::MAX) {
             return Err(ClientConfigError::Bootstrap);
         }
+        // The sequencer draws its jitter from the seed's first output; the client from the
+        // ones after, so neither's draws shift the other's.
+        let mut jitter = Jitter::new(config.producer.jitter_seed);
+        let _ = jitter.next_u64();
+        let reconnect = Backoff::new(config.reconnect_backoff, config.reconnect_backoff_max);
         Ok(Client {
             client_id,
             request_timeout: config.request_timeout,
             linger: config.linger,
             batch_bytes: config.batch_bytes,
-            reconnect_backoff: config.reconnect_backoff,
+            dials: Dials::new(reconnect, jitter.fork()),
             metadata_max_age: config.metadata_max_age,
+            metadata_rule: config.producer.retry_rule(),
+            metadata_jitter: jitter.fork(),
+            metadata_failures: 0,
+            metadata_wait: config.producer.retry_backoff,
             connection_turn: config.connection_turn,
             producer_state_ttl: config.producer_state_ttl,
             wall_at_zero_ms: None,
@@ -513,15 +539,29 @@ where
             .metadata
             .topic_index(record.topic)
             .ok_or(SendError::UnknownTopic)?;
-        let count = self.metadata.topics[usize::from(topic)].partitions;
+        let entry = &self.metadata.topics[usize::from(topic)];
+        let count = entry.partitions;
         if count == 0 {
             return Err(SendError::NoMetadata);
         }
+        // Records without a key go to partitions the table holds (its lowest ids, when the
+        // topic has more than it holds); keys hash over all of them, as every producer's do.
+        let sticky_count = if entry.full {
+            let held = self
+                .metadata
+                .partitions
+                .iter()
+                .filter(|p| p.topic == topic && (p.partition as u32) < count)
+                .count();
+            u32::try_from(held).unwrap_or(count).min(count)
+        } else {
+            count
+        };
         let partition = match (record.partition, record.key) {
             (Some(p), _) => u32::try_from(p).map_err(|_| SendError::NoSuchPartition)?,
             (None, Some(key)) => partition_for_key(key, count).ok_or(SendError::NoMetadata)?,
             (None, None) => self.sticky[usize::from(topic)]
-                .partition(count)
+                .partition(sticky_count)
                 .ok_or(SendError::NoMetadata)?,
         };
         if partition >= count {
@@ -644,21 +684,26 @@ where
                 self.seal(index, now);
             }
         }
+        // A bootstrap connection carries metadata (and InitProducerId) until a leader's
+        // connection is ready: closing it at the first metadata answer, while no leader can
+        // be reached (a topic reported missing, a leader that refuses), meant a new
+        // connection for every refresh. A leader that needs its slot gets it
+        // (`assign_targets`).
+        let leader_ready = self
+            .conns
+            .iter()
+            .any(|c| matches!(c.target, Some(Target::Node(_))) && c.state == ConnState::Ready);
         for i in 0..BROKERS {
             let timed_out = self.conns[i]
                 .deadline(self.request_timeout)
                 .is_some_and(|t| t <= now);
-            // Bootstrap connections only carry us to the first metadata answer.
-            let spare_bootstrap = self.metadata.known
-                && matches!(self.conns[i].target, Some(Target::Bootstrap(_)))
-                && self.conns[i].pending.is_empty()
-                && !matches!(self.conns[i].state, ConnState::Idle { .. });
+            let spare_bootstrap = leader_ready && self.is_spare_bootstrap(i);
             if timed_out || spare_bootstrap {
                 if timed_out {
                     warn!("connection {:?}: request timed out", i);
                 }
                 let _ = self.to_close.push(ConnId(i as u8));
-                self.lose(i, now, timed_out);
+                self.lose(i, now, timed_out, timed_out);
             }
         }
         if let Some(at) = self.metadata_fetched_at
@@ -705,8 +750,19 @@ where
     pub fn on_connection_lost(&mut self, conn: ConnId, now: Instant) {
         let i = usize::from(conn.0);
         if i < BROKERS && !matches!(self.conns[i].state, ConnState::Idle { .. }) {
-            self.lose(i, now, true);
+            self.lose(i, now, true, true);
         }
+    }
+
+    /// Consecutive failed connections to `target` since it last answered a request: the
+    /// reconnect backoff grows with it (see [`ClientConfig::reconnect_backoff`]).
+    pub fn dial_failures(&self, target: Target) -> u32 {
+        self.dials.failures(target)
+    }
+
+    /// The earliest instant `target` is dialled again.
+    pub fn dial_ready_at(&self, target: Target) -> Instant {
+        self.dials.ready_at(target)
     }
 
     /// A connection the client wants closed (its requests timed out, or it is no longer
@@ -776,6 +832,14 @@ where
             PendingKind::InitProducerId => self.on_init_producer_id(&pending, frame, now),
             PendingKind::Produce(batches) => self.on_produce(&pending, batches, frame, now),
         };
+        // A real answer, beyond the handshake: the broker works, its reconnect backoff
+        // starts again from the beginning.
+        if ok
+            && !matches!(pending.kind, PendingKind::ApiVersions)
+            && let Some(target) = self.conns[i].target
+        {
+            self.dials.answered(target);
+        }
         if !ok {
             warn!("connection {:?}: malformed or mismatched response", i);
             // The popped request is as unanswered as the rest.
@@ -1318,10 +1382,19 @@ where
         }
     }
 
+    /// Asks for metadata as soon as the metadata backoff allows: never sooner than
+    /// `metadata_wait` after the last answer, so that answers which each ask for a refresh
+    /// (a leader that moved, a lost connection) cost at most one request per backoff.
     fn want_metadata(&mut self, now: Instant) {
-        if self.metadata_due.is_none_or(|t| t > now) {
-            self.metadata_due = Some(now);
+        let at = self.metadata_not_before(now);
+        if self.metadata_due.is_none_or(|t| t > at) {
+            self.metadata_due = Some(at);
         }
+    }
+
+    fn metadata_not_before(&self, now: Instant) -> Instant {
+        self.metadata_fetched_at
+            .map_or(now, |t| (t + self.metadata_wait).max(now))
     }
 
     fn endpoint_of(&self, target: Option<Target>) -> Option<&Endpoint> {
@@ -1448,7 +1521,12 @@ where
         let reachable = wanted.iter().any(|&t| self.endpoint_of(Some(t)).is_some());
         if !any_usable && !reachable {
             wanted.clear();
-            let n = self.bootstrap_next % self.bootstrap.len();
+            // The next bootstrap address in turn, unless another may be dialled sooner.
+            let count = self.bootstrap.len().max(1);
+            let n = (0..count)
+                .map(|k| (self.bootstrap_next + k) % count)
+                .min_by_key(|&n| self.dials.ready_at(Target::Bootstrap(n as u8)))
+                .unwrap_or(0);
             let _ = wanted.push(Target::Bootstrap(n as u8));
         }
         let leader_waits = waiting
@@ -1513,17 +1591,26 @@ where
             }
             // A free slot the transport has closed already first; one it is yet to close
             // (see `poll_close`) connects once it has.
-            let free = (0..BROKERS)
+            let mut free = (0..BROKERS)
                 .filter(|&i| self.conns[i].target.is_none())
                 .min_by_key(|&i| self.to_close.contains(&ConnId(i as u8)));
+            if free.is_none()
+                && matches!(t, Target::Node(_))
+                && let Some(spare) = (0..BROKERS).find(|&i| self.is_spare_bootstrap(i))
+            {
+                // A leader needs the slot the spare bootstrap connection holds.
+                let _ = self.to_close.push(ConnId(spare as u8));
+                self.lose(spare, now, false, false);
+                free = Some(spare);
+            }
             if let Some(i) = free {
+                // The target's own backoff, whichever slot it had before.
+                let retry_at = self.dials.ready_at(t);
                 let c = &mut self.conns[i];
                 c.target = Some(t);
                 c.assigned_at = now;
                 c.draining = false;
-                c.state = ConnState::Idle {
-                    retry_at: Instant::ZERO,
-                };
+                c.state = ConnState::Idle { retry_at };
             }
         }
         // A slot given to a leader whose address the full table did not keep connects once
@@ -1544,7 +1631,8 @@ where
     fn want_metadata_paced(&mut self, now: Instant) {
         let at = self
             .metadata_fetched_at
-            .map_or(now, |t| (t + self.connection_turn).max(now));
+            .map_or(now, |t| (t + self.connection_turn).max(now))
+            .max(self.metadata_not_before(now));
         if self.metadata_due.is_none_or(|t| t > at) {
             self.metadata_due = Some(at);
         }
@@ -1552,12 +1640,16 @@ where
 
     /// The transport lost connection `i`, or the client gave it up: everything out on it is
     /// unanswered after being written. A lost connection may mean a moved or dead leader, so
-    /// metadata is refreshed when `refresh`.
-    fn lose(&mut self, i: usize, now: Instant, refresh: bool) {
-        let c = &mut self.conns[i];
-        c.state = ConnState::Idle {
-            retry_at: now + self.reconnect_backoff,
+    /// metadata is refreshed when `refresh`. `failed`: the broker failed it (not a spare
+    /// connection the client let go), which delays the next dial of its target.
+    fn lose(&mut self, i: usize, now: Instant, refresh: bool, failed: bool) {
+        let retry_at = match self.conns[i].target {
+            Some(t) if failed => self.dials.failed(t, now),
+            Some(t) => self.dials.ready_at(t).max(now),
+            None => now,
         };
+        let c = &mut self.conns[i];
+        c.state = ConnState::Idle { retry_at };
         c.versions = Default::default();
         c.draining = false;
         if let Some(Target::Bootstrap(_)) = c.target {
@@ -1588,7 +1680,18 @@ where
 
     fn drop_connection(&mut self, i: usize, now: Instant) {
         let _ = self.to_close.push(ConnId(i as u8));
-        self.lose(i, now, true);
+        self.lose(i, now, true, true);
+    }
+
+    /// Connection `i` is a bootstrap connection up and idle, kept only to carry metadata
+    /// until a leader's connection is ready.
+    fn is_spare_bootstrap(&self, i: usize) -> bool {
+        let c = &self.conns[i];
+        self.metadata.known
+            && matches!(c.target, Some(Target::Bootstrap(_)))
+            && c.pending.is_empty()
+            && !matches!(c.state, ConnState::Idle { .. })
+            && !self.to_close.contains(&ConnId(i as u8))
     }
 
     fn transmit_ready(&mut self, i: usize, now: Instant, buf: &mut [u8]) -> Option<usize> {
@@ -1845,116 +1948,6 @@ where
         }
         self.conns[i].versions = versions;
         self.conns[i].state = ConnState::Ready;
-        true
-    }
-
-    fn on_metadata(&mut self, p: &Pending<BATCHES>, frame: &[u8], now: Instant) -> bool {
-        let Some((header, response)) = Self::decode::<MetadataResponse<'_>>(frame, p.version)
-        else {
-            return false;
-        };
-        if !Self::check_correlation(p, &header) {
-            return false;
-        }
-        // The broker table holds `BROKERS` entries; a cluster may have more. Keep first the
-        // leaders of partitions with records that no connection serves (they are the ones
-        // to connect to next), then the brokers connections serve, then the other leaders
-        // of our partitions, then the rest.
-        let work = self.partitions_with_work();
-        let leads = |node: i32, with_work: bool| {
-            self.metadata.topics.iter().enumerate().any(|(t, topic)| {
-                response.topic(topic.name.as_str()).is_some_and(|answer| {
-                    answer.error_code == 0
-                        && answer.partitions.iter().any(|part| {
-                            part.error_code == 0
-                                && part.leader_id == node
-                                && (!with_work
-                                    || self
-                                        .metadata
-                                        .index_of(t as u8, part.partition_index)
-                                        .is_some_and(|i| work[i]))
-                        })
-                })
-            })
-        };
-        let mut table: Vec<Broker, BROKERS> = Vec::new();
-        for pass in 0..4 {
-            for b in &response.brokers {
-                let serving = self.serves(Target::Node(b.node_id));
-                let priority = if !serving && leads(b.node_id, true) {
-                    0
-                } else if serving {
-                    1
-                } else if leads(b.node_id, false) {
-                    2
-                } else {
-                    3
-                };
-                if priority != pass || table.iter().any(|k| k.node_id == b.node_id) {
-                    continue;
-                }
-                let (Ok(host), Ok(port)) = (String::try_from(b.host), u16::try_from(b.port)) else {
-                    continue;
-                };
-                if table
-                    .push(Broker {
-                        node_id: b.node_id,
-                        endpoint: Endpoint { host, port },
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        }
-        let overflow = response.brokers.iter().count() > table.len();
-        self.metadata.brokers = table;
-        let mut incomplete = false;
-        for t in 0..self.metadata.topics.len() {
-            let Some(answer) = response.topic(self.metadata.topics[t].name.as_str()) else {
-                incomplete = true;
-                continue;
-            };
-            if answer.error_code != 0 {
-                incomplete = true;
-                continue;
-            }
-            let mut count = 0u32;
-            for part in &answer.partitions {
-                count = count.max(u32::try_from(part.partition_index).unwrap_or(0) + 1);
-                let leader =
-                    (part.error_code == 0 && part.leader_id >= 0).then_some(part.leader_id);
-                // A leader the broker list does not name (it is down, say) cannot be reached:
-                // ask again rather than wait for the metadata to age. A leader left out of
-                // a full table is not that: connections take turns, and the table is
-                // refreshed for the next one (`want_metadata_paced`).
-                incomplete |= leader.is_none_or(|l| {
-                    self.metadata.broker(l).is_none()
-                        && !(overflow && response.brokers.iter().any(|b| b.node_id == l))
-                });
-                let index = match self.metadata.index_of(t as u8, part.partition_index) {
-                    Some(index) => index,
-                    None => {
-                        let entry = Partition {
-                            topic: t as u8,
-                            partition: part.partition_index,
-                            leader,
-                        };
-                        if self.metadata.partitions.push(entry).is_err() {
-                            warn!("partition table full: raise PARTITIONS");
-                            incomplete = true;
-                            continue;
-                        }
-                        self.metadata.partitions.len() - 1
-                    }
-                };
-                self.metadata.partitions[index].leader = leader;
-            }
-            self.metadata.topics[t].partitions = count;
-        }
-        self.metadata.known = !self.metadata.brokers.is_empty();
-        self.metadata_fetched_at = Some(now);
-        self.metadata_due = incomplete.then(|| now + self.sequencer.config().retry_backoff);
         true
     }
 
