@@ -22,13 +22,15 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 pub mod file_flash;
+mod resolver;
 
 use file_flash::{FileFlash, PAGE_SIZE};
+use resolver::Resolver;
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -58,6 +60,9 @@ pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// another number. More partition leaders than connections still works: connections take
 /// turns (see `producer_core::client`), at the cost of a reconnect per turn.
 pub const BROKERS: usize = 8;
+
+/// The poll token of the resolver's wake-ups (sockets use their slot number).
+const WAKE: Token = Token(usize::MAX);
 
 /// Receive buffer reserved per connection: room for a read and the unfinished frame before
 /// it, so steady traffic never grows it.
@@ -218,6 +223,12 @@ impl<'r> Record<'r> {
     }
 }
 
+/// A name lookup under way for a connection slot.
+struct Lookup {
+    id: u64,
+    since: StdInstant,
+}
+
 struct Socket {
     stream: TcpStream,
     connected: bool,
@@ -237,6 +248,9 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
     poll: Poll,
     events: Events,
     sockets: Vec<Option<Socket>>,
+    /// Name lookups under way, per slot (see `resolver`).
+    lookups: Vec<Option<Lookup>>,
+    resolver: Resolver,
     tx: Vec<u8>,
     frames: FrameDecoder,
     request_timeout: Duration,
@@ -251,6 +265,18 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
 }
 
 type Store = FlashStore<BlockingAsync<FileFlash>, Vec<u8>>;
+
+/// A seed for the backoff jitter that differs between processes and runs: the standard
+/// library's per-process random hash keys, the time and the process id.
+fn jitter_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    if let Ok(t) = SystemTime::now().duration_since(UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish()
+}
 
 fn store_error<E: fmt::Debug>(e: StoreError<E>) -> String {
     e.to_string()
@@ -279,6 +305,8 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         client_config.producer.unknown_outcome = config.unknown_outcome;
         client_config.producer.max_in_flight_per_partition = config.max_in_flight;
         client_config.durable = config.durable.is_some();
+        // Hosts that lost a broker together must not redial it in step.
+        client_config.producer.jitter_seed = jitter_seed();
         let bootstrap: Vec<&str> = config.bootstrap.iter().map(String::as_str).collect();
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         // Checked before the storage is allocated: a wrong value gets the valid range.
@@ -328,12 +356,16 @@ impl<const BROKERS: usize> Producer<BROKERS> {
                 .map_err(|e| Error::Storage(store_error(e)))?;
             store = Some(s);
         }
+        let poll = Poll::new().map_err(Error::Io)?;
+        let resolver = Resolver::new(poll.registry(), WAKE).map_err(Error::Io)?;
         let mut producer = Producer {
             client,
             origin,
-            poll: Poll::new().map_err(Error::Io)?,
+            poll,
             events: Events::with_capacity(64),
             sockets: (0..BROKERS).map(|_| None).collect(),
+            lookups: (0..BROKERS).map(|_| None).collect(),
+            resolver,
             tx: vec![0u8; config.batch_bytes * 4 + 64 * 1024],
             frames: FrameDecoder::new(config.max_response_bytes),
             request_timeout: config.request_timeout,
@@ -566,9 +598,12 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         ready.clear();
         ready.extend(self.events.iter().map(|e| e.token().0));
         for &i in &ready {
-            self.service(i);
+            if i != WAKE.0 {
+                self.service(i);
+            }
         }
         self.ready = ready;
+        self.take_lookups();
         self.check_connect_timeouts();
         let now = self.now();
         self.client.poll(now);
@@ -584,33 +619,23 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         }
     }
 
+    /// Opens the connections the client asks for. A host name is looked up off the loop
+    /// (see `resolver`); an address connects at once.
     fn open_connections(&mut self) {
         let now = self.now();
         while let Some((conn, endpoint)) = self.client.poll_connect(now) {
             let i = usize::from(conn.0);
-            let address: Option<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut a| a.next());
-            let opened = address
-                .and_then(|a| TcpStream::connect(a).ok())
-                .and_then(|mut s| {
-                    self.poll
-                        .registry()
-                        .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)
-                        .ok()
-                        .map(|()| s)
-                });
-            match opened {
-                Some(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    self.sockets[i] = Some(Socket {
-                        stream,
-                        connected: false,
+            if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
+                let address = SocketAddr::new(ip, endpoint.port);
+                self.connect(i, address);
+                continue;
+            }
+            let (host, port) = (endpoint.host.clone(), endpoint.port);
+            match self.resolver.lookup(&host, port) {
+                Some(id) => {
+                    self.lookups[i] = Some(Lookup {
+                        id,
                         since: StdInstant::now(),
-                        out: Vec::with_capacity(self.tx.len()),
-                        written: 0,
-                        inbox: Vec::with_capacity(INBOX_CAPACITY),
                     });
                 }
                 None => self.client.on_connection_lost(conn, now),
@@ -618,7 +643,66 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         }
     }
 
+    /// Connects the slots whose lookups answered; a lookup that found nothing is a failed
+    /// connection.
+    fn take_lookups(&mut self) {
+        while let Some(answer) = self.resolver.answer() {
+            let Some(i) = self
+                .lookups
+                .iter()
+                .position(|l| l.as_ref().is_some_and(|l| l.id == answer.id))
+            else {
+                // Timed out or closed meanwhile.
+                continue;
+            };
+            self.lookups[i] = None;
+            match answer.address {
+                Some(address) => self.connect(i, address),
+                None => {
+                    let now = self.now();
+                    self.client.on_connection_lost(ConnId(i as u8), now);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, i: usize, address: SocketAddr) {
+        let opened = TcpStream::connect(address).ok().and_then(|mut s| {
+            self.poll
+                .registry()
+                .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)
+                .ok()
+                .map(|()| s)
+        });
+        match opened {
+            Some(stream) => {
+                let _ = stream.set_nodelay(true);
+                self.sockets[i] = Some(Socket {
+                    stream,
+                    connected: false,
+                    since: StdInstant::now(),
+                    out: Vec::with_capacity(self.tx.len()),
+                    written: 0,
+                    inbox: Vec::with_capacity(INBOX_CAPACITY),
+                });
+            }
+            None => {
+                let now = self.now();
+                self.client.on_connection_lost(ConnId(i as u8), now);
+            }
+        }
+    }
+
     fn check_connect_timeouts(&mut self) {
+        for i in 0..self.lookups.len() {
+            if self.lookups[i]
+                .as_ref()
+                .is_some_and(|l| l.since.elapsed() >= self.request_timeout)
+            {
+                log::info!("connection {i}: name lookup timed out");
+                self.fail(i);
+            }
+        }
         for i in 0..self.sockets.len() {
             if let Some(s) = &self.sockets[i]
                 && !s.connected
@@ -630,6 +714,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     }
 
     fn drop_socket(&mut self, i: usize) {
+        self.lookups[i] = None;
         if let Some(mut s) = self.sockets[i].take() {
             let _ = self.poll.registry().deregister(&mut s.stream);
         }
