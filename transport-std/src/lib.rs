@@ -23,11 +23,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
+mod config;
 pub mod file_flash;
 mod resolver;
+
+pub use config::{DurableState, Error, ProducerConfig, Record};
 
 use file_flash::{FileFlash, PAGE_SIZE};
 use resolver::Resolver;
@@ -36,14 +38,14 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
 use producer_core::client::{
-    Client, ClientConfig, ClientConfigError, ClientDelivery, ConnId, ProducerRecord,
-    RecordDeliveries, RestoreOptions, SendError,
+    Client, ClientConfig, ClientDelivery, ConnId, ProducerRecord, RecordDeliveries, RestoreOptions,
+    SendError,
 };
 pub use producer_core::client::{Receipt, RestoreSummary};
 use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
-use producer_core::state::{Counters, UnknownOutcome};
+use producer_core::state::Counters;
 use producer_core::time::Instant;
-use producer_core::wire::{FrameDecoder, FrameStatus, RecordHeader};
+use producer_core::wire::{FrameDecoder, FrameStatus};
 
 /// Topics one producer writes to.
 pub const TOPICS: usize = 8;
@@ -69,159 +71,6 @@ const WAKE: Token = Token(usize::MAX);
 const INBOX_CAPACITY: usize = 256 * 1024;
 
 type CoreClient<const BROKERS: usize> = Client<Vec<u8>, TOPICS, PARTITIONS, BATCHES, BROKERS>;
-
-/// What the producer needs to know. Build with [`ProducerConfig::new`], then adjust fields.
-#[derive(Clone, Debug)]
-pub struct ProducerConfig {
-    /// `host:port` of one or more brokers to learn the cluster from.
-    pub bootstrap: Vec<String>,
-    /// Topics the producer writes to.
-    pub topics: Vec<String>,
-    /// Sent in request headers.
-    pub client_id: String,
-    /// What a deadline does to a batch whose fate is unknown.
-    pub unknown_outcome: UnknownOutcome,
-    /// Requests in flight per partition (1..=5).
-    pub max_in_flight: u8,
-    /// How long a batch waits for more records.
-    pub linger: Duration,
-    /// Largest batch in bytes.
-    pub batch_bytes: usize,
-    /// A request unanswered this long closes its connection; also bounds connecting, and is
-    /// the produce timeout sent to the broker.
-    pub request_timeout: Duration,
-    /// How long to wait after a request was abandoned on a closed connection before sending
-    /// under a new producer id (see `producer_core::state::Config::abandoned_request_grace`);
-    /// `None`: five request timeouts, the time Kafka may go on processing what it had read.
-    pub abandoned_request_grace: Option<Duration>,
-    /// How long after a record's timestamp the broker is trusted to remember the producer
-    /// (see `producer_core::client::ClientConfig::producer_state_ttl`; records are stamped with
-    /// the system clock): 12 h by default, below Kafka's 24 h `producer.id.expiration.ms`.
-    pub producer_state_ttl: Option<Duration>,
-    /// Largest response frame accepted.
-    pub max_response_bytes: u32,
-    /// Keep the producer's batches, stamps and outcomes in a file so that a restart (crash,
-    /// kill, power loss with `sync`) neither loses nor duplicates a record: see
-    /// [`DurableState`]. `None` keeps everything in memory.
-    pub durable: Option<DurableState>,
-}
-
-/// Where and how the producer keeps its durable state.
-#[derive(Clone, Debug)]
-pub struct DurableState {
-    /// The state file: a NOR-flash image (see [`file_flash`]), created when missing.
-    pub path: PathBuf,
-    /// `fdatasync` after every write, so the state survives power loss too (without it,
-    /// it survives the process dying, not the machine).
-    pub sync: bool,
-    /// Deadline of the batches restored at startup, from `Producer::new`.
-    pub restored_deadline: Duration,
-    /// How long after its newest record a restored stamped batch may still be resent: see
-    /// [`RestoreOptions::producer_state_ttl`]. Keep it below the broker's
-    /// `producer.id.expiration.ms` (Kafka's default is 24 h). `None` resends whatever the
-    /// age (for brokers that never expire producer state).
-    pub producer_state_ttl: Option<Duration>,
-}
-
-impl DurableState {
-    /// State in `path`, no fsync, 60 s for restored batches, a 12 h producer-state TTL.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        DurableState {
-            path: path.into(),
-            sync: false,
-            restored_deadline: Duration::from_secs(60),
-            producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
-        }
-    }
-}
-
-impl ProducerConfig {
-    /// Defaults: fail-and-fence, 5 in flight, 5 ms linger, 64 KiB batches, 10 s request
-    /// timeout.
-    pub fn new<B, T>(bootstrap: B, topics: T) -> Self
-    where
-        B: IntoIterator,
-        B::Item: Into<String>,
-        T: IntoIterator,
-        T::Item: Into<String>,
-    {
-        ProducerConfig {
-            bootstrap: bootstrap.into_iter().map(Into::into).collect(),
-            topics: topics.into_iter().map(Into::into).collect(),
-            client_id: "gateway-producer".into(),
-            unknown_outcome: UnknownOutcome::FailAndFence,
-            max_in_flight: 5,
-            linger: Duration::from_millis(5),
-            batch_bytes: 64 * 1024,
-            request_timeout: Duration::from_secs(10),
-            abandoned_request_grace: None,
-            producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
-            max_response_bytes: 8 * 1024 * 1024,
-            durable: None,
-        }
-    }
-}
-
-/// Why the producer could not be built or a record not accepted.
-#[derive(Debug)]
-pub enum Error {
-    /// The configuration is refused; the message says what to change.
-    Config(ClientConfigError),
-    /// A record was refused.
-    Send(SendError),
-    /// The deadline passed before the record could be accepted (no metadata yet, or the
-    /// buffer stayed full).
-    Deadline(SendError),
-    /// The operating system refused a poller.
-    Io(io::Error),
-    /// The durable state could not be opened, restored or written. After a write failed the
-    /// producer stops; a new one restores what the file holds.
-    Storage(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Config(e) => write!(f, "bad configuration: {e}"),
-            Error::Send(e) => write!(f, "record refused: {e:?}"),
-            Error::Deadline(e) => {
-                write!(f, "deadline passed before the record was accepted ({e:?})")
-            }
-            Error::Io(e) => write!(f, "I/O: {e}"),
-            Error::Storage(e) => write!(f, "durable state: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-/// A record to send.
-#[derive(Clone, Copy, Debug)]
-pub struct Record<'r> {
-    /// Topic.
-    pub topic: &'r str,
-    /// Forced partition.
-    pub partition: Option<i32>,
-    /// Key.
-    pub key: Option<&'r [u8]>,
-    /// Value.
-    pub value: Option<&'r [u8]>,
-    /// Headers.
-    pub headers: &'r [RecordHeader<'r>],
-}
-
-impl<'r> Record<'r> {
-    /// A record with only a value.
-    pub fn value(topic: &'r str, value: &'r [u8]) -> Self {
-        Record {
-            topic,
-            partition: None,
-            key: None,
-            value: Some(value),
-            headers: &[],
-        }
-    }
-}
 
 /// A name lookup under way for a connection slot.
 struct Lookup {
