@@ -12,11 +12,13 @@
 //! - [`bounds`], [`verdict`]: the backoff schedules and the bounds on connections, requests
 //!   and fences derived from the configuration, with their reasoning.
 //! - [`tool`], [`tool_case`]: the `produce` tool run in a namespace of its own (exit,
-//!   report, summary, `wait4` peak RSS, the kernel's count of `connect()` calls).
+//!   report, summary, peak RSS and CPU time, the kernel's count of `connect()` calls).
+//! - [`embassy_case`]: the same cases (a subset) against transport-embassy on a TAP device.
 
 pub mod answers;
 pub mod bounds;
 pub mod broker;
+pub mod embassy_case;
 pub mod ledger;
 pub mod tool;
 pub mod tool_case;
