@@ -135,7 +135,11 @@ fn produce_over_tap(device: TunTapDevice, bootstrap: String, deadline: Duration)
             let slack = embassy_time::Duration::from_millis(OUTCOME_SLACK.as_millis() as u64);
             let give_up = due + slack + embassy_time::Duration::from_secs(5);
             while !pending.is_empty() && Instant::now() < give_up {
-                producer.next_delivery(give_up).await;
+                // `next_delivery` hands out the outcome it waited for (the first record of
+                // the batch just decided): note it, then the rest `poll_delivery` has ready.
+                if let Some(d) = producer.next_delivery(give_up).await {
+                    note(d, &mut pending, &mut outcomes, &mut last);
+                }
                 while let Some(d) = producer.poll_delivery() {
                     note(d, &mut pending, &mut outcomes, &mut last);
                 }
