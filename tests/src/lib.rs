@@ -10,7 +10,10 @@
 //! - [`ChaosProxy`]: a Kafka-framing-aware TCP proxy that cuts connections at chosen points
 //!   of the request/response exchange, or stalls produce responses.
 //! - [`free_port`], [`refusing_address`], [`SilentListener`]: dead-end addresses.
+//! - [`hostile`]: a fake broker that misbehaves on purpose, and the bounds a producer is held
+//!   to against it.
 
+pub mod hostile;
 pub mod kafka;
 pub mod netns;
 pub mod records;

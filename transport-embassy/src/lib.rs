@@ -329,7 +329,8 @@ where
     }
 
     /// The next record outcome, driving the connections until one is ready or `until`
-    /// passes.
+    /// passes. The outcome is handed out here, not kept for [`Producer::poll_delivery`].
+    #[must_use = "the outcome returned is handed out only once; dropping it loses it"]
     pub async fn next_delivery(&mut self, until: EmbassyInstant) -> Option<RecordDelivery> {
         if let Some(d) = self.poll_delivery() {
             return Some(d);
