@@ -19,7 +19,7 @@ use std::time::Duration;
 pub const JITTER_FLOOR: f64 = 0.75;
 
 /// The defaults of `ClientConfig` the `produce` tool runs with (it has no flags for them), and
-/// the transport-embassy cases set explicitly where the field exists on every branch.
+/// the transport-embassy cases set explicitly; `defaults_are_the_client_s` keeps them true.
 pub mod defaults {
     use std::time::Duration;
 
@@ -97,5 +97,21 @@ mod tests {
                 assert!(n <= closed_form(ms(t), ms(100), ms(max)), "{t} {max}");
             }
         }
+    }
+
+    /// The bounds are derived from the client's own defaults, so they must be those defaults.
+    #[test]
+    fn defaults_are_the_client_s() {
+        let client = producer_core::client::ClientConfig::new("hostile");
+        assert_eq!(client.reconnect_backoff, defaults::RECONNECT_BACKOFF);
+        assert_eq!(
+            client.reconnect_backoff_max,
+            defaults::RECONNECT_BACKOFF_MAX
+        );
+        assert_eq!(client.producer.retry_backoff, defaults::RETRY_BACKOFF);
+        assert_eq!(
+            client.producer.retry_backoff_max,
+            defaults::RETRY_BACKOFF_MAX
+        );
     }
 }

@@ -93,6 +93,7 @@ fn produce_over_tap(device: TunTapDevice, bootstrap: String, deadline: Duration)
             let mut config = ProducerConfig::new("hostile-embassy", &bootstrap, &topics);
             config.client.batch_bytes = BATCH_BYTES;
             config.client.reconnect_backoff = defaults::RECONNECT_BACKOFF;
+            config.client.reconnect_backoff_max = defaults::RECONNECT_BACKOFF_MAX;
             let mut buffers: [ConnectionBuffers<RX, TX>; BROKERS] =
                 core::array::from_fn(|_| ConnectionBuffers::new());
             let mut producer: TapProducer<'_> = Producer::new(

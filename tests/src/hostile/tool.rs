@@ -112,13 +112,16 @@ pub fn run_produce(ns: &NetNs, args: &[String], input: Vec<u8>, hard_limit: Dura
         rand::random::<u64>()
     ));
     let usage_file = report.with_extension("usage");
+    // Built (once per test process) before the clock starts: the first cases would otherwise
+    // count cargo's build time against their deadlines.
+    let produce = produce_binary();
     let opens_before = active_opens(ns);
     let started = Instant::now();
     let mut child = Command::new(peak_rss_binary())
         .arg(&usage_file)
         .arg(ip_binary())
         .args(["netns", "exec", ns.name()])
-        .arg(produce_binary())
+        .arg(&produce)
         .args(args)
         .arg("--report")
         .arg(&report)
