@@ -157,9 +157,16 @@ fn run(policy: UnknownOutcome, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let t = m.in_flight.remove(pick % m.in_flight.len());
                 let stamp = m.stamps[&t];
                 if matches!(result, ProduceResult::LostAfterWrite)
-                    || matches!(result, ProduceResult::Answered { error, .. } if [7, 13, 20, 999].contains(&error.0))
+                    || matches!(result, ProduceResult::Answered { error, .. } if [3, 6, 7, 13, 20, 999].contains(&error.0))
                 {
                     m.maybe_written.push(t);
+                }
+                // PRODUCER_FENCED: the broker never accepted this identity, so no batch
+                // stamped with it was appended by any attempt.
+                if matches!(result, ProduceResult::Answered { error, .. } if error.0 == 90) {
+                    let same =
+                        |s: &Stamp| (s.producer_id, s.epoch) == (stamp.producer_id, stamp.epoch);
+                    m.maybe_written.retain(|b| !same(&m.stamps[b]));
                 }
                 s.on_produce_result(t, now, result).expect("in flight");
                 if matches!(result, ProduceResult::Answered { error, .. } if error.0 == 0 || error.0 == 46)
