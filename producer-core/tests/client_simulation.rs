@@ -4,18 +4,28 @@
 //! applies Kafka's (or tansu's) idempotence rules. The network drops requests, loses
 //! responses after the append, delays, resets connections (the broker may still process what
 //! it had read), leaders move, brokers go down and come back, producer state is forgotten, and
-//! the application sets deadlines and cancels. After each seed settles, every record's outcome
-//! is checked against the model's log.
+//! the application sets deadlines and cancels. The Kafka flavour behaves like Kafka 4 (see
+//! `model`): answers wait for acks and may come back 6 after the append when leadership moves
+//! meanwhile, an unknown producer is appended at any sequence, producer state expires by
+//! record timestamp (the client is told the wall clock, and some seeds' records carry old
+//! timestamps), a clean restart of a leader leaves it only the last batch per producer, and a
+//! closed connection's requests may still be processed up to five produce timeouts later.
+//! After each seed settles, every record's outcome is checked against the model's log.
 //!
 //! `SIM_SEEDS=N` sets how many seeds `client_many_seeds` runs;
 //! `SIM_SEED=N cargo test -p producer-core --test client_simulation client_replay_seed --
 //! --nocapture` replays one with a trace.
+//! A sweep stops at its fifth failing seed; `SIM_ALL=1` runs them all and lists each failing
+//! one, and `SIM_FROM=N` starts at seed N.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use producer_core::ErrorCode;
 use producer_core::client::{ConnId, SendError};
-use producer_core::state::{BatchToken, Outcome, UnknownOutcome};
+use producer_core::state::{
+    BatchToken, NotPersistedReason, Outcome, PossiblyPersistedReason, UnknownOutcome,
+};
 use producer_core::time::Instant;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -24,7 +34,9 @@ mod harness;
 mod model;
 use harness::World;
 use harness::client::{TestClientWith, new_client_with};
-use model::broker::{BROKERS, Cluster};
+use model::broker::{BROKERS, Cluster, Judged, PARTITIONS};
+use model::clock::Clocks;
+use model::faults::Faults;
 use model::net::{Net, NetEv};
 use model::outcomes::{deadline_honoured, true_of_log};
 use model::records::{Planned, plan};
@@ -41,6 +53,10 @@ enum Ev {
     Cancel(u32),
     LeaderMove,
     BrokerDown(usize),
+    /// Kafka: the leader of a partition restarts cleanly and leads again from its snapshot.
+    Restart(usize),
+    /// Kafka: a partition's in-sync replicas are slow for a while.
+    SlowReplicas(usize),
     StateLoss,
 }
 
@@ -56,11 +72,14 @@ struct AppRecord {
     partition: Option<i32>,
     outcome: Option<(Outcome, Option<i64>, Instant)>,
     cancelled_at: Option<Instant>,
+    /// The client refused it as older than its producer-state lifetime.
+    stale: bool,
 }
 
 struct Sim<const K: usize> {
     w: World<Ev>,
     policy: UnknownOutcome,
+    clocks: Clocks,
     cluster: Cluster,
     net: Net<()>,
     // The client and the application.
@@ -80,9 +99,13 @@ impl<const K: usize> Sim<K> {
         } else {
             UnknownOutcome::Wait
         };
-        let client = new_client_with::<K>(harness::client::config(&mut rng, policy));
+        let clocks = Clocks::draw(&mut rng, flavour);
+        let config = harness::client::config(&mut rng, policy, flavour, &clocks);
+        let client = new_client_with::<K>(config);
         let records = rng.random_range(30..150);
-        let (planned, fault_end) = plan(&mut rng, records);
+        let (mut planned, mut fault_end) = plan(&mut rng, records);
+        clocks.age(&mut rng, &mut planned);
+        clocks.pause(&mut rng, &mut planned, &mut fault_end);
         let app = planned
             .into_iter()
             .map(|plan| AppRecord {
@@ -91,13 +114,15 @@ impl<const K: usize> Sim<K> {
                 partition: None,
                 outcome: None,
                 cancelled_at: None,
+                stale: false,
             })
             .collect();
         let mut sim = Sim {
             w: World::new(rng, fault_end, trace),
             policy,
-            cluster: Cluster::new(flavour),
-            net: Net::new(false),
+            clocks,
+            cluster: Cluster::new(flavour, clocks),
+            net: Net::new(flavour, true),
             client,
             tx: vec![0u8; 16 * 1024],
             app,
@@ -110,7 +135,20 @@ impl<const K: usize> Sim<K> {
             let b = rng.random_range(0..BROKERS);
             Ev::BrokerDown(b)
         });
-        sim.w.scatter(0..3, |_| Ev::StateLoss);
+        // Kafka loses producer state by time (expiry) and by restarts (snapshots); a loss at
+        // any moment, as tansu's restart, would defeat every client that pipelines there:
+        // Kafka then appends any sequence, so a batch after one refused before its append
+        // lands first.
+        if flavour == Flavour::Kafka {
+            sim.w
+                .scatter(0..3, |rng| Ev::Restart(rng.random_range(0..PARTITIONS)));
+            sim.w.scatter(0..3, |rng| {
+                Ev::SlowReplicas(rng.random_range(0..PARTITIONS))
+            });
+        } else {
+            sim.w.scatter(0..3, |_| Ev::StateLoss);
+        }
+        sim.cluster.start(&mut sim.w);
         sim.w.scatter(0..6, |rng| {
             let uid = rng.random_range(0..records) as u32;
             Ev::Cancel(uid)
@@ -123,26 +161,12 @@ impl<const K: usize> Sim<K> {
         let mut wake = Some(Instant::ZERO);
         while let Some(next) = self.w.next_instant(wake) {
             if next > limit {
-                let conns: Vec<_> = (0..K as u8)
-                    .map(|c| self.client.connection(ConnId(c)))
-                    .collect();
-                let held: Vec<_> = self
-                    .app
-                    .iter()
-                    .filter(|r| r.outcome.is_none())
-                    .filter_map(|r| r.accepted)
-                    .map(|(b, _)| self.client.sequencer().batch_state(b))
-                    .collect();
-                return Err(format!(
-                    "did not settle by {limit:?}: metadata {:?}, identity {:?}, connections {conns:?}, wires {:?}, undecided {held:?}, submitted {}/{}",
-                    self.client.metadata(),
-                    self.client.sequencer().identity(),
-                    self.net.wires.keys().collect::<Vec<_>>(),
-                    self.next_submit,
-                    self.app.len()
-                ));
+                return Err(self.stuck(&format!("did not settle by {limit:?}")));
             }
             self.w.now = self.w.now.max(next);
+            if let Err(e) = self.w.spin_check() {
+                return Err(self.stuck(&e));
+            }
             while let Some(ev) = self.w.pop_due() {
                 self.handle(ev)?;
             }
@@ -158,8 +182,35 @@ impl<const K: usize> Sim<K> {
         }
     }
 
+    /// What a seed that hangs or spins is stuck on.
+    fn stuck(&self, what: &str) -> String {
+        let conns: Vec<_> = (0..K as u8)
+            .map(|c| self.client.connection(ConnId(c)))
+            .collect();
+        let held: Vec<_> = self
+            .app
+            .iter()
+            .filter(|r| r.outcome.is_none())
+            .filter_map(|r| r.accepted)
+            .map(|(b, _)| self.client.sequencer().batch_state(b))
+            .collect();
+        format!(
+            "{what}: metadata {:?}, identity {:?}, connections {conns:?}, wires {:?}, up {:?}, undecided {held:?}, submitted {}/{}",
+            self.client.metadata(),
+            self.client.sequencer().identity(),
+            self.net.wires.keys().collect::<Vec<_>>(),
+            self.cluster.up,
+            self.next_submit,
+            self.app.len()
+        )
+    }
+
     /// One pass of the transport loop.
     fn step(&mut self) -> Result<Option<Instant>, String> {
+        if self.clocks.client_knows {
+            let now = self.w.now;
+            self.client.set_wall_clock(now, self.clocks.client_ms(now));
+        }
         self.client.poll(self.w.now);
         while let Some(conn) = self.client.poll_close() {
             self.w
@@ -198,6 +249,7 @@ impl<const K: usize> Sim<K> {
             && self.app.iter().all(|r| r.outcome.is_some())
             && self.client.is_idle()
             && self.w.now >= self.w.fault_end
+            && !self.net.busy(self.w.now)
     }
 
     fn handle(&mut self, ev: Ev) -> Result<(), String> {
@@ -226,7 +278,17 @@ impl<const K: usize> Sim<K> {
                     self.client.on_connection_lost(ConnId(conn), self.w.now);
                 }
             }
-            Ev::Net(NetEv::Arrive(conn, inc, frame)) => self.arrive(conn, inc, frame)?,
+            Ev::Net(NetEv::Arrive(_, inc, sent, frame)) => {
+                if self.net.on_arrive(self.w.now, inc, sent, frame) {
+                    self.serve(inc)?;
+                }
+            }
+            Ev::Net(NetEv::AcksDone(inc)) => {
+                self.net.on_acks_done(&mut self.w, &mut self.cluster, inc)?;
+                self.serve(inc)?;
+            }
+            Ev::Net(NetEv::LeaderMoves(p, to)) => self.cluster.move_leader_to(&mut self.w, p, to),
+            Ev::Net(NetEv::ExpiryCheck) => self.cluster.expiry_check(&mut self.w),
             Ev::Net(NetEv::Response(conn, inc, frame)) => {
                 if self.net.is_current(conn, inc) {
                     self.client.on_frame(ConnId(conn), self.w.now, &frame[4..]);
@@ -238,7 +300,22 @@ impl<const K: usize> Sim<K> {
                 }
             }
             Ev::LeaderMove => self.cluster.move_leader(&mut self.w),
-            Ev::BrokerDown(b) => self.net.broker_down(&mut self.w, &mut self.cluster, b),
+            Ev::BrokerDown(b) => {
+                // Kafka: once back, it may lead its partitions again, from its snapshot
+                // after a clean shutdown.
+                let (lead_again, clean) = match self.cluster.flavour {
+                    Flavour::Kafka => (self.w.rng.random_bool(0.5), self.w.rng.random_bool(0.5)),
+                    Flavour::Tansu => (false, false),
+                };
+                self.net
+                    .broker_down(&mut self.w, &mut self.cluster, b, lead_again, clean);
+            }
+            Ev::SlowReplicas(p) => self.cluster.slow_replicas(&mut self.w, p),
+            Ev::Restart(p) => {
+                let b = self.cluster.leader[p];
+                self.net
+                    .broker_down(&mut self.w, &mut self.cluster, b, true, true);
+            }
             Ev::Net(NetEv::BrokerUp(b)) => self.cluster.broker_up(&mut self.w, b),
             Ev::StateLoss => {
                 // Only while nothing that may have been appended can be resent or still be
@@ -269,6 +346,10 @@ impl<const K: usize> Sim<K> {
         while self.next_submit < self.app.len() {
             let uid = self.next_submit;
             let r = &self.app[uid];
+            if let Some(at) = r.plan.not_before.filter(|&t| t > self.w.now) {
+                self.w.schedule(at, Ev::Submit);
+                return;
+            }
             if r.plan.deadline <= self.w.now {
                 // Never accepted before its deadline: the application knows it was not sent.
                 self.app[uid].outcome = Some((
@@ -279,7 +360,7 @@ impl<const K: usize> Sim<K> {
                 self.next_submit += 1;
                 continue;
             }
-            let record = r.plan.record(self.w.now);
+            let record = r.plan.record(&self.clocks, self.w.now);
             match self.client.send(&record, r.plan.deadline, self.w.now) {
                 Ok(receipt) => {
                     self.receipts
@@ -300,23 +381,34 @@ impl<const K: usize> Sim<K> {
                     self.w.schedule(at, Ev::Submit);
                     return;
                 }
+                Err(SendError::StaleTimestamp) => {
+                    // Never accepted: the application knows it was not sent.
+                    let r = &mut self.app[uid];
+                    r.stale = true;
+                    r.outcome = Some((
+                        Outcome::NotPersisted(NotPersistedReason::Rejected(
+                            ErrorCode::INVALID_TIMESTAMP,
+                        )),
+                        None,
+                        self.w.now,
+                    ));
+                    self.w
+                        .log(|| format!("record {uid} refused: stale timestamp"));
+                    self.next_submit += 1;
+                }
                 Err(e) => panic!("record {uid} refused: {e:?}"),
             }
         }
     }
 
-    /// A request reaches the broker it was sent to, if the wire still leads there.
-    fn arrive(&mut self, conn: u8, inc: u64, frame: Vec<u8>) -> Result<(), String> {
-        let Some((broker, ())) = self.net.route(self.w.now, conn, inc) else {
-            return Ok(());
-        };
-        if self.cluster.up[broker] {
-            let response = self
-                .cluster
-                .answer(&mut self.w, broker, &frame[4..], &mut ())?;
-            self.net.respond(&mut self.w, conn, inc, response);
-        }
-        Ok(())
+    /// The broker serves what incarnation `inc` has queued (see `Net::serve`).
+    fn serve(&mut self, inc: u64) -> Result<(), String> {
+        self.net.serve(
+            &mut self.w,
+            &mut self.cluster,
+            inc,
+            |w, cluster, broker, (), frame| cluster.answer(w, broker, frame, &mut Judged),
+        )
     }
 
     fn drain(&mut self) -> Result<(), String> {
@@ -376,6 +468,7 @@ struct Tally {
     possibly: u64,
     epoch_bumps: u64,
     producer_ids: u64,
+    faults: Faults,
 }
 
 impl std::ops::AddAssign for Tally {
@@ -385,6 +478,7 @@ impl std::ops::AddAssign for Tally {
         self.possibly += t.possibly;
         self.epoch_bumps += t.epoch_bumps;
         self.producer_ids += t.producer_ids;
+        self.faults += t.faults;
     }
 }
 
@@ -392,8 +486,13 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}",
-            self.persisted, self.not_persisted, self.possibly, self.epoch_bumps, self.producer_ids
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}",
+            self.persisted,
+            self.not_persisted,
+            self.possibly,
+            self.epoch_bumps,
+            self.producer_ids,
+            self.faults
         )
     }
 }
@@ -421,12 +520,25 @@ fn simulate_with<const K: usize>(
     let trace = sim.w.trace.take();
     let result = match result {
         Ok(()) => {
-            let mut t = Tally::default();
+            let mut t = Tally {
+                faults: sim.cluster.faults,
+                ..Tally::default()
+            };
+            t.faults += sim.net.faults;
             for r in &sim.app {
                 match r.outcome.map(|o| o.0) {
                     Some(Outcome::Persisted { .. }) => t.persisted += 1,
                     Some(Outcome::NotPersisted(_)) => t.not_persisted += 1,
-                    _ => t.possibly += 1,
+                    Some(Outcome::PossiblyPersisted(reason)) => {
+                        t.possibly += 1;
+                        if reason == PossiblyPersistedReason::ProducerStateExpired {
+                            t.faults.state_expired_outcomes += 1;
+                        }
+                    }
+                    None => {}
+                }
+                if r.stale {
+                    t.faults.stale_refused += 1;
                 }
             }
             let c = sim.client.counters();

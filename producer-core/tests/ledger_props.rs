@@ -157,7 +157,7 @@ fn run(policy: UnknownOutcome, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let t = m.in_flight.remove(pick % m.in_flight.len());
                 let stamp = m.stamps[&t];
                 if matches!(result, ProduceResult::LostAfterWrite)
-                    || matches!(result, ProduceResult::Answered { error, .. } if [7, 13, 20, 999].contains(&error.0))
+                    || matches!(result, ProduceResult::Answered { error, .. } if [3, 6, 7, 13, 20, 999].contains(&error.0))
                 {
                     m.maybe_written.push(t);
                 }

@@ -45,7 +45,7 @@ use crate::backoff::{Backoff, Jitter};
 
 use crate::error_code::ErrorCode;
 use crate::state::{
-    BatchState, BatchToken, Counters, EnqueueError, Identity, Outcome, PartitionIndex,
+    Attempt, BatchState, BatchToken, Counters, EnqueueError, Identity, Outcome, PartitionIndex,
     PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Restored, Sequencer,
     TokenError,
 };
@@ -270,6 +270,9 @@ pub struct Client<
     /// Wall-clock milliseconds since the Unix epoch at `Instant::ZERO`, once the transport or
     /// the application told the time ([`Client::set_wall_clock`]).
     wall_at_zero_ms: Option<i64>,
+    /// Per partition (ledger index): when its last success came, and the max timestamp of
+    /// that batch, from which Kafka counts its memory of the producer there.
+    acked_at: [Option<(Instant, i64)>; PARTITIONS],
     /// Where the search for a waiting leader starts: advanced at each handed-over slot, so
     /// leaders take turns in rotation when they outnumber the slots.
     rotation: usize,
@@ -386,6 +389,7 @@ where
             connection_turn: config.connection_turn,
             producer_state_ttl: config.producer_state_ttl,
             wall_at_zero_ms: None,
+            acked_at: [None; PARTITIONS],
             rotation: 0,
             turn_ends: None,
             turn_over: None,
@@ -1404,6 +1408,46 @@ where
         }
     }
 
+    /// The max timestamp in the header of the batch stored in `slot`.
+    fn batch_max_timestamp(&mut self, slot: usize) -> Option<i64> {
+        let SlotUse::Sealed { len } = self.slots[slot] else {
+            return None;
+        };
+        chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
+            .get(..len)
+            .and_then(|bytes| wire::record_batch::header_of(bytes).ok())
+            .map(|h| h.max_timestamp)
+    }
+
+    /// Whether the broker may have forgotten the producer's state on partition `index`
+    /// before a request sent now is processed: Kafka keeps it `producer.id.expiration.ms`
+    /// after the max timestamp of the last batch it appended there, and `producer_state_ttl`
+    /// is the part of that the client counts on. So: the last success is a TTL old, or the
+    /// records of it or of a batch in flight (one of which may be the last appended) are
+    /// older than the TTL by the wall clock. Without a TTL, never.
+    fn state_may_be_forgotten(&mut self, index: usize, now: Instant) -> bool {
+        let (Some(ttl), Some(&Some((at, newest)))) =
+            (self.producer_state_ttl, self.acked_at.get(index))
+        else {
+            return false;
+        };
+        if now.saturating_duration_since(at) >= ttl {
+            return true;
+        }
+        let Some(limit) = self.stale_before(now) else {
+            return false;
+        };
+        if newest < limit {
+            return true;
+        }
+        (0..BATCHES).any(|slot| {
+            self.sequencer.held(slot).is_some_and(|held| {
+                usize::from(held.partition.0) == index
+                    && matches!(held.state, BatchState::InFlight { .. })
+            }) && self.batch_max_timestamp(slot).is_some_and(|ts| ts < limit)
+        })
+    }
+
     /// Hands the sequencer every batch waiting for a resend whose records are past the
     /// producer-state lifetime (its newest record timestamp, from the stored batch header,
     /// against the wall clock): the sequencer decides what that means for it.
@@ -1791,6 +1835,10 @@ where
             if budget < cost || taken.is_full() {
                 break;
             }
+            if self.state_may_be_forgotten(index, now) {
+                self.sequencer
+                    .producer_state_may_be_forgotten(PartitionIndex(index as u16));
+            }
             if self.durable {
                 // The stamp must be durable before a request carrying it leaves.
                 let Some((token, stamp)) =
@@ -2004,10 +2052,17 @@ where
                     error: ErrorCode(part.error_code),
                     base_offset: part.base_offset,
                 };
-                if let Ok(class) = self.sequencer.on_produce_result(batches[k].0, now, result)
-                    && class.refresh_metadata
-                {
+                let Ok(class) = self.sequencer.on_produce_result(batches[k].0, now, result) else {
+                    continue;
+                };
+                if class.refresh_metadata {
                     self.want_metadata(now);
+                }
+                if let Attempt::Appended { .. } = class.attempt {
+                    let newest = self.batch_max_timestamp(batches[k].0.slot());
+                    if let Some(at) = self.acked_at.get_mut(usize::from(batches[k].1)) {
+                        *at = Some((now, newest.unwrap_or(NO_TIMESTAMP)));
+                    }
                 }
             }
         }

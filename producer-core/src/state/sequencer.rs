@@ -381,6 +381,19 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         Ok(decision)
     }
 
+    /// The broker may no longer hold the producer's state for `partition` (Kafka forgets it
+    /// `producer.id.expiration.ms` after the max timestamp of the last batch it appended; the
+    /// client judges that against its wall clock and `producer_state_ttl`). A broker without
+    /// state appends a batch at any sequence, so of two pipelined batches the second could be
+    /// appended while the first was refused before its append, and the first would land
+    /// after it: the partition goes back to one request in flight until its next success,
+    /// as under a new identity.
+    pub fn producer_state_may_be_forgotten(&mut self, partition: PartitionIndex) {
+        if let Some(ledger) = self.partitions.get_mut(usize::from(partition.0)) {
+            ledger.acked_this_epoch = false;
+        }
+    }
+
     /// Applies every deadline that has passed by `now`, completes a fence whose epoch has
     /// drained, and returns the next instant, after `now`, at which the sequencer needs to be
     /// polled (`None` when only an answer or a new batch can change anything).
@@ -789,9 +802,11 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         if s.batch.is_some() {
             return Err(RestoreError::Slot);
         }
-        // A request carrying it may have been out when the power went, and a broker may
-        // still append it after this life started: no new producer id before the grace.
-        self.restart_abandoned |= !matches!(restored, Restored::Buffered);
+        // A request of the previous life may have been out when the power went (carrying
+        // this batch, or one decided and erased before the restart, whose store says
+        // nothing any more), and a broker may still append it after this life started: no
+        // new producer id before the grace.
+        self.restart_abandoned = true;
         s.generation = s.generation.wrapping_add(1);
         s.batch = Some(Batch {
             partition,

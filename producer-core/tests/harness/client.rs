@@ -9,7 +9,9 @@ use producer_core::state::UnknownOutcome;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::model::Flavour;
 use crate::model::broker::TOPIC;
+use crate::model::clock::Clocks;
 use crate::model::net::LINGER_AFTER_CLOSE;
 
 /// Bytes per batch slot.
@@ -21,11 +23,19 @@ pub type TestClient = TestClientWith<4>;
 pub type TestClientWith<const K: usize> = Client<Vec<u8>, 1, 4, SLOTS, K>;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
 
-/// A configuration with `policy` and timings drawn from `rng`.
-pub fn config(rng: &mut ChaCha8Rng, policy: UnknownOutcome) -> ClientConfig<'static> {
+/// A configuration with `policy` and timings drawn from `rng`, for a broker of `flavour`
+/// whose clocks are `clocks`: against Kafka the grace before a new producer id is the
+/// client's default, five produce timeouts (Kafka may still process a closed connection's
+/// requests that long), and the producer-state lifetime is the seed's; against tansu, which
+/// drops what it read soon after a close, the grace is just above its linger.
+pub fn config(
+    rng: &mut ChaCha8Rng,
+    policy: UnknownOutcome,
+    flavour: Flavour,
+    clocks: &Clocks,
+) -> ClientConfig<'static> {
     let ms = Duration::from_millis;
-    let mut config = ClientConfig::new("sim");
-    config.request_timeout = REQUEST_TIMEOUT;
+    let mut config = ClientConfig::new("sim").with_request_timeout(REQUEST_TIMEOUT);
     config.linger = ms(rng.random_range(0..20));
     config.batch_bytes = BATCH_BYTES;
     config.reconnect_backoff = ms(rng.random_range(10..100));
@@ -33,7 +43,11 @@ pub fn config(rng: &mut ChaCha8Rng, policy: UnknownOutcome) -> ClientConfig<'sta
     config.producer.max_in_flight_per_partition = rng.random_range(1..=5);
     config.producer.retry_backoff = ms(rng.random_range(5..=50));
     config.producer.retry_backoff_max = ms(400);
-    config.producer.abandoned_request_grace = LINGER_AFTER_CLOSE + ms(rng.random_range(1..100));
+    if flavour == Flavour::Tansu {
+        config.producer.abandoned_request_grace = LINGER_AFTER_CLOSE + ms(rng.random_range(1..100));
+    } else {
+        config.producer_state_ttl = Some(clocks.ttl);
+    }
     config
 }
 

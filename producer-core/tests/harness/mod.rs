@@ -31,6 +31,8 @@ pub struct World<E> {
     queue: BinaryHeap<Reverse<(Instant, u64)>>,
     payloads: HashMap<u64, E>,
     next_id: u64,
+    /// Passes of the run loop at the current instant, and that instant.
+    spins: (Instant, u32),
 }
 
 impl<E> World<E> {
@@ -44,7 +46,22 @@ impl<E> World<E> {
             queue: BinaryHeap::new(),
             payloads: HashMap::new(),
             next_id: 0,
+            spins: (Instant::ZERO, 0),
         }
+    }
+
+    /// Counts a pass of the simulation's run loop: one that keeps running without time moving
+    /// on is a livelock, and fails the seed.
+    pub fn spin_check(&mut self) -> Result<(), String> {
+        if self.spins.0 == self.now {
+            self.spins.1 += 1;
+            if self.spins.1 > 100_000 {
+                return Err(format!("livelock: no progress at {:?}", self.now));
+            }
+        } else {
+            self.spins = (self.now, 0);
+        }
+        Ok(())
     }
 
     /// Queues `event` at `at`; events at the same instant keep their scheduling order.
@@ -142,7 +159,9 @@ pub fn seeds_from_env(default: u64) -> u64 {
 }
 
 /// Runs seeds `0..seeds`, adds up what the passing ones report, prints the totals under
-/// `name`, and fails with every failing seed (up to five) and how to replay it.
+/// `name`, and fails with the failing seeds (the first five) and how to replay them. It stops
+/// at the fifth failure, unless `SIM_ALL=1`: then it runs every seed and says how many failed.
+/// `SIM_FROM=N` starts at seed `N`.
 pub fn sweep<T>(
     name: &str,
     seeds: u64,
@@ -151,25 +170,45 @@ pub fn sweep<T>(
 ) where
     T: Default + AddAssign + Display,
 {
+    let all = std::env::var("SIM_ALL").is_ok_and(|v| v == "1");
     let started = std::time::Instant::now();
     let mut total = T::default();
     let mut failures = Vec::new();
-    for seed in 0..seeds {
-        match catch_unwind(|| run(seed)) {
-            Ok(Ok(t)) => total += t,
-            Ok(Err(e)) => failures.push(format!(
+    let mut failed = 0u64;
+    let mut ran = 0u64;
+    let from = std::env::var("SIM_FROM")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    for seed in from..seeds {
+        ran += 1;
+        let failure = match catch_unwind(|| run(seed)) {
+            Ok(Ok(t)) => {
+                total += t;
+                None
+            }
+            Ok(Err(e)) => Some(format!(
                 "seed {seed} failed: {e}\n  replay: SIM_SEED={seed} {replay}"
             )),
-            Err(_) => failures.push(format!(
+            Err(_) => Some(format!(
                 "seed {seed} panicked\n  replay: SIM_SEED={seed} {replay}"
             )),
+        };
+        if let Some(f) = failure {
+            failed += 1;
+            if all {
+                println!("{}", f.lines().next().unwrap_or_default());
+            }
+            if failures.len() < 5 {
+                failures.push(f);
+            }
         }
-        if failures.len() >= 5 {
+        if failed >= 5 && !all {
             break;
         }
     }
     println!(
-        "{name}: {seeds} seeds in {:.1} s; {total}",
+        "{name}: {ran} seeds in {:.1} s ({failed} failed); {total}",
         started.elapsed().as_secs_f64()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -1,38 +1,50 @@
 //! The network between the client and the model cluster, for the simulations of the whole
 //! client: one wire per incarnation of a client connection, with per-direction latency in
-//! order, black holes (a direction that silently stops delivering), resets, and, after a
-//! close, requests still in transit that the broker processes for a short while (it had read
-//! them). Each wire carries a tag from its simulation (the durable one: the device life that
-//! opened it), handed back with every request that reaches a broker.
+//! order, black holes (a direction that silently stops delivering), resets, and the broker's
+//! side of each incarnation (its inbox): like Kafka, a broker reads the next request of a
+//! connection only once it answered the one before, which may wait for acks (`Reply::wait`).
+//! After a close, the broker may still read and process some of the requests in transit or
+//! queued (it had them in its socket buffer): tansu for a short while
+//! ([`LINGER_AFTER_CLOSE`]), Kafka one at a time, each of which may wait up to the produce
+//! timeout it carries, so up to that many produce timeouts after the close. Each wire carries
+//! a tag from its simulation (the durable one: the device life that opened it), handed back
+//! with every request a broker processes.
 //!
 //! It schedules its events ([`NetEv`]) in the simulation's own world, so the draws on the
 //! world's random source stay in one fixed order per seed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use producer_core::ErrorCode;
 use producer_core::time::Instant;
 use producer_core::wire::{self, RecordBatches, Request};
 use rand::Rng;
 
-use super::broker::{BROKERS, Cluster};
+use super::Flavour;
+use super::broker::{BROKERS, Cluster, Reply};
+use super::faults::Faults;
 use crate::harness::World;
 
-/// How long after a connection closes the broker may still process requests it had read.
+/// How long after a connection closes tansu may still process requests it had read.
 pub const LINGER_AFTER_CLOSE: Duration = Duration::from_millis(50);
 
 /// The events the network schedules, which the simulation's event type carries (`From`):
 /// `conn` is the client's connection id, `inc` the wire's incarnation (an event of an earlier
-/// one is stale), `frame` a length-prefixed request or response; and a broker's return after
-/// [`Net::broker_down`].
+/// one is stale), `frame` a length-prefixed request (with when it was sent) or response; a broker's return after
+/// [`Net::broker_down`]; and the cluster's: the end of an acks wait on incarnation `inc`, a
+/// partition's leadership moving during one, and Kafka's periodic producer-expiry check.
 #[derive(Debug)]
 pub enum NetEv {
     Connected(u8, u64),
     ConnectFailed(u8, u64),
-    Arrive(u8, u64, Vec<u8>),
+    Arrive(u8, u64, Instant, Vec<u8>),
     Response(u8, u64, Vec<u8>),
     Reset(u8, u64),
     BrokerUp(usize),
+    AcksDone(u64),
+    LeaderMoves(usize, usize),
+    ExpiryCheck,
 }
 
 /// One incarnation of a client connection, as the network sees it.
@@ -47,30 +59,63 @@ pub struct Wire<T> {
     last_response: Instant,
 }
 
-/// A closed incarnation whose requests in transit may still be processed.
-struct Closed<T> {
+/// The broker's side of one incarnation.
+struct Inbox<T> {
+    conn: u8,
     broker: usize,
-    /// How many more the broker processes.
-    pending: u32,
-    at: Instant,
     tag: T,
+    /// Requests arrived (with when they were sent), not read yet: the broker is answering
+    /// the one before.
+    queue: VecDeque<(Instant, Vec<u8>)>,
+    /// The request being answered, waiting for acks.
+    held: Option<Reply>,
+    /// Requests sent and still on their way.
+    in_transit: u32,
+    /// The produce timeout the requests carry (Kafka), once one was sent.
+    timeout: Option<Duration>,
+    /// Its broker went down: nothing more of it is processed.
+    dead: bool,
+    closed: Option<AfterClose>,
+}
+
+/// A closed incarnation whose requests in transit or queued may still be processed.
+struct AfterClose {
+    at: Instant,
+    /// How many more the broker reads.
+    pending: u32,
+    /// Until when it may read them.
+    until: Instant,
 }
 
 pub struct Net<T> {
+    pub flavour: Flavour,
     pub wires: BTreeMap<u8, Wire<T>>,
-    closed: BTreeMap<u64, Closed<T>>,
+    inboxes: BTreeMap<u64, Inbox<T>>,
     next_incarnation: u64,
     /// Trace every request sent, with what it carries.
     pub trace_sends: bool,
+    pub faults: Faults,
 }
 
 impl<T: Copy> Net<T> {
-    pub fn new(trace_sends: bool) -> Self {
+    pub fn new(flavour: Flavour, trace_sends: bool) -> Self {
         Net {
+            flavour,
             wires: BTreeMap::new(),
-            closed: BTreeMap::new(),
+            inboxes: BTreeMap::new(),
             next_incarnation: 0,
             trace_sends,
+            faults: Faults::default(),
+        }
+    }
+
+    /// The longest after a close that the broker may still process a request of the
+    /// connection, for a client sending `timeout` as its produce timeout: tansu's short
+    /// linger, Kafka's five produce timeouts (the requests a connection pipelines).
+    pub fn linger_bound(&self, timeout: Duration) -> Duration {
+        match self.flavour {
+            Flavour::Tansu => LINGER_AFTER_CLOSE,
+            Flavour::Kafka => timeout * 5,
         }
     }
 
@@ -102,6 +147,20 @@ impl<T: Copy> Net<T> {
                 black_responses: false,
                 last_arrival: w.now,
                 last_response: w.now,
+            },
+        );
+        self.inboxes.insert(
+            incarnation,
+            Inbox {
+                conn,
+                broker,
+                tag,
+                queue: VecDeque::new(),
+                held: None,
+                in_transit: 0,
+                timeout: None,
+                dead: false,
+                closed: None,
             },
         );
         let at = w.now + Duration::from_millis(w.rng.random_range(1..4));
@@ -147,6 +206,7 @@ impl<T: Copy> Net<T> {
         let current = self.is_current(conn, inc);
         if current {
             self.wires.remove(&conn);
+            self.inboxes.remove(&inc);
         }
         current
     }
@@ -161,21 +221,29 @@ impl<T: Copy> Net<T> {
         current
     }
 
-    /// The connection closes (either side): requests in transit may still reach the broker
-    /// for a short while (it processes what it had read).
+    /// The connection closes (either side): some of its requests in transit or not read yet
+    /// may still be processed, for a while (see the module's doc).
     pub fn close<E>(&mut self, w: &mut World<E>, conn: u8) {
-        if let Some(wire) = self.wires.remove(&conn) {
-            let pending = w.rng.random_range(0..=3);
-            self.closed.insert(
-                wire.incarnation,
-                Closed {
-                    broker: wire.broker,
-                    pending,
-                    at: w.now,
-                    tag: wire.tag,
-                },
-            );
-        }
+        let Some(wire) = self.wires.remove(&conn) else {
+            return;
+        };
+        let pending = match self.flavour {
+            Flavour::Tansu => w.rng.random_range(0..=3),
+            Flavour::Kafka => w.rng.random_range(0..=5),
+        };
+        let Some(inbox) = self.inboxes.get_mut(&wire.incarnation) else {
+            return;
+        };
+        let window = match (self.flavour, inbox.timeout) {
+            (Flavour::Kafka, Some(timeout)) => (timeout * pending).max(LINGER_AFTER_CLOSE),
+            _ => LINGER_AFTER_CLOSE,
+        };
+        inbox.closed = Some(AfterClose {
+            at: w.now,
+            pending: if inbox.dead { 0 } else { pending },
+            until: w.now + window,
+        });
+        self.tidy(wire.incarnation, w.now);
     }
 
     /// Every connection closes, in id order.
@@ -186,23 +254,50 @@ impl<T: Copy> Net<T> {
         }
     }
 
-    /// A closed connection's requests may still be processed.
+    /// A closed connection's requests may still be processed: one is queued or being
+    /// answered, or one on its way may still be read.
     pub fn lingering(&self, now: Instant) -> bool {
-        self.closed
-            .values()
-            .any(|c| c.pending > 0 && now <= c.at + LINGER_AFTER_CLOSE)
+        self.inboxes.values().any(|i| {
+            i.closed.as_ref().is_some_and(|c| {
+                i.held.is_some()
+                    || !i.queue.is_empty()
+                    || (c.pending > 0 && i.in_transit > 0 && now <= c.until)
+            })
+        })
     }
 
-    /// Broker `b` goes down (if the cluster lets it): its connections reset, and it comes
-    /// back later.
+    /// Some broker still has a request of any connection to process or answer, or one of a
+    /// closed connection may still arrive and be read: a seed has not settled before this is
+    /// false (a late append must be in the log it checks).
+    pub fn busy(&self, now: Instant) -> bool {
+        self.lingering(now)
+            || self
+                .inboxes
+                .values()
+                .any(|i| i.held.is_some() || !i.queue.is_empty())
+    }
+
+    /// Broker `b` goes down (if the cluster lets it): its connections reset, what it had
+    /// not answered is lost, and it comes back later, leading its partitions again (from its
+    /// snapshot if `clean`) if `lead_again` (Kafka).
     pub fn broker_down<E: From<NetEv>>(
         &mut self,
         w: &mut World<E>,
         cluster: &mut Cluster,
         b: usize,
+        lead_again: bool,
+        clean: bool,
     ) {
-        if !cluster.broker_down(w, b) {
+        if !cluster.broker_down(w, b, lead_again, clean) {
             return;
+        }
+        for inbox in self.inboxes.values_mut().filter(|i| i.broker == b) {
+            inbox.dead = true;
+            inbox.queue.clear();
+            inbox.held = None;
+            if let Some(c) = &mut inbox.closed {
+                c.pending = 0;
+            }
         }
         let doomed: Vec<(u8, u64)> = self
             .wires
@@ -242,8 +337,16 @@ impl<T: Copy> Net<T> {
         let arrival = wire.last_arrival.max(now + latency);
         wire.last_arrival = arrival;
         let (inc, blackholed) = (wire.incarnation, wire.black_requests);
+        if let Some(inbox) = self.inboxes.get_mut(&inc) {
+            if self.flavour == Flavour::Kafka && inbox.timeout.is_none() {
+                inbox.timeout = produce_timeout(&frame[4..]);
+            }
+            if !blackholed {
+                inbox.in_transit += 1;
+            }
+        }
         if !blackholed {
-            w.schedule(arrival, NetEv::Arrive(conn, inc, frame).into());
+            w.schedule(arrival, NetEv::Arrive(conn, inc, now, frame).into());
         }
         if reset {
             let at = now + Duration::from_micros(w.rng.random_range(0..20_000));
@@ -251,31 +354,130 @@ impl<T: Copy> Net<T> {
         }
     }
 
-    /// A request of incarnation `inc` reaches its broker: the broker and the wire's tag, if
-    /// the wire is current or closed but still processed (which uses one of its pending
-    /// requests).
-    pub fn route(&mut self, now: Instant, conn: u8, inc: u64) -> Option<(usize, T)> {
-        if let Some(wire) = self.wires.get(&conn).filter(|w| w.incarnation == inc) {
-            return Some((wire.broker, wire.tag));
+    /// A request of incarnation `inc` reaches its broker: true if it joined the broker's
+    /// inbox (the wire is current, or closed but the broker still reads it), so the
+    /// simulation [serves](Net::serve) it.
+    pub fn on_arrive(&mut self, now: Instant, inc: u64, sent: Instant, frame: Vec<u8>) -> bool {
+        let Some(inbox) = self.inboxes.get_mut(&inc) else {
+            return false;
+        };
+        inbox.in_transit = inbox.in_transit.saturating_sub(1);
+        let readable = !inbox.dead
+            && inbox
+                .closed
+                .as_ref()
+                .is_none_or(|c| c.pending > 0 && now <= c.until);
+        if readable {
+            inbox.queue.push_back((sent, frame));
         }
-        match self.closed.get_mut(&inc) {
-            Some(c) if c.pending > 0 && now <= c.at + LINGER_AFTER_CLOSE => {
-                c.pending -= 1;
-                Some((c.broker, c.tag))
+        self.tidy(inc, now);
+        readable
+    }
+
+    /// The broker processes what incarnation `inc` has queued, one request at a time:
+    /// `answer` processes one (given the world, the cluster, the broker, the wire's tag and
+    /// the frame without its length prefix), and the reply goes out at once, or when its
+    /// acks wait is over (`NetEv::AcksDone`), and only then is the next one read.
+    pub fn serve<E: From<NetEv>>(
+        &mut self,
+        w: &mut World<E>,
+        cluster: &mut Cluster,
+        inc: u64,
+        mut answer: impl FnMut(&mut World<E>, &mut Cluster, usize, T, &[u8]) -> Result<Reply, String>,
+    ) -> Result<(), String> {
+        loop {
+            let now = w.now;
+            let Some(inbox) = self.inboxes.get_mut(&inc) else {
+                return Ok(());
+            };
+            if inbox.held.is_some() || inbox.dead {
+                return Ok(());
             }
-            _ => None,
+            if let Some(c) = &mut inbox.closed {
+                if c.pending == 0 || now > c.until {
+                    inbox.queue.clear();
+                    break;
+                }
+                if inbox.queue.is_empty() {
+                    break;
+                }
+                c.pending -= 1;
+            }
+            let Some((sent, frame)) = inbox.queue.pop_front() else {
+                break;
+            };
+            self.faults.longest_to_process = self
+                .faults
+                .longest_to_process
+                .max(now.saturating_duration_since(sent));
+            let (broker, tag, closed_at) =
+                (inbox.broker, inbox.tag, inbox.closed.as_ref().map(|c| c.at));
+            if !cluster.up[broker] {
+                continue;
+            }
+            let reply = answer(w, cluster, broker, tag, &frame[4..])?;
+            if let Some(at) = closed_at {
+                self.faults.stragglers += 1;
+                self.faults.straggler_max_delay = self
+                    .faults
+                    .straggler_max_delay
+                    .max(now.saturating_duration_since(at));
+                self.faults.stragglers_fenced += reply
+                    .produce_errors()
+                    .filter(|&e| e == ErrorCode::INVALID_PRODUCER_EPOCH)
+                    .count() as u64;
+                w.log(|| format!("broker {broker} processes a request of a closed connection"));
+            }
+            if reply.wait > Duration::ZERO {
+                w.schedule(now + reply.wait, NetEv::AcksDone(inc).into());
+                if let Some(inbox) = self.inboxes.get_mut(&inc) {
+                    inbox.held = Some(reply);
+                }
+                return Ok(());
+            }
+            let frame = cluster.finish(w, reply)?;
+            self.respond(w, inc, frame);
+        }
+        self.tidy(inc, w.now);
+        Ok(())
+    }
+
+    /// `AcksDone`: the held reply of `inc` goes out (if its broker did not go down
+    /// meanwhile); then the simulation serves the next request.
+    pub fn on_acks_done<E: From<NetEv>>(
+        &mut self,
+        w: &mut World<E>,
+        cluster: &mut Cluster,
+        inc: u64,
+    ) -> Result<(), String> {
+        let Some(reply) = self.inboxes.get_mut(&inc).and_then(|i| i.held.take()) else {
+            return Ok(());
+        };
+        let frame = cluster.finish(w, reply)?;
+        self.respond(w, inc, frame);
+        Ok(())
+    }
+
+    /// Forgets a closed incarnation once nothing of it can be processed any more.
+    fn tidy(&mut self, inc: u64, now: Instant) {
+        let done = self.inboxes.get(&inc).is_some_and(|i| {
+            i.closed.as_ref().is_some_and(|c| {
+                i.held.is_none()
+                    && i.queue.is_empty()
+                    && (i.in_transit == 0 || c.pending == 0 || now > c.until)
+            })
+        });
+        if done {
+            self.inboxes.remove(&inc);
         }
     }
 
     /// The broker answers on incarnation `inc`: if it is still current, the response may
     /// fall into a black hole or arrive late.
-    pub fn respond<E: From<NetEv>>(
-        &mut self,
-        w: &mut World<E>,
-        conn: u8,
-        inc: u64,
-        frame: Vec<u8>,
-    ) {
+    fn respond<E: From<NetEv>>(&mut self, w: &mut World<E>, inc: u64, frame: Vec<u8>) {
+        let Some(conn) = self.inboxes.get(&inc).map(|i| i.conn) else {
+            return;
+        };
         let Some(wire) = self.wires.get_mut(&conn).filter(|w| w.incarnation == inc) else {
             return;
         };
@@ -293,6 +495,14 @@ impl<T: Copy> Net<T> {
         let at = wire.last_response.max(now + latency);
         wire.last_response = at;
         w.schedule(at, NetEv::Response(conn, inc, frame).into());
+    }
+}
+
+/// The produce timeout a request frame carries, if it is a produce request.
+fn produce_timeout(frame: &[u8]) -> Option<Duration> {
+    match wire::decode_request(frame) {
+        Ok((_, Request::Produce(p))) => Some(Duration::from_millis(p.timeout_ms.max(0) as u64)),
+        _ => None,
     }
 }
 

@@ -10,6 +10,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::broker::TOPIC;
+use super::clock::Clocks;
 
 /// Values starting with this make the broker refuse their batch as too large.
 pub const POISON: &str = "poison";
@@ -19,6 +20,12 @@ pub struct Planned {
     pub key: Option<String>,
     pub value: String,
     pub deadline: Instant,
+    /// When the plan has it submitted, before any pause (`Clocks::pause`).
+    pub planned_at: Instant,
+    /// The application submits it no earlier than this (after a pause).
+    pub not_before: Option<Instant>,
+    /// How far its timestamp lags the client's wall clock (`Clocks::age`).
+    pub lag_ms: i64,
 }
 
 /// Draws `count` records (uid = index) and the end of the fault window, some time after the
@@ -46,6 +53,9 @@ pub fn plan(rng: &mut ChaCha8Rng, count: i32) -> (Vec<Planned>, Instant) {
                 key,
                 value,
                 deadline: Instant::from_millis(t + deadline_ms),
+                planned_at: Instant::from_millis(t),
+                not_before: None,
+                lag_ms: 0,
             }
         })
         .collect();
@@ -54,16 +64,16 @@ pub fn plan(rng: &mut ChaCha8Rng, count: i32) -> (Vec<Planned>, Instant) {
 }
 
 impl Planned {
-    /// The record the application hands the client at `now` (the timestamp follows the
-    /// clock).
-    pub fn record(&self, now: Instant) -> ProducerRecord<'_> {
+    /// The record the application hands the client at `now`: its timestamp is the
+    /// application's clock (`clocks`' client clock, lagging by the record's lag).
+    pub fn record(&self, clocks: &Clocks, now: Instant) -> ProducerRecord<'_> {
         ProducerRecord {
             topic: TOPIC,
             partition: None,
             key: self.key.as_deref().map(str::as_bytes),
             value: Some(self.value.as_bytes()),
             headers: &[],
-            timestamp: 1_700_000_000_000 + now.as_micros() as i64 / 1000,
+            timestamp: clocks.client_ms(now) - self.lag_ms,
         }
     }
 
