@@ -118,15 +118,33 @@ fn check(kafka: &Kafka, topic: &str, run: &Run) -> (Verified, Vec<Vec<ReadRecord
     (v, log)
 }
 
-/// Every record sent persisted, exactly once, and the fences (if any) needed no new
-/// producer id.
+/// Every record sent is in the log exactly once where it was reported persisted, and the
+/// fences (if any) needed no new producer id. A record may end `PossiblyPersisted` only after
+/// a fence (verified true by `verify`: in the log at most once): when leadership moves under
+/// load, Kafka's new leader can lack a batch the old one appended and answered
+/// NOT_LEADER_OR_FOLLOWER for (the old leader truncates it), and a retry answered
+/// OUT_OF_ORDER_SEQUENCE_NUMBER after a "maybe appended" leaves no way to tell. Seen once in a
+/// loaded run (166 of 194,588 records, none in the log); never `NotPersisted`.
 fn assert_all_persisted(topic: &str, run: &Run, v: &Verified, log: &[Vec<ReadRecord>]) {
     let n = run.told.len();
     assert!(n > 0, "{topic}: nothing was sent");
-    assert_eq!(v.persisted, n, "{topic}: every record persists");
+    assert_eq!(
+        v.not_persisted, 0,
+        "{topic}: no record is given up as not persisted"
+    );
+    assert_eq!(
+        v.persisted + v.possibly,
+        n,
+        "{topic}: every record persists, or possibly persists after a fence"
+    );
+    assert!(
+        v.possibly == 0 || run.epoch_bumps > 0,
+        "{topic}: {} records possibly persisted without a fence",
+        v.possibly
+    );
     assert_eq!(
         log.iter().map(Vec::len).sum::<usize>(),
-        n,
+        v.persisted + v.possibly_present,
         "{topic}: the log holds each record once"
     );
     assert_eq!(
