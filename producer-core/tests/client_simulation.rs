@@ -39,6 +39,7 @@ use model::clock::Clocks;
 use model::faults::Faults;
 use model::net::{Net, NetEv};
 use model::outcomes::{deadline_honoured, true_of_log};
+use model::pace::{Dials, Paced, Pressure};
 use model::records::{Planned, plan};
 use model::{Flavour, pins_producer_state};
 
@@ -88,6 +89,8 @@ struct Sim<const K: usize> {
     app: Vec<AppRecord>,
     next_submit: usize,
     receipts: HashMap<(BatchToken, u32), u32>,
+    /// What the client pressed on the cluster, held to `model::pace`'s bounds.
+    pressure: Pressure,
 }
 
 impl<const K: usize> Sim<K> {
@@ -101,6 +104,14 @@ impl<const K: usize> Sim<K> {
         };
         let clocks = Clocks::draw(&mut rng, flavour);
         let config = harness::client::config(&mut rng, policy, flavour, &clocks);
+        let pressure = Pressure {
+            dials: Dials::new(config.reconnect_backoff, config.reconnect_backoff_max),
+            metadata: Paced::default(),
+            retry_backoff: config.producer.retry_backoff,
+            requests: [0; 3],
+            targets: HashMap::new(),
+            in_flight: HashMap::new(),
+        };
         let client = new_client_with::<K>(config);
         let records = rng.random_range(30..150);
         let (mut planned, mut fault_end) = plan(&mut rng, records);
@@ -128,6 +139,7 @@ impl<const K: usize> Sim<K> {
             app,
             next_submit: 0,
             receipts: HashMap::new(),
+            pressure,
         };
         sim.w.schedule(Instant::ZERO, Ev::Submit);
         sim.w.scatter(0..5, |_| Ev::LeaderMove);
@@ -216,15 +228,31 @@ impl<const K: usize> Sim<K> {
             self.w
                 .log(|| format!("client closes connection {}", conn.0));
             self.net.close(&mut self.w, conn.0);
+            self.pressure
+                .closed(conn.0, |t| self.client.dial_failures(t));
         }
         while let Some((conn, endpoint)) = self.client.poll_connect(self.w.now) {
             self.net
                 .connect(&mut self.w, conn.0, &endpoint.host, (), &self.cluster.up)?;
+            let p = &mut self.pressure;
+            p.in_flight.retain(|(c, _), _| *c != conn.0);
+            match self.client.connection(conn) {
+                Some((Some(target), _)) => {
+                    p.dials.dialled(target, self.w.now);
+                    self.w
+                        .log(|| format!("client dials {target:?} on {}", conn.0));
+                    p.targets
+                        .insert(conn.0, (target, self.client.dial_failures(target)));
+                }
+                other => return Err(format!("dialled {conn:?} to no target: {other:?}")),
+            }
         }
         while let Some(conn) = self.client.poll_close() {
             self.w
                 .log(|| format!("client closes connection {}", conn.0));
             self.net.close(&mut self.w, conn.0);
+            self.pressure
+                .closed(conn.0, |t| self.client.dial_failures(t));
         }
         for conn in self.net.connected() {
             while let Some(n) = self
@@ -232,6 +260,7 @@ impl<const K: usize> Sim<K> {
                 .poll_transmit(ConnId(conn), self.w.now, &mut self.tx)
             {
                 let frame = self.tx[..n].to_vec();
+                self.pressure.sent(conn, &frame, self.w.now);
                 self.net.transmit(&mut self.w, conn, frame);
                 if !self.net.is_connected(conn) {
                     break;
@@ -291,6 +320,7 @@ impl<const K: usize> Sim<K> {
             Ev::Net(NetEv::ExpiryCheck) => self.cluster.expiry_check(&mut self.w),
             Ev::Net(NetEv::Response(conn, inc, frame)) => {
                 if self.net.is_current(conn, inc) {
+                    self.pressure.answered(conn, &frame);
                     self.client.on_frame(ConnId(conn), self.w.now, &frame[4..]);
                 }
             }
@@ -444,7 +474,8 @@ impl<const K: usize> Sim<K> {
         Ok(())
     }
 
-    fn verify(&self) -> Result<(), String> {
+    fn verify(&mut self) -> Result<(), String> {
+        self.pressure.check()?;
         let seen = self.cluster.placed()?;
         for (uid, r) in self.app.iter().enumerate() {
             let uid = uid as u32;
@@ -468,6 +499,14 @@ struct Tally {
     possibly: u64,
     epoch_bumps: u64,
     producer_ids: u64,
+    /// Dials and requests (Produce, Metadata, InitProducerId), and the simulated seconds.
+    dials: u64,
+    handovers: u64,
+    requests: [u64; 3],
+    seconds: f64,
+    /// The largest share of its bound a seed used: dials per target, Metadata requests.
+    worst_dials: f64,
+    worst_metadata: f64,
     faults: Faults,
 }
 
@@ -478,6 +517,14 @@ impl std::ops::AddAssign for Tally {
         self.possibly += t.possibly;
         self.epoch_bumps += t.epoch_bumps;
         self.producer_ids += t.producer_ids;
+        self.dials += t.dials;
+        self.handovers += t.handovers;
+        for (a, b) in self.requests.iter_mut().zip(t.requests) {
+            *a += b;
+        }
+        self.seconds += t.seconds;
+        self.worst_dials = self.worst_dials.max(t.worst_dials);
+        self.worst_metadata = self.worst_metadata.max(t.worst_metadata);
         self.faults += t.faults;
     }
 }
@@ -486,13 +533,21 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}",
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}",
             self.persisted,
             self.not_persisted,
             self.possibly,
             self.epoch_bumps,
             self.producer_ids,
-            self.faults
+            self.faults,
+            self.seconds,
+            self.dials,
+            self.handovers,
+            self.requests[0],
+            self.requests[1],
+            self.requests[2],
+            self.worst_dials,
+            self.worst_metadata
         )
     }
 }
@@ -517,6 +572,7 @@ fn simulate_with<const K: usize>(
 ) -> (Result<Tally, String>, Option<String>) {
     let mut sim = Sim::<K>::new(seed, trace);
     let result = sim.run().and_then(|()| sim.verify());
+    let shares = sim.pressure.check();
     let trace = sim.w.trace.take();
     let result = match result {
         Ok(()) => {
@@ -544,6 +600,11 @@ fn simulate_with<const K: usize>(
             let c = sim.client.counters();
             t.epoch_bumps = c.epoch_bumps;
             t.producer_ids = c.producer_ids;
+            (t.worst_dials, t.worst_metadata) = shares.unwrap_or_default();
+            t.dials = sim.pressure.dials.total();
+            t.handovers = sim.pressure.dials.handovers;
+            t.requests = sim.pressure.requests;
+            t.seconds = sim.w.now.as_micros() as f64 / 1e6;
             Ok(t)
         }
         Err(e) => Err(format!(

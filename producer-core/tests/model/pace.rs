@@ -1,0 +1,272 @@
+//! How hard the client may press a cluster, from its configuration: the simulations count
+//! what the client sends and dials, and hold every seed to these bounds.
+//!
+//! Every backoff of the core is exponential with a cap, jittered downward by at most a
+//! quarter (`producer_core::backoff`): after the k-th consecutive failure the wait is at
+//! least `¾ × min(base × 2^(k-1), max)`. [`attempts_within`] counts the most attempts such a
+//! schedule allows in a window (the first at once, each next one no sooner than its floor);
+//! it is never above the closed form
+//!
+//! ```text
+//! attempts(T) <= 1 + ceil(log2(max / base)) + T / (0.75 × max)
+//! ```
+//!
+//! A real answer legitimately starts a schedule again, so bounds count those resets rather
+//! than widen: see [`Dials`] and [`Paced`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use producer_core::client::Target;
+use producer_core::time::Instant;
+
+/// The most attempts a schedule from `base` doubling to `max`, each wait no shorter than
+/// three quarters of nominal (less a microsecond of rounding), allows within `window`.
+pub fn attempts_within(window: Duration, base: Duration, max: Duration) -> u64 {
+    let max = max.max(base);
+    let mut at = Duration::ZERO;
+    let mut attempts = 1;
+    let mut wait = base;
+    loop {
+        let floor = (wait.min(max) * 3 / 4).saturating_sub(Duration::from_micros(1));
+        if floor.is_zero() {
+            return u64::MAX;
+        }
+        at += floor;
+        if at > window {
+            return attempts;
+        }
+        attempts += 1;
+        wait = wait.saturating_mul(2);
+    }
+}
+
+/// One target's dials since its last reset.
+#[derive(Clone, Copy, Debug)]
+struct Streak {
+    first: Instant,
+    last: Instant,
+    attempts: u64,
+}
+
+#[derive(Debug)]
+struct Track {
+    target: Target,
+    open: Option<Streak>,
+    attempts: u64,
+    bound: u64,
+    resets: u64,
+}
+
+/// Connection attempts per target (bootstrap address, broker node id), the core's unit of
+/// reconnect backoff.
+///
+/// Bound: a target's dials fall into streaks separated by resets, a reset being a real
+/// answer (Metadata, InitProducerId, Produce) the simulation saw arrive from a connection to
+/// that target. Within a streak every dial but the first follows a failure (the connection
+/// before it failed to open, was lost or was given up before a real answer), and the k-th
+/// failure holds the next dial back `¾ × min(reconnect_backoff × 2^(k-1),
+/// reconnect_backoff_max)` at least. So a streak from its first dial to its last spanning
+/// `S` holds at most `attempts_within(S, reconnect_backoff, reconnect_backoff_max)` dials,
+/// and a target's total is at most the sum over its streaks: with `R` resets in a seed of
+/// length `T`, never more than `(R + 1) × (1 + ceil(log2(max / base))) + T / (0.75 × max)`.
+#[derive(Debug)]
+pub struct Dials {
+    base: Duration,
+    max: Duration,
+    tracks: Vec<Track>,
+    /// Resets by [`Dials::handed_over`].
+    pub handovers: u64,
+}
+
+impl Dials {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Dials {
+            base,
+            max,
+            tracks: Vec::new(),
+            handovers: 0,
+        }
+    }
+
+    fn track(&mut self, target: Target) -> &mut Track {
+        let i = match self.tracks.iter().position(|t| t.target == target) {
+            Some(i) => i,
+            None => {
+                self.tracks.push(Track {
+                    target,
+                    open: None,
+                    attempts: 0,
+                    bound: 0,
+                    resets: 0,
+                });
+                self.tracks.len() - 1
+            }
+        };
+        &mut self.tracks[i]
+    }
+
+    /// The client dials `target` at `now`.
+    pub fn dialled(&mut self, target: Target, now: Instant) {
+        let t = self.track(target);
+        t.attempts += 1;
+        let s = t.open.get_or_insert(Streak {
+            first: now,
+            last: now,
+            attempts: 0,
+        });
+        s.last = now;
+        s.attempts += 1;
+    }
+
+    /// `target` gave a real answer: its schedule may start again.
+    pub fn answered(&mut self, target: Target) {
+        let (base, max) = (self.base, self.max);
+        let t = self.track(target);
+        if let Some(s) = t.open.take() {
+            t.bound += attempts_within(s.last.saturating_duration_since(s.first), base, max);
+            t.resets += 1;
+        }
+    }
+
+    /// Dials of every target.
+    pub fn total(&self) -> u64 {
+        self.tracks.iter().map(|t| t.attempts).sum()
+    }
+
+    /// The client gave a connection to `target` up unanswered without counting a failure:
+    /// with two slots for three brokers, a turn ended before the connection was answered.
+    /// The next dial may come at once; counted apart (`handovers`), so a sweep shows how
+    /// often it happens.
+    pub fn handed_over(&mut self, target: Target) {
+        let (base, max) = (self.base, self.max);
+        let t = self.track(target);
+        if let Some(s) = t.open.take() {
+            t.bound += attempts_within(s.last.saturating_duration_since(s.first), base, max);
+            t.resets += 1;
+            self.handovers += 1;
+        }
+    }
+
+    /// Checks every target against its bound; returns the largest share of it used.
+    pub fn check(&mut self) -> Result<f64, String> {
+        let (base, max) = (self.base, self.max);
+        let mut worst: f64 = 0.0;
+        for t in &mut self.tracks {
+            let open = t.open.map_or(0, |s| {
+                attempts_within(s.last.saturating_duration_since(s.first), base, max)
+            });
+            let bound = t.bound + open;
+            if t.attempts > bound {
+                return Err(format!(
+                    "{:?} dialled {} times, bound {bound} ({} resets, backoff {base:?} to {max:?})",
+                    t.target, t.attempts, t.resets
+                ));
+            }
+            worst = worst.max(t.attempts as f64 / bound as f64);
+        }
+        Ok(worst)
+    }
+}
+
+/// Requests of one kind paced after each answer: Metadata, which the client asks again no
+/// sooner than `retry_backoff` after an answer (the growing backoff after incomplete ones,
+/// jittered down at most a quarter).
+///
+/// Bound: between two consecutive requests either an answer came (then they are at least
+/// `¾ × retry_backoff` apart) or the earlier was never answered (its connection was lost or
+/// given up). So `N <= 1 + U + S / (¾ × retry_backoff)`, with `U` the requests never answered
+/// and `S` the span from the first request to the last.
+#[derive(Debug, Default)]
+pub struct Paced {
+    first: Option<Instant>,
+    last: Instant,
+    pub requests: u64,
+    pub answers: u64,
+}
+
+impl Paced {
+    pub fn sent(&mut self, now: Instant) {
+        self.first.get_or_insert(now);
+        self.last = now;
+        self.requests += 1;
+    }
+
+    pub fn bound(&self, backoff: Duration) -> u64 {
+        let floor = (backoff * 3 / 4).saturating_sub(Duration::from_micros(1));
+        let span = self
+            .first
+            .map_or(Duration::ZERO, |f| self.last.saturating_duration_since(f));
+        let unanswered = self.requests.saturating_sub(self.answers);
+        1 + unanswered + (span.as_micros() / floor.as_micros().max(1)) as u64
+    }
+}
+
+/// The simulation's own count of what the client dialled and sent.
+pub struct Pressure {
+    pub dials: Dials,
+    pub metadata: Paced,
+    pub retry_backoff: Duration,
+    /// Requests per kind: Produce, Metadata, InitProducerId.
+    pub requests: [u64; 3],
+    /// Each connection's target, and the kind of each request in flight by correlation id.
+    pub targets: HashMap<u8, (Target, u32)>,
+    pub in_flight: HashMap<(u8, i32), i16>,
+}
+
+impl Pressure {
+    /// A request frame (length prefix, api key, version, correlation id, ...) goes out.
+    pub fn sent(&mut self, conn: u8, frame: &[u8], now: Instant) {
+        let key = i16::from_be_bytes([frame[4], frame[5]]);
+        let corr = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
+        let kind = match key {
+            0 => 0,
+            3 => 1,
+            22 => 2,
+            _ => return,
+        };
+        self.requests[kind] += 1;
+        if key == 3 {
+            self.metadata.sent(now);
+        }
+        self.in_flight.insert((conn, corr), key);
+    }
+
+    /// A response frame (length prefix, correlation id, ...) arrives on a current connection.
+    pub fn answered(&mut self, conn: u8, frame: &[u8]) {
+        let corr = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if let Some(key) = self.in_flight.remove(&(conn, corr)) {
+            if key == 3 {
+                self.metadata.answers += 1;
+            }
+            if let Some(&(target, _)) = self.targets.get(&conn) {
+                self.dials.answered(target);
+            }
+        }
+    }
+
+    /// The client closed `conn`. Closed without counting a failure since it was dialled (a
+    /// slot's turn handed over, before or after an answer), its target may be dialled again
+    /// at once: a reset the bound counts (`Dials::handed_over`).
+    pub fn closed(&mut self, conn: u8, failures_now: impl Fn(Target) -> u32) {
+        if let Some(&(target, failures)) = self.targets.get(&conn)
+            && failures_now(target) == failures
+        {
+            self.dials.handed_over(target);
+        }
+    }
+
+    /// Holds the seed to the bounds; returns the largest shares of them used.
+    pub fn check(&mut self) -> Result<(f64, f64), String> {
+        let dials = self.dials.check()?;
+        let bound = self.metadata.bound(self.retry_backoff);
+        let m = &self.metadata;
+        if m.requests > bound {
+            return Err(format!(
+                "{} metadata requests ({} answered), bound {bound} at retry_backoff {:?}",
+                m.requests, m.answers, self.retry_backoff
+            ));
+        }
+        Ok((dials, m.requests as f64 / bound as f64))
+    }
+}
