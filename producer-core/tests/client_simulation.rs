@@ -37,7 +37,7 @@ use harness::client::{TestClientWith, new_client_with};
 use model::broker::{BROKERS, Cluster, Judged, PARTITIONS};
 use model::clock::Clocks;
 use model::faults::Faults;
-use model::net::{Net, NetEv};
+use model::net::{Hostile, Net, NetEv};
 use model::outcomes::{deadline_honoured, true_of_log};
 use model::pace::{Dials, Paced, Pressure};
 use model::records::{Planned, plan};
@@ -141,6 +141,18 @@ impl<const K: usize> Sim<K> {
             receipts: HashMap::new(),
             pressure,
         };
+        // One seed in sixteen each: the brokers refuse every connection, close each at once,
+        // or answer 45 to every batch they would append, over the middle half of the faults.
+        let (from, until) = (
+            Instant::ZERO + ms(fault_end.as_micros() / 4000),
+            Instant::ZERO + ms(fault_end.as_micros() * 3 / 4000),
+        );
+        match (seed / 8) % 16 {
+            0 => sim.net.hostile = Some((Hostile::Refuse, from, until)),
+            1 => sim.net.hostile = Some((Hostile::CloseAtOnce, from, until)),
+            2 => sim.cluster.refuse_45 = Some((from, until)),
+            _ => {}
+        }
         sim.w.schedule(Instant::ZERO, Ev::Submit);
         sim.w.scatter(0..5, |_| Ev::LeaderMove);
         sim.w.scatter(0..3, |rng| {
