@@ -108,6 +108,9 @@ impl<const K: usize> Sim<K> {
             dials: Dials::new(config.reconnect_backoff, config.reconnect_backoff_max),
             metadata: Paced::default(),
             retry_backoff: config.producer.retry_backoff,
+            retry_backoff_max: config.producer.retry_backoff_max,
+            bumps: Default::default(),
+            bumps_seen: 0,
             requests: [0; 3],
             targets: HashMap::new(),
             in_flight: HashMap::new(),
@@ -281,6 +284,8 @@ impl<const K: usize> Sim<K> {
         }
         // Time may have sealed batches or applied deadlines: poll again for the wake-up.
         let wake = self.client.poll(self.w.now);
+        let bumps = self.client.counters().epoch_bumps;
+        self.pressure.bumps_at(bumps, self.w.now);
         self.drain()?;
         Ok(wake)
     }
@@ -334,6 +339,8 @@ impl<const K: usize> Sim<K> {
                 if self.net.is_current(conn, inc) {
                     self.pressure.answered(conn, &frame);
                     self.client.on_frame(ConnId(conn), self.w.now, &frame[4..]);
+                    let bumps = self.client.counters().epoch_bumps;
+                    self.pressure.bumps_at(bumps, self.w.now);
                 }
             }
             Ev::Net(NetEv::Reset(conn, inc)) => {
@@ -480,6 +487,9 @@ impl<const K: usize> Sim<K> {
             for i in 0..d.records {
                 self.receipts.remove(&(d.batch, i));
             }
+            if matches!(d.outcome, Outcome::Persisted { .. }) {
+                self.pressure.progress();
+            }
             let line = format!("batch of {} records -> {:?}", d.records, d.outcome);
             self.w.log(|| line);
         }
@@ -519,6 +529,7 @@ struct Tally {
     /// The largest share of its bound a seed used: dials per target, Metadata requests.
     worst_dials: f64,
     worst_metadata: f64,
+    worst_bumps: f64,
     faults: Faults,
 }
 
@@ -537,6 +548,7 @@ impl std::ops::AddAssign for Tally {
         self.seconds += t.seconds;
         self.worst_dials = self.worst_dials.max(t.worst_dials);
         self.worst_metadata = self.worst_metadata.max(t.worst_metadata);
+        self.worst_bumps = self.worst_bumps.max(t.worst_bumps);
         self.faults += t.faults;
     }
 }
@@ -545,7 +557,7 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}",
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}",
             self.persisted,
             self.not_persisted,
             self.possibly,
@@ -559,7 +571,8 @@ impl std::fmt::Display for Tally {
             self.requests[1],
             self.requests[2],
             self.worst_dials,
-            self.worst_metadata
+            self.worst_metadata,
+            self.worst_bumps
         )
     }
 }
@@ -612,7 +625,7 @@ fn simulate_with<const K: usize>(
             let c = sim.client.counters();
             t.epoch_bumps = c.epoch_bumps;
             t.producer_ids = c.producer_ids;
-            (t.worst_dials, t.worst_metadata) = shares.unwrap_or_default();
+            (t.worst_dials, t.worst_metadata, t.worst_bumps) = shares.unwrap_or_default();
             t.dials = sim.pressure.dials.total();
             t.handovers = sim.pressure.dials.handovers;
             t.requests = sim.pressure.requests;

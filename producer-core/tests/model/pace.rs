@@ -202,11 +202,66 @@ impl Paced {
     }
 }
 
+/// Epoch bumps, paced by the fences without progress (`state::pacing`).
+///
+/// Bound: fences that follow one another with no batch accepted in between form a series;
+/// after the k-th fence of a series sending waits `retry_backoff × 2^(k-2)` (none after the
+/// first), capped at `retry_backoff_max` and jittered down at most a quarter, and the next
+/// fence needs a refused batch sent after that wait. So a series whose bumps span `S` holds at
+/// most `1 + attempts_within(S, retry_backoff, retry_backoff_max)` of them (a subset of the
+/// fences keeps at least their spacing: the waits only grow). A series ends at a batch
+/// accepted, which the simulation sees as a `Persisted` outcome.
+#[derive(Debug, Default)]
+pub struct Bumps {
+    open: Option<Streak>,
+    pub bumps: u64,
+    bound: u64,
+    pub series: u64,
+}
+
+impl Bumps {
+    /// `n` epoch bumps completed by `now`.
+    pub fn bumped(&mut self, n: u64, now: Instant) {
+        if n == 0 {
+            return;
+        }
+        self.bumps += n;
+        let s = self.open.get_or_insert(Streak {
+            first: now,
+            last: now,
+            attempts: 0,
+        });
+        s.last = now;
+        s.attempts += n;
+    }
+
+    /// A batch was accepted: the series ends.
+    pub fn progress(&mut self, base: Duration, max: Duration) {
+        if let Some(s) = self.open.take() {
+            self.bound += Self::series_bound(s, base, max);
+            self.series += 1;
+        }
+    }
+
+    fn series_bound(s: Streak, base: Duration, max: Duration) -> u64 {
+        1 + attempts_within(s.last.saturating_duration_since(s.first), base, max)
+    }
+
+    /// The bound so far (the open series included).
+    pub fn bound(&self, base: Duration, max: Duration) -> u64 {
+        self.bound + self.open.map_or(0, |s| Self::series_bound(s, base, max))
+    }
+}
+
 /// The simulation's own count of what the client dialled and sent.
 pub struct Pressure {
     pub dials: Dials,
     pub metadata: Paced,
     pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+    pub bumps: Bumps,
+    /// The client's epoch bump counter when last looked at.
+    pub bumps_seen: u64,
     /// Requests per kind: Produce, Metadata, InitProducerId.
     pub requests: [u64; 3],
     /// Each connection's target, and the kind of each request in flight by correlation id.
@@ -256,8 +311,21 @@ impl Pressure {
         }
     }
 
-    /// Holds the seed to the bounds; returns the largest shares of them used.
-    pub fn check(&mut self) -> Result<(f64, f64), String> {
+    /// The client's epoch bump counter reads `count` at `now`.
+    pub fn bumps_at(&mut self, count: u64, now: Instant) {
+        self.bumps.bumped(count - self.bumps_seen, now);
+        self.bumps_seen = count;
+    }
+
+    /// A batch was accepted (its outcome is `Persisted`).
+    pub fn progress(&mut self) {
+        self.bumps
+            .progress(self.retry_backoff, self.retry_backoff_max);
+    }
+
+    /// Holds the seed to the bounds; returns the largest shares of them used: dials per
+    /// target, Metadata requests, epoch bumps.
+    pub fn check(&mut self) -> Result<(f64, f64, f64), String> {
         let dials = self.dials.check()?;
         let bound = self.metadata.bound(self.retry_backoff);
         let m = &self.metadata;
@@ -267,6 +335,16 @@ impl Pressure {
                 m.requests, m.answers, self.retry_backoff
             ));
         }
-        Ok((dials, m.requests as f64 / bound as f64))
+        let metadata = m.requests as f64 / bound as f64;
+        let b = &self.bumps;
+        let bound = b.bound(self.retry_backoff, self.retry_backoff_max);
+        if b.bumps > bound {
+            return Err(format!(
+                "{} epoch bumps in {} series without progress, bound {bound} at retry_backoff \
+                 {:?} to {:?}",
+                b.bumps, b.series, self.retry_backoff, self.retry_backoff_max
+            ));
+        }
+        Ok((dials, metadata, b.bumps as f64 / bound.max(1) as f64))
     }
 }
