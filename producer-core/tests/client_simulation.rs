@@ -111,6 +111,11 @@ impl<const K: usize> Sim<K> {
             retry_backoff_max: config.producer.retry_backoff_max,
             bumps: Default::default(),
             bumps_seen: 0,
+            inits: Dials::new(
+                config.producer.retry_backoff,
+                config.producer.retry_backoff_max,
+            ),
+            grants_seen: 0,
             requests: [0; 3],
             targets: HashMap::new(),
             in_flight: HashMap::new(),
@@ -284,8 +289,9 @@ impl<const K: usize> Sim<K> {
         }
         // Time may have sealed batches or applied deadlines: poll again for the wake-up.
         let wake = self.client.poll(self.w.now);
-        let bumps = self.client.counters().epoch_bumps;
-        self.pressure.bumps_at(bumps, self.w.now);
+        let c = self.client.counters();
+        self.pressure
+            .bumps_at(c.epoch_bumps, c.producer_ids, self.w.now);
         self.drain()?;
         Ok(wake)
     }
@@ -339,8 +345,9 @@ impl<const K: usize> Sim<K> {
                 if self.net.is_current(conn, inc) {
                     self.pressure.answered(conn, &frame);
                     self.client.on_frame(ConnId(conn), self.w.now, &frame[4..]);
-                    let bumps = self.client.counters().epoch_bumps;
-                    self.pressure.bumps_at(bumps, self.w.now);
+                    let c = self.client.counters();
+                    self.pressure
+                        .bumps_at(c.epoch_bumps, c.producer_ids, self.w.now);
                 }
             }
             Ev::Net(NetEv::Reset(conn, inc)) => {
@@ -530,6 +537,7 @@ struct Tally {
     worst_dials: f64,
     worst_metadata: f64,
     worst_bumps: f64,
+    worst_inits: f64,
     faults: Faults,
 }
 
@@ -549,6 +557,7 @@ impl std::ops::AddAssign for Tally {
         self.worst_dials = self.worst_dials.max(t.worst_dials);
         self.worst_metadata = self.worst_metadata.max(t.worst_metadata);
         self.worst_bumps = self.worst_bumps.max(t.worst_bumps);
+        self.worst_inits = self.worst_inits.max(t.worst_inits);
         self.faults += t.faults;
     }
 }
@@ -557,7 +566,7 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}",
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}, init_producer_id {:.2}",
             self.persisted,
             self.not_persisted,
             self.possibly,
@@ -572,7 +581,8 @@ impl std::fmt::Display for Tally {
             self.requests[2],
             self.worst_dials,
             self.worst_metadata,
-            self.worst_bumps
+            self.worst_bumps,
+            self.worst_inits
         )
     }
 }
@@ -625,7 +635,12 @@ fn simulate_with<const K: usize>(
             let c = sim.client.counters();
             t.epoch_bumps = c.epoch_bumps;
             t.producer_ids = c.producer_ids;
-            (t.worst_dials, t.worst_metadata, t.worst_bumps) = shares.unwrap_or_default();
+            (
+                t.worst_dials,
+                t.worst_metadata,
+                t.worst_bumps,
+                t.worst_inits,
+            ) = shares.unwrap_or_default();
             t.dials = sim.pressure.dials.total();
             t.handovers = sim.pressure.dials.handovers;
             t.requests = sim.pressure.requests;

@@ -253,6 +253,9 @@ impl Bumps {
     }
 }
 
+/// The pseudo-target InitProducerId requests are counted under.
+const INIT: Target = Target::Node(-1);
+
 /// The simulation's own count of what the client dialled and sent.
 pub struct Pressure {
     pub dials: Dials,
@@ -262,6 +265,12 @@ pub struct Pressure {
     pub bumps: Bumps,
     /// The client's epoch bump counter when last looked at.
     pub bumps_seen: u64,
+    /// InitProducerId requests, as the dials of one pseudo-target: after the k-th failure in
+    /// a row the next waits `¾ × min(retry_backoff × 2^(k-1), retry_backoff_max)` at least,
+    /// and a grant (a new id or epoch, seen in the client's counters) starts again, so
+    /// [`Dials`]' bound holds with the retry backoff and grants as resets.
+    pub inits: Dials,
+    pub grants_seen: u64,
     /// Requests per kind: Produce, Metadata, InitProducerId.
     pub requests: [u64; 3],
     /// Each connection's target, and the kind of each request in flight by correlation id.
@@ -283,6 +292,9 @@ impl Pressure {
         self.requests[kind] += 1;
         if key == 3 {
             self.metadata.sent(now);
+        }
+        if key == 22 {
+            self.inits.dialled(INIT, now);
         }
         self.in_flight.insert((conn, corr), key);
     }
@@ -312,9 +324,13 @@ impl Pressure {
     }
 
     /// The client's epoch bump counter reads `count` at `now`.
-    pub fn bumps_at(&mut self, count: u64, now: Instant) {
+    pub fn bumps_at(&mut self, count: u64, ids: u64, now: Instant) {
         self.bumps.bumped(count - self.bumps_seen, now);
         self.bumps_seen = count;
+        if count + ids > self.grants_seen {
+            self.grants_seen = count + ids;
+            self.inits.answered(INIT);
+        }
     }
 
     /// A batch was accepted (its outcome is `Persisted`).
@@ -324,8 +340,8 @@ impl Pressure {
     }
 
     /// Holds the seed to the bounds; returns the largest shares of them used: dials per
-    /// target, Metadata requests, epoch bumps.
-    pub fn check(&mut self) -> Result<(f64, f64, f64), String> {
+    /// target, Metadata requests, epoch bumps, InitProducerId requests.
+    pub fn check(&mut self) -> Result<(f64, f64, f64, f64), String> {
         let dials = self.dials.check()?;
         let bound = self.metadata.bound(self.retry_backoff);
         let m = &self.metadata;
@@ -336,6 +352,10 @@ impl Pressure {
             ));
         }
         let metadata = m.requests as f64 / bound as f64;
+        let inits = self
+            .inits
+            .check()
+            .map_err(|e| format!("InitProducerId requests: {e}"))?;
         let b = &self.bumps;
         let bound = b.bound(self.retry_backoff, self.retry_backoff_max);
         if b.bumps > bound {
@@ -345,6 +365,6 @@ impl Pressure {
                 b.bumps, b.series, self.retry_backoff, self.retry_backoff_max
             ));
         }
-        Ok((dials, metadata, b.bumps as f64 / bound.max(1) as f64))
+        Ok((dials, metadata, b.bumps as f64 / bound.max(1) as f64, inits))
     }
 }
