@@ -368,3 +368,44 @@ impl Pressure {
         Ok((dials, metadata, b.bumps as f64 / bound.max(1) as f64, inits))
     }
 }
+
+/// Produce attempts per batch, in the simulation of the sequencer alone.
+///
+/// Bound: after its k-th failed attempt under one stamp a batch waits at least
+/// `¾ × min(retry_backoff × 2^(k-1), retry_backoff_max)` (`Pacing::resend_at`), so its sends
+/// under one stamp spanning `S` are at most `attempts_within(S, retry_backoff,
+/// retry_backoff_max)`. A fence restamps it and its count starts again: each stamp is a reset
+/// (counted), and the stamps per batch are bounded in turn by the fences, which [`Bumps`]
+/// bounds.
+#[derive(Debug)]
+pub struct Resends<S> {
+    sends: Dials,
+    stamps: HashMap<u32, S>,
+}
+
+impl<S: PartialEq + Copy> Resends<S> {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Resends {
+            sends: Dials::new(base, max),
+            stamps: HashMap::new(),
+        }
+    }
+
+    /// Batch `uid` is sent under `stamp` at `now`.
+    pub fn sent(&mut self, uid: u32, stamp: S, now: Instant) {
+        let target = Target::Node(uid as i32);
+        if self.stamps.insert(uid, stamp).is_some_and(|s| s != stamp) {
+            self.sends.answered(target);
+        }
+        self.sends.dialled(target, now);
+    }
+
+    /// Checks every batch; returns the largest share of its bound used.
+    pub fn check(&mut self) -> Result<f64, String> {
+        self.sends.check()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.sends.total()
+    }
+}
