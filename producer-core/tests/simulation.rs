@@ -377,29 +377,6 @@ impl Sim {
         }
     }
 
-    /// Epoch bumps the sequencer completed since last looked at.
-    fn count_bumps(&mut self) {
-        let seen = self.bumps.bumps;
-        self.bumps
-            .bumped(self.seq.counters().epoch_bumps - seen, self.w.now);
-    }
-
-    /// Holds the seed to the bounds of `model::pace`; returns the largest shares used:
-    /// Produce attempts per batch, epoch bumps.
-    fn pressure(&mut self) -> Result<(f64, f64), String> {
-        let sends = self.resends.check()?;
-        let (b, (base, max)) = (&self.bumps, self.backoff);
-        let bound = b.bound(base, max);
-        if b.bumps > bound {
-            return Err(format!(
-                "{} epoch bumps in {} series without progress, bound {bound} at retry_backoff \
-                 {base:?} to {max:?}",
-                b.bumps, b.series
-            ));
-        }
-        Ok((sends, b.bumps as f64 / bound.max(1) as f64))
-    }
-
     fn settled(&self) -> bool {
         self.next_submit == self.app.len()
             && self.app.iter().all(|b| b.outcome.is_some())
