@@ -258,11 +258,16 @@ impl<const K: usize> Sim<K> {
             p.in_flight.retain(|(c, _), _| *c != conn.0);
             match self.client.connection(conn) {
                 Some((Some(target), _)) => {
+                    let failures = self.client.dial_failures(target);
+                    p.dials.forgotten(target, failures);
                     p.dials.dialled(target, self.w.now);
-                    self.w
-                        .log(|| format!("client dials {target:?} on {}", conn.0));
-                    p.targets
-                        .insert(conn.0, (target, self.client.dial_failures(target)));
+                    self.w.log(|| {
+                        format!(
+                            "client dials {target:?} on {} after {failures} failures",
+                            conn.0
+                        )
+                    });
+                    p.targets.insert(conn.0, (target, failures));
                 }
                 other => return Err(format!("dialled {conn:?} to no target: {other:?}")),
             }
@@ -531,6 +536,7 @@ struct Tally {
     /// Dials and requests (Produce, Metadata, InitProducerId), and the simulated seconds.
     dials: u64,
     handovers: u64,
+    forgotten: u64,
     requests: [u64; 3],
     seconds: f64,
     /// The largest share of its bound a seed used: dials per target, Metadata requests.
@@ -550,6 +556,7 @@ impl std::ops::AddAssign for Tally {
         self.producer_ids += t.producer_ids;
         self.dials += t.dials;
         self.handovers += t.handovers;
+        self.forgotten += t.forgotten;
         for (a, b) in self.requests.iter_mut().zip(t.requests) {
             *a += b;
         }
@@ -566,7 +573,7 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}, init_producer_id {:.2}",
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover, {} by the client forgetting failures), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}, init_producer_id {:.2}",
             self.persisted,
             self.not_persisted,
             self.possibly,
@@ -576,6 +583,7 @@ impl std::fmt::Display for Tally {
             self.seconds,
             self.dials,
             self.handovers,
+            self.forgotten,
             self.requests[0],
             self.requests[1],
             self.requests[2],
@@ -643,6 +651,7 @@ fn simulate_with<const K: usize>(
             ) = shares.unwrap_or_default();
             t.dials = sim.pressure.dials.total();
             t.handovers = sim.pressure.dials.handovers;
+            t.forgotten = sim.pressure.dials.forgotten;
             t.requests = sim.pressure.requests;
             t.seconds = sim.w.now.as_micros() as f64 / 1e6;
             Ok(t)

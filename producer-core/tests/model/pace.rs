@@ -75,8 +75,9 @@ pub struct Dials {
     base: Duration,
     max: Duration,
     tracks: Vec<Track>,
-    /// Resets by [`Dials::handed_over`].
+    /// Resets by [`Dials::handed_over`] and by [`Dials::forgotten`].
     pub handovers: u64,
+    pub forgotten: u64,
 }
 
 impl Dials {
@@ -86,6 +87,7 @@ impl Dials {
             max,
             tracks: Vec::new(),
             handovers: 0,
+            forgotten: 0,
         }
     }
 
@@ -145,6 +147,26 @@ impl Dials {
             t.bound += attempts_within(s.last.saturating_duration_since(s.first), base, max);
             t.resets += 1;
             self.handovers += 1;
+        }
+    }
+
+    /// The client is about to dial `target` and counts `failures` for it. Every dial of the
+    /// open streak failed (else it would have been closed), so fewer means the client forgot
+    /// failures: its table of failing brokers holds as many as it has connection slots, and
+    /// with more brokers failing than that one is evicted and starts again from nothing (a
+    /// defect: with two slots for three brokers closing every connection, each is dialled at
+    /// `reconnect_backoff`'s pace, never slower). The streak is closed as at a reset and
+    /// counted apart (`forgotten`), so the sweep shows how often.
+    pub fn forgotten(&mut self, target: Target, failures: u32) {
+        let (base, max) = (self.base, self.max);
+        let t = self.track(target);
+        if let Some(s) = t.open
+            && u64::from(failures) < s.attempts
+        {
+            t.open = None;
+            t.bound += attempts_within(s.last.saturating_duration_since(s.first), base, max);
+            t.resets += 1;
+            self.forgotten += 1;
         }
     }
 
