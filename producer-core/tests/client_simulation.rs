@@ -537,6 +537,8 @@ struct Tally {
     dials: u64,
     handovers: u64,
     forgotten: u64,
+    /// The longest streak of dials to one target without a reset, and its bound.
+    longest: (u64, u64),
     requests: [u64; 3],
     seconds: f64,
     /// The largest share of its bound a seed used: dials per target, Metadata requests.
@@ -557,6 +559,7 @@ impl std::ops::AddAssign for Tally {
         self.dials += t.dials;
         self.handovers += t.handovers;
         self.forgotten += t.forgotten;
+        self.longest = self.longest.max(t.longest);
         for (a, b) in self.requests.iter_mut().zip(t.requests) {
             *a += b;
         }
@@ -573,7 +576,7 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover, {} by the client forgetting failures), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}, init_producer_id {:.2}",
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover, {} by the client forgetting failures; longest streak {} dials, bound {}), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}, init_producer_id {:.2}",
             self.persisted,
             self.not_persisted,
             self.possibly,
@@ -584,6 +587,8 @@ impl std::fmt::Display for Tally {
             self.dials,
             self.handovers,
             self.forgotten,
+            self.longest.0,
+            self.longest.1,
             self.requests[0],
             self.requests[1],
             self.requests[2],
@@ -652,6 +657,7 @@ fn simulate_with<const K: usize>(
             t.dials = sim.pressure.dials.total();
             t.handovers = sim.pressure.dials.handovers;
             t.forgotten = sim.pressure.dials.forgotten;
+            t.longest = sim.pressure.dials.longest;
             t.requests = sim.pressure.requests;
             t.seconds = sim.w.now.as_micros() as f64 / 1e6;
             Ok(t)

@@ -78,6 +78,9 @@ pub struct Dials {
     /// Resets by [`Dials::handed_over`] and by [`Dials::forgotten`].
     pub handovers: u64,
     pub forgotten: u64,
+    /// The longest streak closed (most attempts) and its bound: how far the backoff was
+    /// exercised.
+    pub longest: (u64, u64),
 }
 
 impl Dials {
@@ -88,6 +91,7 @@ impl Dials {
             tracks: Vec::new(),
             handovers: 0,
             forgotten: 0,
+            longest: (0, 0),
         }
     }
 
@@ -123,12 +127,23 @@ impl Dials {
 
     /// `target` gave a real answer: its schedule may start again.
     pub fn answered(&mut self, target: Target) {
+        self.reset(target);
+    }
+
+    /// Closes `target`'s open streak, if any, adding its bound; true if there was one.
+    fn reset(&mut self, target: Target) -> bool {
         let (base, max) = (self.base, self.max);
         let t = self.track(target);
-        if let Some(s) = t.open.take() {
-            t.bound += attempts_within(s.last.saturating_duration_since(s.first), base, max);
-            t.resets += 1;
+        let Some(s) = t.open.take() else {
+            return false;
+        };
+        let bound = attempts_within(s.last.saturating_duration_since(s.first), base, max);
+        t.bound += bound;
+        t.resets += 1;
+        if s.attempts > self.longest.0 {
+            self.longest = (s.attempts, bound);
         }
+        true
     }
 
     /// Dials of every target.
@@ -141,11 +156,7 @@ impl Dials {
     /// The next dial may come at once; counted apart (`handovers`), so a sweep shows how
     /// often it happens.
     pub fn handed_over(&mut self, target: Target) {
-        let (base, max) = (self.base, self.max);
-        let t = self.track(target);
-        if let Some(s) = t.open.take() {
-            t.bound += attempts_within(s.last.saturating_duration_since(s.first), base, max);
-            t.resets += 1;
+        if self.reset(target) {
             self.handovers += 1;
         }
     }
@@ -158,14 +169,12 @@ impl Dials {
     /// `reconnect_backoff`'s pace, never slower). The streak is closed as at a reset and
     /// counted apart (`forgotten`), so the sweep shows how often.
     pub fn forgotten(&mut self, target: Target, failures: u32) {
-        let (base, max) = (self.base, self.max);
-        let t = self.track(target);
-        if let Some(s) = t.open
-            && u64::from(failures) < s.attempts
+        if self
+            .track(target)
+            .open
+            .is_some_and(|s| u64::from(failures) < s.attempts)
         {
-            t.open = None;
-            t.bound += attempts_within(s.last.saturating_duration_since(s.first), base, max);
-            t.resets += 1;
+            self.reset(target);
             self.forgotten += 1;
         }
     }
@@ -178,6 +187,11 @@ impl Dials {
             let open = t.open.map_or(0, |s| {
                 attempts_within(s.last.saturating_duration_since(s.first), base, max)
             });
+            if let Some(s) = t.open
+                && s.attempts > self.longest.0
+            {
+                self.longest = (s.attempts, open);
+            }
             let bound = t.bound + open;
             if t.attempts > bound {
                 return Err(format!(
