@@ -37,8 +37,9 @@ use harness::client::{TestClientWith, new_client_with};
 use model::broker::{BROKERS, Cluster, Judged, PARTITIONS};
 use model::clock::Clocks;
 use model::faults::Faults;
-use model::net::{Net, NetEv};
+use model::net::{Hostile, Net, NetEv};
 use model::outcomes::{deadline_honoured, true_of_log};
+use model::pace::{Dials, Paced, Pressure};
 use model::records::{Planned, plan};
 use model::{Flavour, pins_producer_state};
 
@@ -88,6 +89,8 @@ struct Sim<const K: usize> {
     app: Vec<AppRecord>,
     next_submit: usize,
     receipts: HashMap<(BatchToken, u32), u32>,
+    /// What the client pressed on the cluster, held to `model::pace`'s bounds.
+    pressure: Pressure,
 }
 
 impl<const K: usize> Sim<K> {
@@ -101,6 +104,22 @@ impl<const K: usize> Sim<K> {
         };
         let clocks = Clocks::draw(&mut rng, flavour);
         let config = harness::client::config(&mut rng, policy, flavour, &clocks);
+        let pressure = Pressure {
+            dials: Dials::new(config.reconnect_backoff, config.reconnect_backoff_max),
+            metadata: Paced::default(),
+            retry_backoff: config.producer.retry_backoff,
+            retry_backoff_max: config.producer.retry_backoff_max,
+            bumps: Default::default(),
+            bumps_seen: 0,
+            inits: Dials::new(
+                config.producer.retry_backoff,
+                config.producer.retry_backoff_max,
+            ),
+            grants_seen: 0,
+            requests: [0; 3],
+            targets: HashMap::new(),
+            in_flight: HashMap::new(),
+        };
         let client = new_client_with::<K>(config);
         let records = rng.random_range(30..150);
         let (mut planned, mut fault_end) = plan(&mut rng, records);
@@ -128,7 +147,20 @@ impl<const K: usize> Sim<K> {
             app,
             next_submit: 0,
             receipts: HashMap::new(),
+            pressure,
         };
+        // One seed in sixteen each: the brokers refuse every connection, close each at once,
+        // or answer 45 to every batch they would append, over the middle half of the faults.
+        let (from, until) = (
+            Instant::ZERO + ms(fault_end.as_micros() / 4000),
+            Instant::ZERO + ms(fault_end.as_micros() * 3 / 4000),
+        );
+        match (seed / 8) % 16 {
+            0 => sim.net.hostile = Some((Hostile::Refuse, from, until)),
+            1 => sim.net.hostile = Some((Hostile::CloseAtOnce, from, until)),
+            2 => sim.cluster.refuse_45 = Some((from, until)),
+            _ => {}
+        }
         sim.w.schedule(Instant::ZERO, Ev::Submit);
         sim.w.scatter(0..5, |_| Ev::LeaderMove);
         sim.w.scatter(0..3, |rng| {
@@ -216,15 +248,36 @@ impl<const K: usize> Sim<K> {
             self.w
                 .log(|| format!("client closes connection {}", conn.0));
             self.net.close(&mut self.w, conn.0);
+            self.pressure
+                .closed(conn.0, |t| self.client.dial_failures(t));
         }
         while let Some((conn, endpoint)) = self.client.poll_connect(self.w.now) {
             self.net
                 .connect(&mut self.w, conn.0, &endpoint.host, (), &self.cluster.up)?;
+            let p = &mut self.pressure;
+            p.in_flight.retain(|(c, _), _| *c != conn.0);
+            match self.client.connection(conn) {
+                Some((Some(target), _)) => {
+                    let failures = self.client.dial_failures(target);
+                    p.dials.forgotten(target, failures);
+                    p.dials.dialled(target, self.w.now);
+                    self.w.log(|| {
+                        format!(
+                            "client dials {target:?} on {} after {failures} failures",
+                            conn.0
+                        )
+                    });
+                    p.targets.insert(conn.0, (target, failures));
+                }
+                other => return Err(format!("dialled {conn:?} to no target: {other:?}")),
+            }
         }
         while let Some(conn) = self.client.poll_close() {
             self.w
                 .log(|| format!("client closes connection {}", conn.0));
             self.net.close(&mut self.w, conn.0);
+            self.pressure
+                .closed(conn.0, |t| self.client.dial_failures(t));
         }
         for conn in self.net.connected() {
             while let Some(n) = self
@@ -232,6 +285,7 @@ impl<const K: usize> Sim<K> {
                 .poll_transmit(ConnId(conn), self.w.now, &mut self.tx)
             {
                 let frame = self.tx[..n].to_vec();
+                self.pressure.sent(conn, &frame, self.w.now);
                 self.net.transmit(&mut self.w, conn, frame);
                 if !self.net.is_connected(conn) {
                     break;
@@ -240,6 +294,9 @@ impl<const K: usize> Sim<K> {
         }
         // Time may have sealed batches or applied deadlines: poll again for the wake-up.
         let wake = self.client.poll(self.w.now);
+        let c = self.client.counters();
+        self.pressure
+            .bumps_at(c.epoch_bumps, c.producer_ids, self.w.now);
         self.drain()?;
         Ok(wake)
     }
@@ -291,7 +348,11 @@ impl<const K: usize> Sim<K> {
             Ev::Net(NetEv::ExpiryCheck) => self.cluster.expiry_check(&mut self.w),
             Ev::Net(NetEv::Response(conn, inc, frame)) => {
                 if self.net.is_current(conn, inc) {
+                    self.pressure.answered(conn, &frame);
                     self.client.on_frame(ConnId(conn), self.w.now, &frame[4..]);
+                    let c = self.client.counters();
+                    self.pressure
+                        .bumps_at(c.epoch_bumps, c.producer_ids, self.w.now);
                 }
             }
             Ev::Net(NetEv::Reset(conn, inc)) => {
@@ -438,13 +499,17 @@ impl<const K: usize> Sim<K> {
             for i in 0..d.records {
                 self.receipts.remove(&(d.batch, i));
             }
+            if matches!(d.outcome, Outcome::Persisted { .. }) {
+                self.pressure.progress();
+            }
             let line = format!("batch of {} records -> {:?}", d.records, d.outcome);
             self.w.log(|| line);
         }
         Ok(())
     }
 
-    fn verify(&self) -> Result<(), String> {
+    fn verify(&mut self) -> Result<(), String> {
+        self.pressure.check()?;
         let seen = self.cluster.placed()?;
         for (uid, r) in self.app.iter().enumerate() {
             let uid = uid as u32;
@@ -468,6 +533,19 @@ struct Tally {
     possibly: u64,
     epoch_bumps: u64,
     producer_ids: u64,
+    /// Dials and requests (Produce, Metadata, InitProducerId), and the simulated seconds.
+    dials: u64,
+    handovers: u64,
+    forgotten: u64,
+    /// The longest streak of dials to one target without a reset, and its bound.
+    longest: (u64, u64),
+    requests: [u64; 3],
+    seconds: f64,
+    /// The largest share of its bound a seed used: dials per target, Metadata requests.
+    worst_dials: f64,
+    worst_metadata: f64,
+    worst_bumps: f64,
+    worst_inits: f64,
     faults: Faults,
 }
 
@@ -478,6 +556,18 @@ impl std::ops::AddAssign for Tally {
         self.possibly += t.possibly;
         self.epoch_bumps += t.epoch_bumps;
         self.producer_ids += t.producer_ids;
+        self.dials += t.dials;
+        self.handovers += t.handovers;
+        self.forgotten += t.forgotten;
+        self.longest = self.longest.max(t.longest);
+        for (a, b) in self.requests.iter_mut().zip(t.requests) {
+            *a += b;
+        }
+        self.seconds += t.seconds;
+        self.worst_dials = self.worst_dials.max(t.worst_dials);
+        self.worst_metadata = self.worst_metadata.max(t.worst_metadata);
+        self.worst_bumps = self.worst_bumps.max(t.worst_bumps);
+        self.worst_inits = self.worst_inits.max(t.worst_inits);
         self.faults += t.faults;
     }
 }
@@ -486,13 +576,26 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}",
+            "records persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure over {:.0} simulated s: {} dials ({} resets by a slot handover, {} by the client forgetting failures; longest streak {} dials, bound {}), requests produce {} metadata {} init_producer_id {}; max share of bound: dials per target {:.2}, metadata {:.2}, epoch bumps {:.2}, init_producer_id {:.2}",
             self.persisted,
             self.not_persisted,
             self.possibly,
             self.epoch_bumps,
             self.producer_ids,
-            self.faults
+            self.faults,
+            self.seconds,
+            self.dials,
+            self.handovers,
+            self.forgotten,
+            self.longest.0,
+            self.longest.1,
+            self.requests[0],
+            self.requests[1],
+            self.requests[2],
+            self.worst_dials,
+            self.worst_metadata,
+            self.worst_bumps,
+            self.worst_inits
         )
     }
 }
@@ -517,6 +620,7 @@ fn simulate_with<const K: usize>(
 ) -> (Result<Tally, String>, Option<String>) {
     let mut sim = Sim::<K>::new(seed, trace);
     let result = sim.run().and_then(|()| sim.verify());
+    let shares = sim.pressure.check();
     let trace = sim.w.trace.take();
     let result = match result {
         Ok(()) => {
@@ -544,6 +648,18 @@ fn simulate_with<const K: usize>(
             let c = sim.client.counters();
             t.epoch_bumps = c.epoch_bumps;
             t.producer_ids = c.producer_ids;
+            (
+                t.worst_dials,
+                t.worst_metadata,
+                t.worst_bumps,
+                t.worst_inits,
+            ) = shares.unwrap_or_default();
+            t.dials = sim.pressure.dials.total();
+            t.handovers = sim.pressure.dials.handovers;
+            t.forgotten = sim.pressure.dials.forgotten;
+            t.longest = sim.pressure.dials.longest;
+            t.requests = sim.pressure.requests;
+            t.seconds = sim.w.now.as_micros() as f64 / 1e6;
             Ok(t)
         }
         Err(e) => Err(format!(

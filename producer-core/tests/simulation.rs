@@ -45,6 +45,7 @@ use model::broker::{BROKERS, Cluster, PARTITIONS};
 use model::clock::Clocks;
 use model::faults::Faults;
 use model::net::{LINGER_AFTER_CLOSE, NetEv};
+use model::pace::{Bumps, Resends};
 use model::{BatchId, Flavour, pins_producer_state};
 use simulation::broker::Inbox;
 
@@ -187,6 +188,10 @@ struct Sim {
     tokens: HashMap<BatchToken, u32>,
     /// Per partition: when its last success came and its batch's timestamp.
     acked_at: [Option<(Instant, i64)>; PARTITIONS],
+    /// Produce attempts per batch and epoch bumps, held to `model::pace`'s bounds.
+    resends: Resends<Stamp>,
+    bumps: Bumps,
+    backoff: (Duration, Duration),
 }
 
 impl Sim {
@@ -212,6 +217,7 @@ impl Sim {
             },
             jitter_seed: seed,
         };
+        let backoff = (config.retry_backoff, config.retry_backoff_max);
         let batches = rng.random_range(20..=70);
         let mut t = 0u64;
         let mut planned_at = Vec::new();
@@ -271,7 +277,20 @@ impl Sim {
             next_submit: 0,
             tokens: HashMap::new(),
             acked_at: [None; PARTITIONS],
+            resends: Resends::new(backoff.0, backoff.1),
+            bumps: Bumps::default(),
+            backoff,
         };
+        // One seed in sixteen: the leaders answer 45 to every batch they would append, over
+        // the middle half of the fault window.
+        if (seed / 8) % 16 == 2 {
+            let end = fault_end.as_micros() / 1000;
+            let (from, until) = (
+                Instant::from_millis(end / 4),
+                Instant::from_millis(end * 3 / 4),
+            );
+            sim.cluster.refuse_45 = Some((from, until));
+        }
         sim.w.schedule(Instant::ZERO, Ev::Submit);
         sim.w.scatter(0..6, |_| Ev::LeaderMove);
         sim.w.scatter(0..3, |rng| {
@@ -330,6 +349,7 @@ impl Sim {
             while let Some(ev) = self.w.pop_due() {
                 self.handle(ev)?;
             }
+            self.count_bumps();
             self.expire_requests()?;
             self.expire_stale()?;
             let before = self.seq.identity();
@@ -344,6 +364,7 @@ impl Sim {
             if before != after {
                 self.w.log(|| format!("identity {before:?} -> {after:?}"));
             }
+            self.count_bumps();
             self.drain_outcomes()?;
             if self.settled() {
                 return Ok(());
@@ -556,6 +577,11 @@ struct Tally {
     possibly_persisted: u64,
     epoch_bumps: u64,
     producer_ids: u64,
+    /// Produce attempts (batches sent), and the largest share of their bounds a seed used:
+    /// attempts per batch, epoch bumps.
+    sends: u64,
+    worst_sends: f64,
+    worst_bumps: f64,
     faults: Faults,
 }
 
@@ -566,6 +592,9 @@ impl std::ops::AddAssign for Tally {
         self.possibly_persisted += t.possibly_persisted;
         self.epoch_bumps += t.epoch_bumps;
         self.producer_ids += t.producer_ids;
+        self.sends += t.sends;
+        self.worst_sends = self.worst_sends.max(t.worst_sends);
+        self.worst_bumps = self.worst_bumps.max(t.worst_bumps);
         self.faults += t.faults;
     }
 }
@@ -574,13 +603,16 @@ impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "batches persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}",
+            "batches persisted {}, not persisted {}, possibly persisted {}; epoch bumps {}, producer ids {}\n  {}\n  pressure: {} batch sends; max share of bound: sends per batch {:.2}, epoch bumps {:.2}",
             self.persisted,
             self.not_persisted,
             self.possibly_persisted,
             self.epoch_bumps,
             self.producer_ids,
-            self.faults
+            self.faults,
+            self.sends,
+            self.worst_sends,
+            self.worst_bumps
         )
     }
 }
@@ -591,9 +623,10 @@ const REPLAY: &str = "cargo test -p producer-core --test simulation replay_seed 
 fn simulate(seed: u64, trace: bool) -> (Result<Tally, String>, Option<String>) {
     let mut sim = Sim::new(seed, trace);
     let result = sim.run().and_then(|()| sim.verify());
+    let result = result.and_then(|()| sim.pressure());
     let trace = sim.w.trace.take();
     let result = match result {
-        Ok(()) => {
+        Ok((worst_sends, worst_bumps)) => {
             let c = sim.seq.counters();
             let mut faults = sim.cluster.faults;
             faults += sim.faults;
@@ -613,6 +646,9 @@ fn simulate(seed: u64, trace: bool) -> (Result<Tally, String>, Option<String>) {
                 possibly_persisted: c.possibly_persisted.batches,
                 epoch_bumps: c.epoch_bumps,
                 producer_ids: c.producer_ids,
+                sends: sim.resends.total(),
+                worst_sends,
+                worst_bumps,
                 faults,
             })
         }

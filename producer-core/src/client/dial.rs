@@ -12,8 +12,12 @@
 //!
 //! The table has room for `BROKERS` bootstrap addresses (there are at most that many) and
 //! `BROKERS` brokers with failures. Brokers without failures are not kept. When more brokers
-//! than that are failing, the entry with the fewest failures makes room: that one was the
-//! least delayed anyway, and at most `BROKERS` of them can be dialled at once.
+//! than that are failing, the entry with the fewest failures makes room, and its count and
+//! wait become a floor for every broker not in the table, until some broker answers: an
+//! evicted broker is not dialled again sooner, or from a lower count, than it would have been
+//! kept (without the floor, three failing brokers sharing two entries evicted each other and
+//! were each dialled at `reconnect_backoff`'s pace forever). A connection handed to another
+//! target when its turn ends is not a failure.
 
 use heapless::Vec;
 
@@ -33,6 +37,9 @@ pub(crate) struct Dials<const BROKERS: usize> {
     jitter: Jitter,
     bootstrap: [Dial; BROKERS],
     nodes: Vec<(i32, Dial), BROKERS>,
+    /// The most failures and the latest wait of the brokers evicted since one last answered:
+    /// what a broker missing from `nodes` is taken to have.
+    evicted: Dial,
 }
 
 impl<const BROKERS: usize> Dials<BROKERS> {
@@ -42,6 +49,7 @@ impl<const BROKERS: usize> Dials<BROKERS> {
             jitter,
             bootstrap: [Dial::default(); BROKERS],
             nodes: Vec::new(),
+            evicted: Dial::default(),
         }
     }
 
@@ -56,8 +64,7 @@ impl<const BROKERS: usize> Dials<BROKERS> {
                 .nodes
                 .iter()
                 .find(|(n, _)| *n == id)
-                .map(|(_, d)| *d)
-                .unwrap_or_default(),
+                .map_or(self.evicted, |(_, d)| *d),
         }
     }
 
@@ -93,7 +100,11 @@ impl<const BROKERS: usize> Dials<BROKERS> {
                         let weakest = (0..self.nodes.len())
                             .min_by_key(|&i| (self.nodes[i].1.failures, self.nodes[i].1.retry_at));
                         if let Some(i) = weakest {
-                            self.nodes.swap_remove(i);
+                            let (_, gone) = self.nodes.swap_remove(i);
+                            self.evicted = Dial {
+                                failures: self.evicted.failures.max(gone.failures),
+                                retry_at: self.evicted.retry_at.max(gone.retry_at),
+                            };
                         }
                     }
                     let _ = self.nodes.push((id, dial));
@@ -111,7 +122,10 @@ impl<const BROKERS: usize> Dials<BROKERS> {
                     *d = Dial::default();
                 }
             }
-            Target::Node(id) => self.nodes.retain(|(n, _)| *n != id),
+            Target::Node(id) => {
+                self.nodes.retain(|(n, _)| *n != id);
+                self.evicted = Dial::default();
+            }
         }
     }
 }
@@ -162,10 +176,39 @@ mod tests {
         d.failed(Target::Node(2), now);
         d.failed(Target::Node(3), now);
         assert_eq!(d.failures(Target::Node(1)), 3, "the most delayed stays");
-        assert_eq!(d.failures(Target::Node(2)), 0, "made room");
         assert_eq!(d.failures(Target::Node(3)), 1);
+        // Node 2 made room; it is not taken to be healthier than when it left.
+        assert_eq!(
+            d.failures(Target::Node(2)),
+            1,
+            "made room, count kept as a floor"
+        );
+        assert!(d.ready_at(Target::Node(2)) > now);
+        // A broker's answer says the cluster is reachable again: the floor goes.
+        d.answered(Target::Node(1));
+        assert_eq!(d.failures(Target::Node(2)), 0);
         // Out-of-range bootstrap indices are ignored rather than panicking.
         d.failed(Target::Bootstrap(9), now);
         assert_eq!(d.failures(Target::Bootstrap(9)), 0);
+    }
+
+    /// Three failing brokers sharing two entries: each keeps slowing down (it used to be
+    /// dialled at the base pace forever, each evicting another).
+    #[test]
+    fn brokers_evicting_each_other_still_back_off() {
+        let mut d = dials();
+        let mut now = Instant::ZERO;
+        let mut counts = [0u32; 24];
+        for (round, count) in counts.iter_mut().enumerate() {
+            let target = Target::Node(1 + (round % 3) as i32);
+            now = now.max(d.ready_at(target));
+            d.failed(target, now);
+            *count = d.failures(target);
+        }
+        assert!(counts.windows(2).all(|w| w[1] >= w[0]), "{counts:?}");
+        // 100 ms doubling passes the 10 s cap at the eighth failure.
+        assert!(counts[23] >= 8, "{counts:?}");
+        // Evicting each other, they were dialled every 100 ms: 24 dials in about 2.4 s.
+        assert!(now >= Instant::ZERO + Duration::from_secs(10), "{now:?}");
     }
 }

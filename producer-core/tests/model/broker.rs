@@ -100,6 +100,9 @@ pub struct Cluster {
     down: [Option<Down>; BROKERS],
     /// Entries answered 6 after their append: (producer id, epoch, partition, base sequence).
     not_leader_answered: BTreeSet<(i64, i16, usize, i32)>,
+    /// A stretch during which every batch the leader would append is refused 45
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER) instead, fences and all (a broker stuck refusing).
+    pub refuse_45: Option<(Instant, Instant)>,
     pub faults: Faults,
 }
 
@@ -170,6 +173,7 @@ impl Cluster {
             slow_until: [Instant::ZERO; PARTITIONS],
             down: Default::default(),
             not_leader_answered: BTreeSet::new(),
+            refuse_45: None,
             faults: Faults::default(),
         }
     }
@@ -548,6 +552,14 @@ impl Cluster {
         }
         if w.chance(0.02) {
             return Ok((ErrorCode::NOT_ENOUGH_REPLICAS, -1, None));
+        }
+        if self
+            .refuse_45
+            .is_some_and(|(from, until)| (from..until).contains(&w.now))
+            && self.idempotence.check(p, entry.id) == Check::Append
+        {
+            self.faults.hostile_45 += 1;
+            return Ok((ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1, None));
         }
         let check = self.idempotence.check(p, entry.id);
         observer.judged(w, &entry, check);

@@ -42,6 +42,11 @@ pub struct Faults {
     /// `PossiblyPersisted(ProducerStateExpired)`.
     pub stale_refused: u64,
     pub state_expired_outcomes: u64,
+    /// In a hostile stretch (`net::Hostile`, `Cluster::refuse_45`): connections refused,
+    /// connections closed at once, batches answered 45 instead of appended.
+    pub hostile_refused: u64,
+    pub hostile_closed: u64,
+    pub hostile_45: u64,
 }
 
 impl AddAssign for Faults {
@@ -62,6 +67,9 @@ impl AddAssign for Faults {
         self.longest_to_process = self.longest_to_process.max(t.longest_to_process);
         self.stale_refused += t.stale_refused;
         self.state_expired_outcomes += t.state_expired_outcomes;
+        self.hostile_refused += t.hostile_refused;
+        self.hostile_closed += t.hostile_closed;
+        self.hostile_45 += t.hostile_45;
     }
 }
 
@@ -74,7 +82,8 @@ impl fmt::Display for Faults {
              unknown producer at a non-zero sequence {}; producer states expired {}; restarts \
              leading again from a snapshot {} (batches forgotten {}, resends refused 45 {}); \
              requests processed after their connection closed {} (latest {:.1} s after, \
-             refused 47 {}; longest from send to processing {:.1} s); records refused as stale {}, given up as ProducerStateExpired {}",
+             refused 47 {}; longest from send to processing {:.1} s); records refused as stale {}, given up as ProducerStateExpired {}; \
+             hostile stretches: connections refused {}, closed at once {}, batches answered 45 {}",
             self.slow_acks,
             self.acks_timeouts,
             self.moves_in_wait,
@@ -91,6 +100,9 @@ impl fmt::Display for Faults {
             self.longest_to_process.as_secs_f64(),
             self.stale_refused,
             self.state_expired_outcomes,
+            self.hostile_refused,
+            self.hostile_closed,
+            self.hostile_45,
         )
     }
 }

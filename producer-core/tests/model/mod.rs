@@ -26,6 +26,7 @@ pub mod clock;
 pub mod faults;
 pub mod net;
 pub mod outcomes;
+pub mod pace;
 pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -95,6 +95,17 @@ pub struct Net<T> {
     /// Trace every request sent, with what it carries.
     pub trace_sends: bool,
     pub faults: Faults,
+    /// A stretch of time in which every broker misbehaves at connect.
+    pub hostile: Option<(Hostile, Instant, Instant)>,
+}
+
+/// How the brokers treat a connection in a hostile stretch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// Refused, as a port nobody listens on.
+    Refuse,
+    /// Accepted, then closed a millisecond later, before any answer.
+    CloseAtOnce,
 }
 
 impl<T: Copy> Net<T> {
@@ -106,6 +117,7 @@ impl<T: Copy> Net<T> {
             next_incarnation: 0,
             trace_sends,
             faults: Faults::default(),
+            hostile: None,
         }
     }
 
@@ -164,10 +176,24 @@ impl<T: Copy> Net<T> {
             },
         );
         let at = w.now + Duration::from_millis(w.rng.random_range(1..4));
-        if up[broker] {
-            w.schedule(at, NetEv::Connected(conn, incarnation).into());
-        } else {
-            w.schedule(at, NetEv::ConnectFailed(conn, incarnation).into());
+        let hostile = self
+            .hostile
+            .filter(|&(_, from, until)| (from..until).contains(&w.now))
+            .map(|(h, _, _)| h);
+        match (up[broker], hostile) {
+            (true, None) => w.schedule(at, NetEv::Connected(conn, incarnation).into()),
+            (true, Some(Hostile::CloseAtOnce)) => {
+                self.faults.hostile_closed += 1;
+                w.schedule(at, NetEv::Connected(conn, incarnation).into());
+                let reset = at + Duration::from_millis(1);
+                w.schedule(reset, NetEv::Reset(conn, incarnation).into());
+            }
+            (up, hostile) => {
+                if up && hostile == Some(Hostile::Refuse) {
+                    self.faults.hostile_refused += 1;
+                }
+                w.schedule(at, NetEv::ConnectFailed(conn, incarnation).into());
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The checks once a seed settled: every batch is in the log at most once, in order, where
 //! its outcome says (at the offset reported), deadlines are honoured, the codes the model
-//! answers are classified, and the counters agree.
+//! answers are classified, and the counters agree; and what the sequencer pressed on the
+//! brokers within the bounds of `model::pace`.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,29 @@ use producer_core::state::{Outcome, PossiblyPersistedReason, UnknownOutcome};
 use crate::Sim;
 
 impl Sim {
+    /// Epoch bumps the sequencer completed since last looked at.
+    pub(crate) fn count_bumps(&mut self) {
+        let seen = self.bumps.bumps;
+        self.bumps
+            .bumped(self.seq.counters().epoch_bumps - seen, self.w.now);
+    }
+
+    /// Holds the seed to the bounds of `model::pace`; returns the largest shares used:
+    /// Produce attempts per batch, epoch bumps.
+    pub(crate) fn pressure(&mut self) -> Result<(f64, f64), String> {
+        let sends = self.resends.check()?;
+        let (b, (base, max)) = (&self.bumps, self.backoff);
+        let bound = b.bound(base, max);
+        if b.bumps > bound {
+            return Err(format!(
+                "{} epoch bumps in {} series without progress, bound {bound} at retry_backoff \
+                 {base:?} to {max:?}",
+                b.bumps, b.series
+            ));
+        }
+        Ok((sends, b.bumps as f64 / bound.max(1) as f64))
+    }
+
     pub(crate) fn verify(&self) -> Result<(), String> {
         let mut where_in_log: BTreeMap<u32, Vec<(usize, i64)>> = BTreeMap::new();
         for (p, log) in self.cluster.logs.iter().enumerate() {

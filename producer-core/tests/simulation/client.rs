@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use producer_core::state::{
-    Attempt, BatchState, Identity, PartitionIndex, ProduceResult, ProducerEpoch, ProducerId,
+    Attempt, BatchState, Identity, Outcome, PartitionIndex, ProduceResult, ProducerEpoch,
+    ProducerId,
 };
 use rand::Rng;
 
@@ -83,6 +84,7 @@ impl Sim {
                 while let Some(permit) = self.seq.next_send(PartitionIndex(p as u16), self.w.now) {
                     let uid = self.tokens[&permit.token];
                     self.app[uid as usize].sent = true;
+                    self.resends.sent(uid, permit.stamp, self.w.now);
                     items.push(Item {
                         token: permit.token,
                         uid,
@@ -262,6 +264,10 @@ impl Sim {
                 return Err(format!("batch {uid} got a second outcome {:?}", d.outcome));
             }
             b.outcome = Some((d.outcome, self.w.now));
+            if matches!(d.outcome, Outcome::Persisted { .. }) {
+                let (base, max) = self.backoff;
+                self.bumps.progress(base, max);
+            }
             let line = format!("batch {uid} (p{}) -> {:?}", b.partition, d.outcome);
             self.w.log(|| line);
         }
