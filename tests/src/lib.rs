@@ -17,6 +17,9 @@ pub mod hostile;
 pub mod kafka;
 pub mod netns;
 pub mod records;
+mod tool_binary;
+
+pub use tool_binary::produce_binary;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -22,40 +22,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tests::{Broker, BrokerKind, ChaosProxy, ProxyMode, free_port, read_back, refusing_address};
-
-/// Path of the `produce` binary, built once per test process.
-fn produce_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/produce_tool-HASH -> target/<profile>/produce
-            let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe
-                .parent()
-                .and_then(|deps| deps.parent())
-                .expect("target/<profile>");
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev".to_string(),
-                Some(other) => other.to_string(),
-            };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "-p", "examples", "--bin", "produce", "--profile"])
-                .arg(&profile)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building produce failed");
-            let binary = profile_dir.join(format!("produce{}", std::env::consts::EXE_SUFFIX));
-            assert!(binary.exists(), "{} missing", binary.display());
-            binary
-        })
-        .clone()
-}
+use tests::{
+    Broker, BrokerKind, ChaosProxy, ProxyMode, free_port, produce_binary, read_back,
+    refusing_address,
+};
 
 /// Starts `produce` with `args`, stdin, stdout and stderr piped.
 fn spawn_produce(args: &[&str]) -> Child {
