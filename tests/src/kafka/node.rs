@@ -146,14 +146,12 @@ impl Kafka {
     pub(super) fn format(&self, node: &Node) {
         let started = Instant::now();
         let mut command = self.java(&node.dir);
+        // `--cluster-id=ID` in one argument: a base64url id starts with '-' one time in 64,
+        // and after a separate `-t` the option parser takes it for an option and refuses.
         command
-            .args([
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                &self.cluster_id,
-                "-c",
-            ])
+            .args(["kafka.tools.StorageTool", "format"])
+            .arg(format!("--cluster-id={}", self.cluster_id))
+            .arg("-c")
             .arg(node.properties());
         let out = command
             .output()
