@@ -296,7 +296,7 @@ impl<const K: usize> Sim<K> {
         let wake = self.client.poll(self.w.now);
         let c = self.client.counters();
         self.pressure
-            .bumps_at(c.epoch_bumps, c.producer_ids, self.w.now);
+            .bumps_at(c.paced_fences, c.epoch_bumps, c.producer_ids, self.w.now);
         self.drain()?;
         Ok(wake)
     }
@@ -351,8 +351,12 @@ impl<const K: usize> Sim<K> {
                     self.pressure.answered(conn, &frame);
                     self.client.on_frame(ConnId(conn), self.w.now, &frame[4..]);
                     let c = self.client.counters();
-                    self.pressure
-                        .bumps_at(c.epoch_bumps, c.producer_ids, self.w.now);
+                    self.pressure.bumps_at(
+                        c.paced_fences,
+                        c.epoch_bumps,
+                        c.producer_ids,
+                        self.w.now,
+                    );
                 }
             }
             Ev::Net(NetEv::Reset(conn, inc)) => {

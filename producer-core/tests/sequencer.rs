@@ -82,12 +82,11 @@ fn an_epoch_the_broker_never_accepted_leaves_its_batches_unwritten() {
     assert_eq!(s.poll_event(), None, "neither is given up");
     assert!(s.poll_init_producer_id(at(20)));
     s.on_init_producer_id(at(21), Ok((ProducerId(9), ProducerEpoch(0))));
-    // The resumed identity's retirement is a second fence with no batch accepted since the
-    // first: sending waits one retry backoff (100 ms, jittered) after it.
-    assert_eq!(s.next_send(P0, at(22)), None);
-    assert_eq!(s.fences_without_progress(), 2);
-    assert!(s.resume_sending_at() <= at(122));
-    let p = s.next_send(P0, at(122)).unwrap();
+    // The resumed identity's retirement is the first fence the broker caused (the restart's
+    // own fence is not paced): sending resumes at once.
+    assert_eq!(s.fences_without_progress(), 1);
+    assert!(s.resume_sending_at() <= at(21));
+    let p = s.next_send(P0, at(22)).unwrap();
     assert_eq!(p.token, a);
     assert_eq!(
         (p.stamp.producer_id, p.stamp.base_sequence),
@@ -118,6 +117,84 @@ fn an_epoch_the_broker_never_accepted_leaves_its_batches_unwritten() {
             _
         )))
     ));
+}
+
+// --- pacing of fences ----------------------------------------------------------------------
+
+/// Fences a deadline starts (`FailAndFence`) come once per expired batch, not from a loop
+/// with the broker: they neither hold the sending back nor count towards the series a
+/// refusing broker is paced by. Holding back after each let the next short deadlines expire
+/// unsent, one fence feeding the next (the chaos test against Kafka sent 31 requests in 10 s).
+#[test]
+fn deadline_fences_do_not_hold_the_sending_back() {
+    let mut s = ready(UnknownOutcome::FailAndFence);
+    for round in 0..5u64 {
+        let t0 = round * 1_000;
+        let t = s.enqueue(P0, 1, at(t0 + 300)).unwrap();
+        let p = s
+            .next_send(P0, at(t0))
+            .unwrap_or_else(|| panic!("round {round}: held back"));
+        assert_eq!(p.token, t);
+        // The deadline fires with the request written and unanswered; then it is lost.
+        s.poll(at(t0 + 300));
+        s.on_produce_result(t, at(t0 + 301), ProduceResult::LostAfterWrite)
+            .unwrap();
+        assert!(matches!(
+            s.poll_event().map(|d| d.outcome),
+            Some(Outcome::PossiblyPersisted(_))
+        ));
+        assert!(
+            matches!(s.identity(), Identity::Ready { .. }),
+            "round {round}"
+        );
+        assert_eq!(s.fences_without_progress(), 0, "round {round}");
+    }
+    let c = s.counters();
+    assert_eq!((c.fences, c.epoch_bumps, c.paced_fences), (5, 5, 0));
+}
+
+/// A broker's refusal that joins a fence a deadline started makes it a paced one: a broker
+/// refusing every batch is paced however its fences began.
+#[test]
+fn a_refusal_joining_a_deadline_fence_is_paced() {
+    let mut s = ready(UnknownOutcome::FailAndFence);
+    let b = s.enqueue(P1, 1, at(1_000_000)).unwrap();
+    for round in 0..3u32 {
+        let now = at(u64::from(round) * 10_000).max(s.resume_sending_at());
+        let a = s
+            .enqueue(P0, 1, now + core::time::Duration::from_millis(300))
+            .unwrap();
+        assert_eq!(
+            s.next_send(P0, now).map(|p| p.token),
+            Some(a),
+            "round {round}"
+        );
+        assert_eq!(
+            s.next_send(P1, now).map(|p| p.token),
+            Some(b),
+            "round {round}"
+        );
+        let later = |ms| now + core::time::Duration::from_millis(ms);
+        // a's deadline starts a fence; the broker's refusal of b joins it; a is lost.
+        s.poll(later(300));
+        s.on_produce_result(
+            b,
+            later(301),
+            answered(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1),
+        )
+        .unwrap();
+        s.on_produce_result(a, later(302), ProduceResult::LostAfterWrite)
+            .unwrap();
+        assert_eq!(s.fences_without_progress(), round + 1, "round {round}");
+        if round > 0 {
+            assert!(
+                s.resume_sending_at() > later(302),
+                "round {round}: not held back"
+            );
+        }
+        while s.poll_event().is_some() {}
+    }
+    assert_eq!(s.counters().paced_fences, 3);
 }
 
 // --- outcomes -----------------------------------------------------------------------------

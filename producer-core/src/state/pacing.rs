@@ -10,6 +10,12 @@
 //! (`fences_without_progress`) hold the sending back for a growing time after each
 //! (`resume_sending_at`): the first costs nothing, the next ones `retry_backoff`, twice that,
 //! up to `retry_backoff_max`. An accepted batch is progress and ends the series.
+//!
+//! Only fences the broker's answers caused (or joined) are paced. A fence a deadline started
+//! (`FailAndFence`) or a restart started is not a loop with the broker: it comes at most once
+//! per expired batch, and holding the sending back after it would let the next records' short
+//! deadlines expire unsent, one fence feeding the next (a 300 ms deadline against a link
+//! that cuts connections sent nothing for seconds at a time).
 
 use crate::backoff::{Backoff, Jitter};
 use crate::time::Instant;
@@ -22,8 +28,10 @@ pub(crate) struct Pacing {
     jitter: Jitter,
     /// InitProducerId requests refused or lost in a row.
     init_failures: u32,
-    /// Fences completed since a batch was last accepted.
+    /// Fences the broker caused, completed since a batch was last accepted.
     fences_without_progress: u32,
+    /// The fence under way was started or joined by a broker's refusal.
+    refused_in_fence: bool,
     /// No batch leaves before this instant (set after a fence).
     resume_sending_at: Instant,
 }
@@ -35,6 +43,7 @@ impl Pacing {
             jitter: Jitter::new(config.jitter_seed).fork(),
             init_failures: 0,
             fences_without_progress: 0,
+            refused_in_fence: false,
             resume_sending_at: Instant::ZERO,
         }
     }
@@ -57,14 +66,23 @@ impl Pacing {
         self.init_failures = 0;
     }
 
-    /// A fence completed at `now`: returns when sending may resume.
-    pub fn fence_completed(&mut self, now: Instant) -> Instant {
+    /// A broker's refusal started the fence under way, or joined it.
+    pub fn refused(&mut self) {
+        self.refused_in_fence = true;
+    }
+
+    /// A fence completed at `now`: returns when sending may resume, and whether this fence
+    /// was paced (the broker caused it).
+    pub fn fence_completed(&mut self, now: Instant) -> (Instant, bool) {
+        if !core::mem::take(&mut self.refused_in_fence) {
+            return (self.resume_sending_at, false);
+        }
         self.fences_without_progress = self.fences_without_progress.saturating_add(1);
         let wait = self
             .rule
             .delay(self.fences_without_progress - 1, &mut self.jitter);
         self.resume_sending_at = now + wait;
-        self.resume_sending_at
+        (self.resume_sending_at, true)
     }
 
     /// A batch was accepted: the fences so far were not a loop.
@@ -72,7 +90,7 @@ impl Pacing {
         self.fences_without_progress = 0;
     }
 
-    /// Fences completed since a batch was last accepted.
+    /// Fences the broker caused, completed since a batch was last accepted.
     pub fn fences_without_progress(&self) -> u32 {
         self.fences_without_progress
     }

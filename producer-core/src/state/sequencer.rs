@@ -193,8 +193,8 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         &self.config
     }
 
-    /// Fences completed since a batch was last accepted: each one after the first holds
-    /// the sending back for a growing backoff (see [`Config::retry_backoff`]).
+    /// Fences the broker caused, completed since a batch was last accepted: each one after
+    /// the first holds the sending back for a growing backoff (see [`Config::retry_backoff`]).
     pub fn fences_without_progress(&self) -> u32 {
         self.pacing.fences_without_progress()
     }
@@ -982,8 +982,12 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     }
 
     fn start_fence(&mut self, reason: FenceReason, new_id: bool) {
+        let refused = matches!(reason, FenceReason::Broker(_));
         match self.identity {
             Identity::Ready { id, epoch } => {
+                if refused {
+                    self.pacing.refused();
+                }
                 info!("fencing epoch {:?}: {:?}", epoch.0, reason);
                 self.counters.fences += 1;
                 self.identity = Identity::Fencing {
@@ -999,6 +1003,9 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 reason: first,
                 new_id: already,
             } => {
+                if refused {
+                    self.pacing.refused();
+                }
                 self.identity = Identity::Fencing {
                     id,
                     epoch,
@@ -1062,7 +1069,10 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             ledger.reset();
         }
         // A broker that refuses every batch must not get a bump and a resend per round trip.
-        let resume = self.pacing.fence_completed(now);
+        let (resume, paced) = self.pacing.fence_completed(now);
+        if paced {
+            self.counters.paced_fences += 1;
+        }
         self.identity = match epoch.bumped() {
             Some(bumped) if !new_id => {
                 info!("epoch bumped to {:?}", bumped.0);

@@ -28,6 +28,10 @@ pub struct Counters {
     pub producer_ids: u64,
     /// Fences started.
     pub fences: u64,
+    /// Fences completed that a broker's refusal caused or joined (not a deadline's or a
+    /// restart's). Those in a row with no batch accepted between hold the sending back for a
+    /// growing backoff, so a broker refusing every batch gets a trickle of epoch bumps.
+    pub paced_fences: u64,
     /// Resends of a batch under the same stamp after a refused or lost attempt (a batch
     /// restamped after a fence counts as a fresh send).
     pub retries: u64,

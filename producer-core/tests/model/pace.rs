@@ -238,7 +238,10 @@ impl Paced {
     }
 }
 
-/// Epoch bumps, paced by the fences without progress (`state::pacing`).
+/// Fences the broker caused (each ends in an epoch bump or a new producer id), paced by the
+/// fences without progress (`state::pacing`). Fences a deadline or a restart started are not
+/// paced and not counted here: they come at most once per expired batch, bounded by the
+/// application's records, not by the broker's answers.
 ///
 /// Bound: fences that follow one another with no batch accepted in between form a series;
 /// after the k-th fence of a series sending waits `retry_backoff × 2^(k-2)` (none after the
@@ -299,7 +302,7 @@ pub struct Pressure {
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
     pub bumps: Bumps,
-    /// The client's epoch bump counter when last looked at.
+    /// The client's paced fence counter when last looked at.
     pub bumps_seen: u64,
     /// InitProducerId requests, as the dials of one pseudo-target: after the k-th failure in
     /// a row the next waits `¾ × min(retry_backoff × 2^(k-1), retry_backoff_max)` at least,
@@ -359,12 +362,13 @@ impl Pressure {
         }
     }
 
-    /// The client's epoch bump counter reads `count` at `now`.
-    pub fn bumps_at(&mut self, count: u64, ids: u64, now: Instant) {
-        self.bumps.bumped(count - self.bumps_seen, now);
-        self.bumps_seen = count;
-        if count + ids > self.grants_seen {
-            self.grants_seen = count + ids;
+    /// The client's counters read `paced` fences the broker caused, `bumps` epoch bumps and
+    /// `ids` producer ids at `now`.
+    pub fn bumps_at(&mut self, paced: u64, bumps: u64, ids: u64, now: Instant) {
+        self.bumps.bumped(paced - self.bumps_seen, now);
+        self.bumps_seen = paced;
+        if bumps + ids > self.grants_seen {
+            self.grants_seen = bumps + ids;
             self.inits.answered(INIT);
         }
     }
@@ -396,7 +400,7 @@ impl Pressure {
         let bound = b.bound(self.retry_backoff, self.retry_backoff_max);
         if b.bumps > bound {
             return Err(format!(
-                "{} epoch bumps in {} series without progress, bound {bound} at retry_backoff \
+                "{} broker-caused fences in {} series without progress, bound {bound} at retry_backoff \
                  {:?} to {:?}",
                 b.bumps, b.series, self.retry_backoff, self.retry_backoff_max
             ));

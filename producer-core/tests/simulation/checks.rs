@@ -11,11 +11,12 @@ use producer_core::state::{Outcome, PossiblyPersistedReason, UnknownOutcome};
 use crate::Sim;
 
 impl Sim {
-    /// Epoch bumps the sequencer completed since last looked at.
+    /// Fences the broker caused that the sequencer completed since last looked at (the ones
+    /// `state::pacing` paces; a deadline's or a restart's fence is not paced).
     pub(crate) fn count_bumps(&mut self) {
         let seen = self.bumps.bumps;
         self.bumps
-            .bumped(self.seq.counters().epoch_bumps - seen, self.w.now);
+            .bumped(self.seq.counters().paced_fences - seen, self.w.now);
     }
 
     /// Holds the seed to the bounds of `model::pace`; returns the largest shares used:
@@ -26,7 +27,7 @@ impl Sim {
         let bound = b.bound(base, max);
         if b.bumps > bound {
             return Err(format!(
-                "{} epoch bumps in {} series without progress, bound {bound} at retry_backoff \
+                "{} broker-caused fences in {} series without progress, bound {bound} at retry_backoff \
                  {base:?} to {max:?}",
                 b.bumps, b.series
             ));
