@@ -3,9 +3,9 @@
 //! supports so it can negotiate (see [`ApiVersionsResponse::negotiate`]).
 
 use super::api_key::{ApiKey, VersionRange};
+use super::body::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::error::{DecodeError, EncodeError};
 use super::list::{Item, List};
-use super::message::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::reader::Reader;
 use super::tagged::{
     read_tagged_fields, skip_tagged_fields, write_empty_tagged_fields, write_tagged_field,

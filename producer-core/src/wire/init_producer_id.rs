@@ -5,8 +5,8 @@
 //! sequence errors without losing its identity.
 
 use super::api_key::ApiKey;
+use super::body::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::error::{DecodeError, EncodeError};
-use super::message::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::reader::Reader;
 use super::tagged::{skip_tagged_fields, write_empty_tagged_fields};
 use super::writer::Writer;

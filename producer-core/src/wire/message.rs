@@ -1,56 +1,21 @@
 //! Whole messages: header plus body inside a size-prefixed frame.
 //!
-//! Each API's request and response body implements [`Body`]; the functions
-//! here add the right header version for the API and version, the frame
-//! size prefix, and the checks that a body fully consumes its frame. The
-//! producer encodes requests and decodes responses; the reverse directions
-//! exist for the cross-checks and for model brokers in tests.
+//! Each API's request and response body implements [`Body`](super::Body)
+//! (in the leaf module `body`, which the API modules import: no module here imports
+//! the API modules back); the functions here add the right header version for the API and
+//! version, the frame size prefix, and the checks that a body fully consumes its frame. The
+//! producer encodes requests and decodes responses; the request decoders exist for model
+//! brokers and cross-checks, and are built only with the `decode-any` feature, as is the
+//! `any` module that decodes a frame of whichever API.
 
+#[cfg(feature = "decode-any")]
 use super::api_key::ApiKey;
-use super::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use super::body::{RequestBody, ResponseBody, check_encode_version};
 use super::error::{DecodeError, EncodeError};
 use super::frame::{FRAME_PREFIX_LEN, write_frame_prefix};
 use super::header::{RequestHeader, ResponseHeader};
-use super::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
-use super::metadata::{MetadataRequest, MetadataResponse};
-use super::produce::{ProduceRequest, ProduceResponse};
 use super::reader::Reader;
 use super::writer::Writer;
-
-/// A request or response body of one API.
-pub trait Body<'a>: Sized {
-    /// The API this body belongs to.
-    const API_KEY: ApiKey;
-
-    /// Writes the body as it appears at `version`. Fields that do not exist
-    /// in `version` are ignored.
-    fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError>;
-
-    /// Reads the body as it appears at `version`. Fields that do not exist
-    /// in `version` take their protocol default.
-    fn decode(r: &mut Reader<'a>, version: i16) -> Result<Self, DecodeError>;
-
-    /// Exact encoded size of the body at `version`, for sizing buffers.
-    fn encoded_len(&self, version: i16) -> Result<usize, EncodeError> {
-        let mut w = Writer::counting();
-        self.encode(&mut w, version)?;
-        Ok(w.position())
-    }
-}
-
-/// Marker for request bodies (selects the request header).
-pub trait RequestBody<'a>: Body<'a> {}
-/// Marker for response bodies (selects the response header).
-pub trait ResponseBody<'a>: Body<'a> {}
-
-/// Fails with [`EncodeError::UnsupportedVersion`] outside the implemented range.
-pub(crate) fn check_encode_version(api: ApiKey, version: i16) -> Result<(), EncodeError> {
-    api.check_version(version)
-        .map_err(|_| EncodeError::UnsupportedVersion {
-            api_key: api.as_i16(),
-            version,
-        })
-}
 
 /// Writes a framed request (size prefix, header, body) at the start of
 /// `buf` and returns the number of bytes written.
@@ -135,6 +100,7 @@ pub fn decode_response_lenient<'a, B: ResponseBody<'a>>(
     Ok((header, body, trailing))
 }
 
+#[cfg(feature = "decode-any")]
 /// Reads only the header of a request frame, whatever its API; a model
 /// broker uses this to answer requests it cannot decode.
 pub fn decode_request_header(frame: &[u8]) -> Result<(RequestHeader<'_>, usize), DecodeError> {
@@ -147,6 +113,7 @@ pub fn decode_request_header(frame: &[u8]) -> Result<(RequestHeader<'_>, usize),
     Ok((header, r.position()))
 }
 
+#[cfg(feature = "decode-any")]
 /// Decodes a request frame of a known API and type.
 pub fn decode_request_as<'a, B: RequestBody<'a>>(
     frame: &'a [u8],
@@ -163,80 +130,4 @@ pub fn decode_request_as<'a, B: RequestBody<'a>>(
     let body = B::decode(&mut r, header.api_version)?;
     r.expect_end()?;
     Ok((header, body))
-}
-
-/// Any request this codec understands, as decoded by [`decode_request`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Request<'a> {
-    /// ApiVersions request.
-    ApiVersions(ApiVersionsRequest<'a>),
-    /// Metadata request.
-    Metadata(MetadataRequest<'a>),
-    /// InitProducerId request.
-    InitProducerId(InitProducerIdRequest<'a>),
-    /// Produce request.
-    Produce(ProduceRequest<'a>),
-}
-
-/// Decodes a request frame of any implemented API (for model brokers).
-pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader<'_>, Request<'_>), DecodeError> {
-    let (header, _) = decode_request_header(frame)?;
-    Ok(match ApiKey::from_i16(header.api_key)? {
-        ApiKey::ApiVersions => {
-            let (h, b) = decode_request_as(frame)?;
-            (h, Request::ApiVersions(b))
-        }
-        ApiKey::Metadata => {
-            let (h, b) = decode_request_as(frame)?;
-            (h, Request::Metadata(b))
-        }
-        ApiKey::InitProducerId => {
-            let (h, b) = decode_request_as(frame)?;
-            (h, Request::InitProducerId(b))
-        }
-        ApiKey::Produce => {
-            let (h, b) = decode_request_as(frame)?;
-            (h, Request::Produce(b))
-        }
-    })
-}
-
-/// The response to decode for a request, chosen by the API the caller
-/// remembers for the correlation id.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Response<'a> {
-    /// ApiVersions response.
-    ApiVersions(ApiVersionsResponse<'a>),
-    /// Metadata response.
-    Metadata(MetadataResponse<'a>),
-    /// InitProducerId response.
-    InitProducerId(InitProducerIdResponse),
-    /// Produce response.
-    Produce(ProduceResponse<'a>),
-}
-
-/// Decodes a response frame to a request of `api` at `version`.
-pub fn decode_any_response(
-    frame: &[u8],
-    api: ApiKey,
-    version: i16,
-) -> Result<(ResponseHeader, Response<'_>), DecodeError> {
-    Ok(match api {
-        ApiKey::ApiVersions => {
-            let (h, b) = decode_response(frame, version)?;
-            (h, Response::ApiVersions(b))
-        }
-        ApiKey::Metadata => {
-            let (h, b) = decode_response(frame, version)?;
-            (h, Response::Metadata(b))
-        }
-        ApiKey::InitProducerId => {
-            let (h, b) = decode_response(frame, version)?;
-            (h, Response::InitProducerId(b))
-        }
-        ApiKey::Produce => {
-            let (h, b) = decode_response(frame, version)?;
-            (h, Response::Produce(b))
-        }
-    })
 }

@@ -3,9 +3,9 @@
 //! and which leader epoch it is at, and to learn of topic/partition errors.
 
 use super::api_key::ApiKey;
+use super::body::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::error::{DecodeError, EncodeError};
 use super::list::{Item, List};
-use super::message::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::reader::Reader;
 use super::tagged::{skip_tagged_fields, write_empty_tagged_fields};
 use super::writer::Writer;

@@ -11,7 +11,9 @@
 //!
 //! - [`varint`], [`writer`], [`reader`], [`tagged`], [`list`]: primitive types.
 //! - [`frame`]: the size prefix and partial-read handling ([`FrameDecoder`]).
-//! - [`header`], [`message`]: request/response headers and whole messages.
+//! - [`body`]: the traits every API body implements (a leaf: nothing here imports back).
+//! - [`header`], [`message`]: request/response headers and whole messages; `any` (feature
+//!   `decode-any`, for model brokers and cross-checks): a frame of whichever API.
 //! - [`api_versions`], [`metadata`], [`init_producer_id`], [`produce`]: API
 //!   bodies; [`api_key`] holds the implemented version ranges and the
 //!   negotiation rule.
@@ -56,8 +58,11 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
+#[cfg(feature = "decode-any")]
+pub mod any;
 pub mod api_key;
 pub mod api_versions;
+pub mod body;
 pub mod compression;
 pub mod crc;
 pub mod error;
@@ -75,18 +80,20 @@ pub mod tagged;
 pub mod varint;
 pub mod writer;
 
+#[cfg(feature = "decode-any")]
+pub use any::{Request, Response, decode_any_response, decode_request};
 pub use api_key::{ApiKey, VersionRange};
 pub use api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse, NegotiatedVersions};
+pub use body::{Body, RequestBody, ResponseBody};
 pub use compression::{Attributes, Compression, TimestampType};
 pub use error::{DecodeError, EncodeError};
 pub use frame::{FrameDecoder, FrameStatus};
 pub use header::{RequestHeader, ResponseHeader};
 pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 pub use list::{Item, List};
-pub use message::{
-    Body, Request, RequestBody, Response, ResponseBody, decode_any_response, decode_request,
-    decode_request_as, decode_response, decode_response_lenient, encode_request, encode_response,
-};
+#[cfg(feature = "decode-any")]
+pub use message::{decode_request_as, decode_request_header};
+pub use message::{decode_response, decode_response_lenient, encode_request, encode_response};
 pub use metadata::{
     MetadataBroker, MetadataPartition, MetadataRequest, MetadataRequestTopic, MetadataResponse,
     MetadataTopic,

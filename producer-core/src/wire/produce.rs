@@ -7,9 +7,9 @@
 //! producer can redirect without a metadata round trip.
 
 use super::api_key::ApiKey;
+use super::body::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::error::{DecodeError, EncodeError};
 use super::list::{Item, List};
-use super::message::{Body, RequestBody, ResponseBody, check_encode_version};
 use super::reader::Reader;
 use super::tagged::{
     read_tagged_fields, skip_tagged_fields, write_empty_tagged_fields, write_tagged_field,
