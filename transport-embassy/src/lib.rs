@@ -50,12 +50,7 @@ use embassy_net::{IpAddress, IpEndpoint, Stack};
 use embassy_time::{Instant as EmbassyInstant, Timer};
 use heapless::{Deque, String};
 use producer_core::client::metadata::HOST_MAX;
-use producer_core::client::{
-    Client, ClientDelivery, ConnId, ProducerRecord, Receipt, RecordDeliveries, SendError,
-};
-#[cfg(feature = "flash")]
-use producer_core::client::{RestoreOptions, RestoreSummary};
-use producer_core::state::Counters;
+use producer_core::client::{Client, ClientDelivery, ConnId, RecordDeliveries};
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 
@@ -64,6 +59,20 @@ pub use config::{MapAddress, ProducerConfig};
 pub use durability::{Durability, Volatile};
 pub use error::Error;
 pub use producer_core::client::RecordDelivery;
+// Everything a firmware names comes from here: no `producer_core` import needed.
+pub use producer_core::ErrorCode;
+pub use producer_core::client::{
+    ClientConfig, ClientConfigError, NO_TIMESTAMP, ProducerRecord, Receipt, SendError,
+};
+#[cfg(feature = "flash")]
+pub use producer_core::client::{RestoreOptions, RestoreSummary};
+#[cfg(feature = "flash")]
+pub use producer_core::flash::{BlockingAsync, FlashStore, Geometry, pages_needed};
+pub use producer_core::state::{
+    BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
+    UnknownOutcome,
+};
+pub use producer_core::wire::RecordHeader;
 
 use link::{Link, Phase};
 

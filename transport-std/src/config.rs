@@ -6,7 +6,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use producer_core::client::{ClientConfigError, SendError};
+use producer_core::client::{ClientConfig, ClientConfigError, SendError};
+use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
 use producer_core::state::UnknownOutcome;
 use producer_core::wire::RecordHeader;
 
@@ -99,6 +100,40 @@ impl ProducerConfig {
             max_response_bytes: 8 * 1024 * 1024,
             durable: None,
         }
+    }
+}
+
+/// The `batch_bytes` a [`Producer`](crate::Producer) takes, `(smallest, largest)`: room for
+/// a record beside the batch header up to [`MAX_BATCH_BYTES`](crate::MAX_BATCH_BYTES); with
+/// durable state a batch must also fit one page of the state file. A tool states the range
+/// before it builds anything.
+pub fn batch_bytes_range(durable: bool) -> (usize, usize) {
+    let mut config = ClientConfig::new("range");
+    config.durable = durable;
+    let mut max = crate::MAX_BATCH_BYTES;
+    if durable
+        && let Err(Geometry::BatchTooBig {
+            max_batch_bytes, ..
+        }) = pages_needed::<BlockingAsync<crate::file_flash::FileFlash>>(
+            crate::MAX_BATCH_BYTES,
+            crate::BATCHES,
+        )
+    {
+        max = max.min(max_batch_bytes);
+    }
+    (config.min_batch_bytes(), max)
+}
+
+impl ProducerConfig {
+    /// Checks `batch_bytes` against [`batch_bytes_range`], as the producer does before it
+    /// allocates anything: the error gives the valid range.
+    pub fn check_batch_bytes(&self) -> Result<(), Error> {
+        let durable = self.durable.is_some();
+        let (_, max) = batch_bytes_range(durable);
+        let mut config = ClientConfig::new(&self.client_id);
+        config.durable = durable;
+        config.batch_bytes = self.batch_bytes;
+        config.check_batch_bytes(max).map_err(Error::Config)
     }
 }
 

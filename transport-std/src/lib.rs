@@ -29,7 +29,7 @@ mod config;
 pub mod file_flash;
 mod resolver;
 
-pub use config::{DurableState, Error, ProducerConfig, Record};
+pub use config::{DurableState, Error, ProducerConfig, Record, batch_bytes_range};
 
 use file_flash::{FileFlash, PAGE_SIZE};
 use resolver::Resolver;
@@ -39,11 +39,17 @@ use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
 use producer_core::client::{
     Client, ClientConfig, ClientDelivery, ConnId, ProducerRecord, RecordDeliveries, RestoreOptions,
-    SendError,
 };
 pub use producer_core::client::{Receipt, RestoreSummary};
+// Everything a user of this crate names comes from here: no `producer_core` import needed.
+pub use producer_core::ErrorCode;
+pub use producer_core::client::{ClientConfigError, SendError};
+pub use producer_core::state::{
+    BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
+    UnknownOutcome,
+};
+pub use producer_core::wire::RecordHeader;
 use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
-use producer_core::state::Counters;
 use producer_core::time::Instant;
 use producer_core::wire::{FrameDecoder, FrameStatus};
 
@@ -158,10 +164,9 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         client_config.producer.jitter_seed = jitter_seed();
         let bootstrap: Vec<&str> = config.bootstrap.iter().map(String::as_str).collect();
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        // Checked before the storage is allocated: a wrong value gets the valid range.
-        client_config
-            .check_batch_bytes(MAX_BATCH_BYTES)
-            .map_err(Error::Config)?;
+        // Checked before the storage is allocated: a wrong value gets the valid range (with
+        // durable state, also within a page of the state file).
+        config.check_batch_bytes()?;
         let storage = vec![0u8; BATCHES * config.batch_bytes];
         let mut client = Box::new(
             CoreClient::<BROKERS>::new(client_config, &bootstrap, &topics, storage)

@@ -35,10 +35,11 @@ use defmt_semihosting as _;
 use embassy_executor::Spawner;
 use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_time::{Duration, Instant};
-use producer_core::client::{ClientConfig, NO_TIMESTAMP, ProducerRecord};
-use producer_core::state::{Counters, OutcomeKind};
 use static_cell::ConstStaticCell;
-use transport_embassy::{ConnectionBuffers, Producer, ProducerConfig, RecordDelivery};
+use transport_embassy::{
+    ClientConfig, ConnectionBuffers, Counters, NO_TIMESTAMP, OutcomeKind, Producer, ProducerConfig,
+    ProducerRecord, RecordDelivery,
+};
 
 use lan9118::Lan9118;
 use readings::Reading;

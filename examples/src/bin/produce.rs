@@ -30,12 +30,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use producer_core::client::ClientConfig;
-use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
-use producer_core::state::{BatchToken, Outcome, UnknownOutcome};
-use transport_std::file_flash::FileFlash;
 use transport_std::{
-    BATCHES, DurableState, MAX_BATCH_BYTES, Producer, ProducerConfig, Record, RecordDelivery,
+    BatchToken, DurableState, MAX_BATCH_BYTES, Outcome, Producer, ProducerConfig, Record,
+    RecordDelivery, SendError, UnknownOutcome, batch_bytes_range,
 };
 
 /// Bytes of input read ahead of the producer (each line counted with [`LINE_COST`]): room for
@@ -133,22 +130,6 @@ struct Args {
     abandoned_request_grace_ms: Option<u64>,
 }
 
-/// The `batch_bytes` the producer takes, (smallest, largest): with durable state a batch
-/// must also fit one page of the state file.
-fn batch_bytes_range(durable: bool) -> (usize, usize) {
-    let mut config = ClientConfig::new("produce");
-    config.durable = durable;
-    let mut max = MAX_BATCH_BYTES;
-    if durable
-        && let Err(Geometry::BatchTooBig {
-            max_batch_bytes, ..
-        }) = pages_needed::<BlockingAsync<FileFlash>>(MAX_BATCH_BYTES, BATCHES)
-    {
-        max = max.min(max_batch_bytes);
-    }
-    (config.min_batch_bytes(), max)
-}
-
 /// `--batch-bytes` as a number; its range is checked once `--state-dir` is known.
 fn parse_batch_bytes(text: &str) -> Result<usize, String> {
     text.parse().map_err(|e| {
@@ -159,18 +140,6 @@ fn parse_batch_bytes(text: &str) -> Result<usize, String> {
              {durable_max})"
         )
     })
-}
-
-/// Checks `batch_bytes` before anything is allocated or created, with the message the
-/// producer would give (and, with durable state, the largest a page of the state file takes).
-fn check_batch_bytes(batch_bytes: usize, durable: bool) -> Result<(), String> {
-    let (_, max) = batch_bytes_range(durable);
-    let mut config = ClientConfig::new("produce");
-    config.durable = durable;
-    config.batch_bytes = batch_bytes;
-    config
-        .check_batch_bytes(max)
-        .map_err(|e| transport_std::Error::Config(e).to_string())
 }
 
 #[derive(Clone, Copy)]
@@ -352,7 +321,6 @@ fn run(args: Args) -> Result<bool, String> {
     let batch_bytes = args
         .batch_bytes
         .unwrap_or(if durable { 32 * 1024 } else { 64 * 1024 });
-    check_batch_bytes(batch_bytes, durable)?;
     let mut config = ProducerConfig::new(args.bootstrap.split(','), [args.topic.clone()]);
     config.unknown_outcome = match args.unknown_outcome {
         Policy::Wait => UnknownOutcome::Wait,
@@ -362,12 +330,16 @@ fn run(args: Args) -> Result<bool, String> {
     config.abandoned_request_grace = args.abandoned_request_grace_ms.map(Duration::from_millis);
     config.batch_bytes = batch_bytes;
     let deadline_after = Duration::from_millis(args.deadline_ms);
+    if let Some(dir) = &args.state_dir {
+        let mut state = DurableState::new(dir.join("producer.state"));
+        state.sync = args.state_sync;
+        state.restored_deadline = deadline_after;
+        config.durable = Some(state);
+    }
+    // Checked before the state directory is touched, with the producer's own message.
+    config.check_batch_bytes().map_err(|e| e.to_string())?;
     let (mut journal, recovered) = match &args.state_dir {
         Some(dir) => {
-            let mut state = DurableState::new(dir.join("producer.state"));
-            state.sync = args.state_sync;
-            state.restored_deadline = deadline_after;
-            config.durable = Some(state);
             let (journal, recovered) = Journal::open(dir)?;
             (Some(journal), recovered)
         }
@@ -514,7 +486,7 @@ fn run(args: Args) -> Result<bool, String> {
             sync(&mut journal)?;
             match producer.send_tagged(&record, index as u64, deadline) {
                 // Every slot holds an outcome to take (durable state): take them, go again.
-                Err(transport_std::Error::Send(producer_core::client::SendError::Full)) => {
+                Err(transport_std::Error::Send(SendError::Full)) => {
                     settle(&mut producer, &mut places, &mut fates, &mut journal)?;
                     if let Some(e) = producer.storage_error() {
                         return Err(format!("durable state: {e}"));
