@@ -25,7 +25,8 @@ pub struct ClientConfig<'a> {
     pub request_timeout: Duration,
     /// How long a batch may wait for more records before it is sealed and sent.
     pub linger: Duration,
-    /// Largest record batch, in bytes; at most the client's `BATCH_BYTES` capacity.
+    /// Largest record batch, in bytes: at most the batch storage given to `Client::new`
+    /// divided by `BATCHES` (each batch slot holds one batch of this size).
     pub batch_bytes: usize,
     /// Wait before dialling a broker (or a bootstrap address) again after its connection
     /// failed, or was lost before it answered a request; doubles per consecutive failure,
