@@ -2,15 +2,15 @@
 //! in the caller's storage (one batch slot of `batch_bytes` each), until the next record does
 //! not fit, the batch has lingered `linger`, or the application flushes; then the batch is
 //! sealed and left to the [`Sequencer`](crate::state::Sequencer) to stamp and send. The
-//! ledger hears of every record before the storage changes, so a refusal changes nothing.
+//! ledger takes each record before the storage is written: a record it refuses leaves the
+//! batch as it was.
 
 use super::durable::Mirror;
 use super::{Client, NO_TIMESTAMP, ProducerRecord, Receipt, SendError, partition_for_key};
 use crate::state::{EnqueueError, Identity, PartitionIndex};
 use crate::time::Instant;
 use crate::wire::{
-    self, Attributes, BatchBuilder, List, OpenBatch, record::Record,
-    record_batch::RECORD_BATCH_OVERHEAD,
+    Attributes, BatchBuilder, List, OpenBatch, record::Record, record_batch::RECORD_BATCH_OVERHEAD,
 };
 
 /// What a batch slot of the storage holds: nothing, a batch being filled, or a sealed one.
@@ -236,20 +236,7 @@ where
                 Some(len) => {
                     self.slots[slot] = SlotUse::Sealed { len };
                     let _ = self.sequencer.seal(token);
-                    if self.durable
-                        && let (Some(h), Some(p)) = (
-                            self.sequencer.held(slot),
-                            self.metadata.partitions.get(index).copied(),
-                        )
-                    {
-                        let name = self.metadata.topics[usize::from(p.topic)].name.as_bytes();
-                        let info = &mut self.mirror[slot].info;
-                        info.topic = p.topic;
-                        info.topic_crc = wire::crc::crc32c(name);
-                        info.partition = p.partition;
-                        info.records = h.records;
-                        info.order = h.order;
-                    }
+                    self.mirror_sealed(slot, index);
                 }
                 None => {
                     let _ = self.sequencer.cancel(token, now);

@@ -2,7 +2,6 @@
 //! [`ClientDelivery::records`]. With `durable`, an outcome leaves only once it is stored.
 
 use super::accumulator::SlotUse;
-use super::durable::{MetaState, Mirror};
 use super::{Client, Receipt};
 use crate::state::{BatchToken, Outcome};
 
@@ -123,12 +122,7 @@ where
             self.open[index] = None;
         }
         let m = self.mirror[slot];
-        if self.durable && !m.is_stored() && self.sequencer.release(d.token).is_ok() {
-            self.mirror[slot] = Mirror::default();
-        }
-        if self.durable && m.is_stored() {
-            self.handed_out = Some(d.token);
-        }
+        self.mirror_handed_out(d.token);
         let p = self.metadata.partitions.get(index).copied();
         Some(ClientDelivery {
             batch: d.token,
@@ -149,7 +143,6 @@ where
         let Some(token) = self.sequencer.peek_event() else {
             return false;
         };
-        let m = &self.mirror[token.slot()];
-        !self.durable || !m.is_stored() || matches!(m.meta, MetaState::Decided(_))
+        self.outcome_stored(token.slot())
     }
 }

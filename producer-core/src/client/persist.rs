@@ -1,11 +1,18 @@
 //! The durable mirror (`durable` clients): what the store holds per batch slot, the next write
-//! it needs (in the order [`durable`](super::durable) explains), and what a confirmed or
-//! failed write changes. The items' encoding is in `durable`; reading them back, in `restore`.
+//! it needs (in the order [`durable`] explains), and what a confirmed or failed write changes.
+//! The items' encoding is in [`durable`]; reading them back, in `restore`.
+//!
+//! The rest of the client asks the mirror what it needs through a few calls at the end of
+//! this file (a batch sealed, a stamp about to leave, an outcome about to be handed out);
+//! each is a no-op, or a yes, for a client without a store, so no `durable` branch is
+//! spread through the accumulator, the requests or the deliveries.
 
 use super::Client;
 use super::accumulator::SlotUse;
 use super::durable::{self, BATCH_HEADER, MetaState, Mirror, PersistOp};
-use crate::state::{BatchState, BatchToken};
+use crate::state::{BatchState, BatchToken, PartitionIndex};
+use crate::time::Instant;
+use crate::wire;
 
 impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
     Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
@@ -211,6 +218,71 @@ where
             }
         }
         None
+    }
+
+    // --- what the rest of the client asks of the mirror -------------------------------------
+    // Every `durable` branch outside persisting and restoring is one of these calls, so a
+    // client without a store passes through them unchanged.
+
+    /// Batch `slot` (of ledger partition `index`) was just sealed: its header, stored in front
+    /// of it, says where it belongs and where it stands in acceptance order.
+    pub(super) fn mirror_sealed(&mut self, slot: usize, index: usize) {
+        if self.durable
+            && let (Some(h), Some(p)) = (
+                self.sequencer.held(slot),
+                self.metadata.partitions.get(index).copied(),
+            )
+        {
+            let name = self.metadata.topics[usize::from(p.topic)].name.as_bytes();
+            let info = &mut self.mirror[slot].info;
+            info.topic = p.topic;
+            info.topic_crc = wire::crc::crc32c(name);
+            info.partition = p.partition;
+            info.records = h.records;
+            info.order = h.order;
+        }
+    }
+
+    /// Whether the batch `partition` sends next may leave with its stamp: the stamp must be
+    /// durable before a request carrying it leaves. If it is not yet, a stored batch asks for
+    /// it to be stored (see `next_persist`). Always, for a client without a store.
+    pub(super) fn stamp_stored(&mut self, partition: PartitionIndex, now: Instant) -> bool {
+        if !self.durable {
+            return true;
+        }
+        let Some((token, stamp)) = self.sequencer.peek_send(partition, now) else {
+            return false;
+        };
+        let m = &mut self.mirror[token.slot()];
+        if m.meta != MetaState::Stamped(stamp) {
+            if m.batch {
+                m.want_stamp = true;
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Whether the outcome of the batch in `slot` may be handed out: the store holds nothing
+    /// of the batch, or holds its outcome (a restart then hands it out again rather than
+    /// resend the batch).
+    pub(super) fn outcome_stored(&self, slot: usize) -> bool {
+        let m = &self.mirror[slot];
+        !self.durable || !m.is_stored() || matches!(m.meta, MetaState::Decided(_))
+    }
+
+    /// `token`'s outcome is being handed out. A batch the store does not hold frees its slot
+    /// now; a stored one stays until the next `poll_delivery`, so the application has
+    /// recorded the outcome before the store forgets it.
+    pub(super) fn mirror_handed_out(&mut self, token: BatchToken) {
+        let slot = token.slot();
+        let m = self.mirror[slot];
+        if self.durable && !m.is_stored() && self.sequencer.release(token).is_ok() {
+            self.mirror[slot] = Mirror::default();
+        }
+        if self.durable && m.is_stored() {
+            self.handed_out = Some(token);
+        }
     }
 
     /// Frees a delivered batch's slot once the store no longer holds it.

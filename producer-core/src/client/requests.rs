@@ -7,7 +7,6 @@ use heapless::Vec;
 use super::Client;
 use super::accumulator::{SlotUse, chunk};
 use super::connection::{ConnId, ConnState, PendingKind, Target};
-use super::durable::MetaState;
 use crate::state::{BatchToken, Identity, PartitionIndex, ProduceResult};
 use crate::time::Instant;
 use crate::wire::{
@@ -186,20 +185,9 @@ where
                 self.sequencer
                     .producer_state_may_be_forgotten(PartitionIndex(index as u16));
             }
-            if self.durable {
-                // The stamp must be durable before a request carrying it leaves.
-                let Some((token, stamp)) =
-                    self.sequencer.peek_send(PartitionIndex(index as u16), now)
-                else {
-                    continue;
-                };
-                let m = &mut self.mirror[token.slot()];
-                if m.meta != MetaState::Stamped(stamp) {
-                    if m.batch {
-                        m.want_stamp = true;
-                    }
-                    continue;
-                }
+            // With `durable`, a stamp is stored before a request carrying it leaves.
+            if !self.stamp_stored(PartitionIndex(index as u16), now) {
+                continue;
             }
             let Some(permit) = self.sequencer.next_send(PartitionIndex(index as u16), now) else {
                 continue;
