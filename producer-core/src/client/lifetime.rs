@@ -98,14 +98,7 @@ where
             ) {
                 continue;
             }
-            let SlotUse::Sealed { len } = self.slots[slot] else {
-                continue;
-            };
-            let newest = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
-                .get(..len)
-                .and_then(|bytes| wire::record_batch::header_of(bytes).ok())
-                .map(|h| h.max_timestamp);
-            if newest.is_some_and(|ts| ts < limit) {
+            if self.batch_max_timestamp(slot).is_some_and(|ts| ts < limit) {
                 warn!(
                     "batch in slot {:?}: records past the producer-state lifetime",
                     slot
