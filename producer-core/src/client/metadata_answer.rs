@@ -230,4 +230,32 @@ where
                 self.metadata.broker(node).is_none() && !(overflow && listed)
             })
     }
+
+    /// Asks for metadata as soon as the metadata backoff allows: never sooner than
+    /// `metadata_wait` after the last answer, so that answers which each ask for a refresh
+    /// (a leader that moved, a lost connection) cost at most one request per backoff.
+    pub(super) fn want_metadata(&mut self, now: Instant) {
+        let at = self.metadata_not_before(now);
+        if self.metadata_due.is_none_or(|t| t > at) {
+            self.metadata_due = Some(at);
+        }
+    }
+
+    fn metadata_not_before(&self, now: Instant) -> Instant {
+        self.metadata_fetched_at
+            .map_or(now, |t| (t + self.metadata_wait).max(now))
+    }
+
+    /// Asks for metadata no sooner than one connection turn after the last answer: while
+    /// leaders outnumber the slots, the addresses of the ones not kept are learnt again at
+    /// most once a turn.
+    pub(super) fn want_metadata_paced(&mut self, now: Instant) {
+        let at = self
+            .metadata_fetched_at
+            .map_or(now, |t| (t + self.connection_turn).max(now))
+            .max(self.metadata_not_before(now));
+        if self.metadata_due.is_none_or(|t| t > at) {
+            self.metadata_due = Some(at);
+        }
+    }
 }

@@ -1,0 +1,284 @@
+//! Request building: what a ready connection sends next (the ApiVersions handshake, then
+//! Metadata, InitProducerId, and Produce requests carrying as many stamped batches as the
+//! transport's buffer certainly holds), encoded straight into that buffer.
+
+use heapless::Vec;
+
+use super::Client;
+use super::accumulator::{SlotUse, chunk};
+use super::connection::{ConnId, ConnState, PendingKind, Target};
+use crate::state::{BatchToken, Identity, PartitionIndex, ProduceResult};
+use crate::time::Instant;
+use crate::wire::{
+    self, ApiVersionsRequest, InitProducerIdRequest, List, MetadataRequest, MetadataRequestTopic,
+    ProducePartition, ProduceRequest, ProduceTopic,
+};
+
+/// Fixed request overhead allowance: header, client id, acks, timeout, array lengths.
+const REQUEST_OVERHEAD: usize = 64;
+/// Per topic and per partition allowance in a produce request, beyond names and batches.
+const ENTRY_OVERHEAD: usize = 16;
+
+impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
+    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// The smallest transmit buffer that can carry a produce request with one full batch of
+    /// any of the client's topics: transports size or check their request buffers with it,
+    /// since a smaller one would leave full batches unsendable.
+    pub fn request_bytes_needed(&self) -> usize {
+        let longest_topic = self
+            .metadata
+            .topics
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(0);
+        REQUEST_OVERHEAD
+            + self.client_id.len()
+            + 2 * ENTRY_OVERHEAD
+            + longest_topic
+            + self.batch_bytes
+    }
+
+    /// The next request to write on `conn`, encoded into `buf`: returns its length. Write all
+    /// of it before asking again. `None` when there is nothing to send now (or `buf` is too
+    /// small for any request). Produce requests take as many ready batches as `buf` holds.
+    pub fn poll_transmit(&mut self, conn: ConnId, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.storage_failed {
+            return None;
+        }
+        self.fresh = false;
+        self.last_now = now;
+        let i = usize::from(conn.0);
+        let c = self.conns.get(i)?;
+        if !c.has_room() || c.draining {
+            return None;
+        }
+        match c.state {
+            ConnState::Handshake {
+                version,
+                sent: false,
+            } => {
+                let request = ApiVersionsRequest {
+                    client_software_name: "gateway-producer",
+                    client_software_version: env!("CARGO_PKG_VERSION"),
+                };
+                let n = self.conns[i].send_request(
+                    &self.client_id,
+                    buf,
+                    version,
+                    &request,
+                    now,
+                    PendingKind::ApiVersions,
+                )?;
+                self.conns[i].state = ConnState::Handshake {
+                    version,
+                    sent: true,
+                };
+                Some(n)
+            }
+            ConnState::Ready => self.transmit_ready(i, now, buf),
+            _ => None,
+        }
+    }
+
+    fn transmit_ready(&mut self, i: usize, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let versions = self.conns[i].versions;
+        // Metadata first: routing depends on it. One request at a time, cluster-wide.
+        let metadata_out = self.conns.iter().any(|c| {
+            c.pending
+                .iter()
+                .any(|p| matches!(p.kind, PendingKind::Metadata))
+        });
+        if self.metadata_due.is_some_and(|t| t <= now)
+            && !metadata_out
+            && let Some(version) = versions.metadata
+        {
+            let mut topics: Vec<MetadataRequestTopic<'_>, TOPICS> = Vec::new();
+            for t in &self.metadata.topics {
+                let _ = topics.push(MetadataRequestTopic {
+                    topic_id: [0; 16],
+                    name: Some(t.name.as_str()),
+                });
+            }
+            let request = MetadataRequest {
+                topics: Some(List::from_slice(&topics)),
+                allow_auto_topic_creation: false,
+                include_cluster_authorized_operations: false,
+                include_topic_authorized_operations: false,
+            };
+            let n = self.conns[i].send_request(
+                &self.client_id,
+                buf,
+                version,
+                &request,
+                now,
+                PendingKind::Metadata,
+            )?;
+            // The next refresh is scheduled by the answer (or by the loss of this request).
+            self.metadata_due = None;
+            return Some(n);
+        }
+        if matches!(self.sequencer.identity(), Identity::NoId { .. })
+            && let Some(version) = versions.init_producer_id
+            && self.sequencer.poll_init_producer_id(now)
+        {
+            let request = InitProducerIdRequest {
+                transactional_id: None,
+                transaction_timeout_ms: i32::MAX,
+                producer_id: -1,
+                producer_epoch: -1,
+            };
+            let n = self.conns[i].send_request(
+                &self.client_id,
+                buf,
+                version,
+                &request,
+                now,
+                PendingKind::InitProducerId,
+            );
+            if n.is_none() {
+                self.sequencer.on_init_producer_id(now, Err(None));
+            }
+            return n;
+        }
+        let Some(Target::Node(node)) = self.conns[i].target else {
+            return None;
+        };
+        let version = versions.produce?;
+        self.transmit_produce(i, node, version, now, buf)
+    }
+
+    fn transmit_produce(
+        &mut self,
+        i: usize,
+        node: i32,
+        version: i16,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        // Take batches while the request certainly fits: every batch is at most batch_bytes.
+        let mut budget = buf
+            .len()
+            .checked_sub(REQUEST_OVERHEAD + self.client_id.len())?;
+        let mut taken: Vec<(BatchToken, u16), BATCHES> = Vec::new();
+        let mut topics_used: Vec<u8, TOPICS> = Vec::new();
+        for index in 0..self.metadata.partitions.len() {
+            let p = self.metadata.partitions[index];
+            if p.leader != Some(node) {
+                continue;
+            }
+            let topic_cost = if topics_used.contains(&p.topic) {
+                0
+            } else {
+                ENTRY_OVERHEAD + self.metadata.topics[usize::from(p.topic)].name.len()
+            };
+            // One batch per partition per request: a request names each partition once, and
+            // further batches of the partition pipeline in the following requests.
+            let cost = topic_cost + ENTRY_OVERHEAD + self.batch_bytes;
+            if budget < cost || taken.is_full() {
+                break;
+            }
+            if self.state_may_be_forgotten(index, now) {
+                self.sequencer
+                    .producer_state_may_be_forgotten(PartitionIndex(index as u16));
+            }
+            // With `durable`, a stamp is stored before a request carrying it leaves.
+            if !self.stamp_stored(PartitionIndex(index as u16), now) {
+                continue;
+            }
+            let Some(permit) = self.sequencer.next_send(PartitionIndex(index as u16), now) else {
+                continue;
+            };
+            let slot = permit.token.slot();
+            let len = match self.slots[slot] {
+                SlotUse::Sealed { len } => len,
+                _ => 0,
+            };
+            let stamped = len > 0
+                && wire::stamp(
+                    chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
+                        .get_mut(..len)
+                        .unwrap_or(&mut []),
+                    permit.stamp.producer_id.0,
+                    permit.stamp.epoch.0,
+                    permit.stamp.base_sequence.get(),
+                )
+                .is_ok();
+            if !stamped {
+                // Storage does not hold this batch: a client bug, never network input. Give
+                // the batch its outcome rather than send garbage.
+                let _ =
+                    self.sequencer
+                        .on_produce_result(permit.token, now, ProduceResult::NotWritten);
+                let _ = self.sequencer.cancel(permit.token, now);
+                continue;
+            }
+            budget -= cost;
+            if topic_cost > 0 {
+                let _ = topics_used.push(p.topic);
+            }
+            let _ = taken.push((permit.token, index as u16));
+        }
+        if taken.is_empty() {
+            return None;
+        }
+        let storage = self.storage.as_ref();
+        let size = self.batch_bytes;
+        let mut partitions: Vec<Vec<ProducePartition<'_>, BATCHES>, TOPICS> = Vec::new();
+        for _ in 0..self.metadata.topics.len() {
+            let _ = partitions.push(Vec::new());
+        }
+        for &(token, index) in &taken {
+            let slot = token.slot();
+            let p = self.metadata.partitions[usize::from(index)];
+            let len = match self.slots[slot] {
+                SlotUse::Sealed { len, .. } => len,
+                _ => 0,
+            };
+            let start = slot * size + self.reserve;
+            let records = storage.get(start..start + len);
+            if let Some(list) = partitions.get_mut(usize::from(p.topic)) {
+                let _ = list.push(ProducePartition {
+                    index: p.partition,
+                    records,
+                });
+            }
+        }
+        let mut topics: Vec<ProduceTopic<'_>, TOPICS> = Vec::new();
+        for (t, list) in partitions.iter().enumerate() {
+            if !list.is_empty() {
+                let _ = topics.push(ProduceTopic {
+                    name: self.metadata.topics[t].name.as_str(),
+                    partitions: List::from_slice(list),
+                });
+            }
+        }
+        let request = ProduceRequest {
+            transactional_id: None,
+            acks: -1,
+            timeout_ms: self.request_timeout.as_millis() as i32,
+            topics: List::from_slice(&topics),
+        };
+        let sent = self.conns[i].send_request(
+            &self.client_id,
+            buf,
+            version,
+            &request,
+            now,
+            PendingKind::Produce(taken.clone()),
+        );
+        if sent.is_some() {
+            return sent;
+        }
+        // Could not be encoded or queued: none of it left.
+        for (token, _) in taken {
+            let _ = self
+                .sequencer
+                .on_produce_result(token, now, ProduceResult::NotWritten);
+        }
+        None
+    }
+}
