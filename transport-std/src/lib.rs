@@ -44,13 +44,13 @@ pub use producer_core::client::{Receipt, RestoreSummary};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{ClientConfigError, SendError};
+use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
 pub use producer_core::state::{
     BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
     UnknownOutcome,
 };
-pub use producer_core::wire::RecordHeader;
-use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
 use producer_core::time::Instant;
+pub use producer_core::wire::RecordHeader;
 use producer_core::wire::{FrameDecoder, FrameStatus};
 
 /// Topics one producer writes to.

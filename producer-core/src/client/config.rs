@@ -15,9 +15,6 @@ pub const MAX_REQUESTS_PER_CONNECTION: usize = 5;
 pub struct ClientConfig<'a> {
     /// Sent in every request header; brokers log and quota by it.
     pub client_id: &'a str,
-    /// Acknowledgements required: must be -1 (all in-sync replicas). Idempotence is only
-    /// meaningful when the broker answers after replication.
-    pub acks: i16,
     /// A request unanswered for this long means the connection is dead: it is closed, and
     /// what was on it is retried. Also the broker-side produce timeout. The sequencer's
     /// `abandoned_request_grace` is derived from it (five of it) by `ClientConfig::new`:
@@ -70,13 +67,13 @@ pub struct ClientConfig<'a> {
 }
 
 impl<'a> ClientConfig<'a> {
-    /// Defaults for a gateway: acks all, 10 s request timeout, 5 ms linger, 16 KiB batches,
-    /// reconnects backing off from 100 ms to 10 s, 500 ms connection turns, a 12 h
-    /// producer-state lifetime.
+    /// Defaults for a gateway: 10 s request timeout, 5 ms linger, 16 KiB batches, reconnects
+    /// backing off from 100 ms to 10 s, 500 ms connection turns, a 12 h producer-state
+    /// lifetime. There is no `acks` setting: every request asks for all in-sync replicas, the
+    /// only value idempotence allows.
     pub fn new(client_id: &'a str) -> Self {
         ClientConfig {
             client_id,
-            acks: -1,
             request_timeout: Duration::from_secs(10),
             linger: Duration::from_millis(5),
             batch_bytes: 16 * 1024,
@@ -144,11 +141,6 @@ impl ClientConfig<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ClientConfigError {
-    /// `acks` is not -1.
-    Acks {
-        /// The value given.
-        given: i16,
-    },
     /// `batch_bytes` cannot hold a batch header and a record, or exceeds the batch storage
     /// per slot (or the transport's limit).
     BatchBytes {
@@ -179,11 +171,6 @@ pub enum ClientConfigError {
 impl fmt::Display for ClientConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClientConfigError::Acks { given } => write!(
-                f,
-                "acks is {given}: set it to -1 (all); idempotent delivery needs the broker to \
-                 answer after replication"
-            ),
             ClientConfigError::BatchBytes { given, min, max } if max < min => write!(
                 f,
                 "batch bytes is {given}, but the batch storage holds only {max} bytes per slot, \

@@ -161,9 +161,6 @@ where
         topics: &[&str],
         storage: S,
     ) -> Result<Self, ClientConfigError> {
-        if config.acks != -1 {
-            return Err(ClientConfigError::Acks { given: config.acks });
-        }
         let max = storage.as_ref().len() / BATCHES.max(1);
         config.check_batch_bytes(max)?;
         config.check_reconnect_backoff()?;
