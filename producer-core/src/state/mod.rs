@@ -2,11 +2,13 @@
 //! cancel eligibility, error classification and fencing.
 //!
 //! Start at [`Sequencer`]; the cancel decision is [`cancel_decision`] in
-//! [`eligibility`], and the error policy is the table in [`mod@classify`].
+//! [`eligibility`], the error policy is the table in [`mod@classify`], and the rules for
+//! giving a batch up, which every path that decides an outcome uses, are in [`decide`].
 
 pub mod batch;
 pub mod classify;
 pub mod config;
+pub mod decide;
 pub mod eligibility;
 pub mod identity;
 pub mod outcome;

@@ -1,11 +1,13 @@
-//! The cancel-eligibility table, one row per function, both policies in each; then the same
-//! decisions taken through the sequencer by deadlines and cancels.
+//! The cancel-eligibility table, one row per function, both policies in each; the give-up
+//! rules every path uses (`state::decide`); then the same decisions taken through the
+//! sequencer by deadlines and cancels.
 
 use producer_core::ErrorCode;
+use producer_core::state::decide::{GiveUp, StampEnd, fatal_decision, give_up, stamp_ends};
 use producer_core::state::{
-    BatchState, BeforeNextSend, CancelDecision, Identity, NotPersistedReason, Outcome,
-    PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Sequence, Stamp,
-    UnknownOutcome, cancel_decision, expiry_decision,
+    BatchState, BeforeNextSend, CancelDecision, FatalReason, FenceReason, Identity,
+    NotPersistedReason, Outcome, PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId,
+    Sequence, Stamp, UnknownOutcome, cancel_decision, expiry_decision,
 };
 
 use super::{P0, P1, answered, at, ready};
@@ -166,6 +168,97 @@ pub fn expiry_rows() {
         ))
     );
     assert_eq!(s.counters().fences, 1);
+}
+
+/// The give-up rule: `PossiblyPersisted` when an attempt may have been appended, otherwise
+/// `NotPersisted`, each with its event's reason; a stamp that ends gives up only a batch
+/// that may have been appended.
+pub fn give_up_rules() {
+    use NotPersistedReason as N;
+    use PossiblyPersistedReason as P;
+    let code = ErrorCode::MESSAGE_TOO_LARGE;
+    let fatal = FatalReason::Broker(ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let rows = [
+        (GiveUp::Deadline, N::Deadline, P::Deadline),
+        (
+            GiveUp::Failed(code),
+            N::Rejected(code),
+            P::Unclassified(code),
+        ),
+        (
+            GiveUp::Fatal(fatal),
+            N::ProducerFatal(fatal),
+            P::ProducerFatal(fatal),
+        ),
+    ];
+    for (why, not, possibly) in rows {
+        assert_eq!(give_up(false, why), Outcome::NotPersisted(not), "{why:?}");
+        assert_eq!(
+            give_up(true, why),
+            Outcome::PossiblyPersisted(possibly),
+            "{why:?}"
+        );
+    }
+    let fenced = FenceReason::DeadlineAfterStamp;
+    let ends = [
+        (StampEnd::Fenced(fenced), P::Fenced(fenced)),
+        (StampEnd::ProducerStateExpired, P::ProducerStateExpired),
+    ];
+    for (why, possibly) in ends {
+        assert_eq!(stamp_ends(false, why), None, "{why:?}");
+        assert_eq!(
+            stamp_ends(true, why),
+            Some(Outcome::PossiblyPersisted(possibly)),
+            "{why:?}"
+        );
+    }
+}
+
+/// A fatal stop decides every batch but those with an outcome or a request out.
+pub fn fatal_rows() {
+    let fatal = FatalReason::Broker(ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let stamped = |maybe_written| BatchState::Stamped {
+        stamp: STAMP,
+        maybe_written,
+        retry_at: at(0),
+    };
+    let rows = [
+        (
+            BatchState::Buffered,
+            Some(Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
+                fatal,
+            ))),
+        ),
+        (
+            stamped(false),
+            Some(Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
+                fatal,
+            ))),
+        ),
+        (
+            stamped(true),
+            Some(Outcome::PossiblyPersisted(
+                PossiblyPersistedReason::ProducerFatal(fatal),
+            )),
+        ),
+        (
+            BatchState::InFlight {
+                stamp: STAMP,
+                maybe_written: false,
+            },
+            None,
+        ),
+        (
+            BatchState::Decided {
+                outcome: POSSIBLY,
+                outstanding: false,
+            },
+            None,
+        ),
+    ];
+    for (state, want) in rows {
+        assert_eq!(fatal_decision(&state, fatal), want, "{state:?}");
+    }
 }
 
 pub fn cancel_applies_the_same_decision_as_a_deadline() {

@@ -3,10 +3,11 @@
 use crate::error_code::ErrorCode;
 use crate::state::batch::{BatchState, BatchToken};
 use crate::state::classify::{
-    Attempt, Classification, Fence, Next, ProduceResult, classify, refuses_identity,
+    Attempt, Classification, Fence, ProduceResult, classify, refuses_identity,
 };
+use crate::state::decide::answer_decision;
 use crate::state::identity::{FatalReason, FenceReason, Identity, ProducerEpoch, ProducerId};
-use crate::state::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
+use crate::state::outcome::Outcome;
 use crate::time::Instant;
 
 use super::{Sequencer, TokenError};
@@ -47,35 +48,18 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 );
                 // Sticky: an attempt that may have been appended marks the batch for good.
                 let maybe_written = maybe_written || class.attempt == Attempt::MaybeAppended;
-                let outcome = match (class.next, class.attempt) {
-                    (Next::Persisted, Attempt::Appended { offset }) => {
-                        self.pacing.progress();
-                        let ledger = &mut self.partitions[partition];
-                        ledger.acked_this_epoch = true;
-                        ledger.last_acked =
-                            Some((stamp.base_sequence.last_of(batch.records), offset));
-                        Some(Outcome::Persisted { offset })
-                    }
-                    (Next::Fail, _) if maybe_written => Some(Outcome::PossiblyPersisted(
-                        PossiblyPersistedReason::Unclassified(code),
-                    )),
-                    (Next::Fail, _) => {
-                        Some(Outcome::NotPersisted(NotPersistedReason::Rejected(code)))
-                    }
-                    // The producer stopped while this attempt was out: no resend will follow.
-                    (Next::Retry, _) => match self.identity {
-                        Identity::Fatal(reason) if maybe_written => {
-                            Some(Outcome::PossiblyPersisted(
-                                PossiblyPersistedReason::ProducerFatal(reason),
-                            ))
-                        }
-                        Identity::Fatal(reason) => Some(Outcome::NotPersisted(
-                            NotPersistedReason::ProducerFatal(reason),
-                        )),
-                        _ => None,
-                    },
+                // The producer stopped while this attempt was out: no resend will follow.
+                let fatal = match self.identity {
+                    Identity::Fatal(reason) => Some(reason),
                     _ => None,
                 };
+                let outcome = answer_decision(&class, maybe_written, code, fatal);
+                if let Some(Outcome::Persisted { offset }) = outcome {
+                    self.pacing.progress();
+                    let ledger = &mut self.partitions[partition];
+                    ledger.acked_this_epoch = true;
+                    ledger.last_acked = Some((stamp.base_sequence.last_of(batch.records), offset));
+                }
                 match outcome {
                     Some(outcome) => {
                         self.counters.count(outcome.kind(), batch.records);

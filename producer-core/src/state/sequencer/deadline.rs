@@ -2,9 +2,7 @@
 //! poll next.
 
 use crate::state::batch::{BatchState, BatchToken, PartitionIndex};
-use crate::state::eligibility::{
-    BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision, expiry_decision,
-};
+use crate::state::eligibility::{BeforeNextSend, CancelDecision, cancel_decision, expiry_decision};
 use crate::state::identity::{FenceReason, Identity};
 use crate::time::Instant;
 
@@ -103,14 +101,14 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     /// InitProducerId it can make now), not a reason to poll again.
     pub(super) fn next_wakeup(&self, now: Instant) -> Option<Instant> {
         let policy = self.config.unknown_outcome;
-        // Under FailAndFence every deadline matters; under Wait only those of batches that
-        // were never sent. Backoffs end on their own and may allow a resend.
+        // A deadline matters where the cancel table fails the batch at it (under Wait, only
+        // for batches never sent). Backoffs end on their own and may allow a resend.
         let batch_times = self.batches().flat_map(|b| {
-            let deadline = match (b.state, policy) {
-                (BatchState::Decided { .. }, _) => None,
-                (BatchState::Buffered, _) | (_, UnknownOutcome::FailAndFence) => Some(b.deadline),
-                (_, UnknownOutcome::Wait) => None,
-            };
+            let deadline = matches!(
+                cancel_decision(&b.state, policy),
+                CancelDecision::Fail { .. }
+            )
+            .then_some(b.deadline);
             let backoff = match b.state {
                 BatchState::Stamped { retry_at, .. } => Some(retry_at),
                 _ => None,

@@ -3,8 +3,8 @@
 use crate::error_code::ErrorCode;
 use crate::state::batch::BatchState;
 use crate::state::classify::{InitProducerIdNext, classify_init_producer_id};
+use crate::state::decide::{StampEnd, fatal_decision, stamp_ends};
 use crate::state::identity::{FatalReason, FenceReason, Identity, ProducerEpoch, ProducerId};
-use crate::state::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
 use crate::time::Instant;
 
 use super::Sequencer;
@@ -120,13 +120,11 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             let Some(batch) = self.slots[index].batch.as_mut() else {
                 continue;
             };
-            match batch.state {
-                BatchState::Stamped {
-                    maybe_written: true,
-                    ..
-                } => {
-                    let outcome =
-                        Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(reason));
+            let BatchState::Stamped { maybe_written, .. } = batch.state else {
+                continue;
+            };
+            match stamp_ends(maybe_written, StampEnd::Fenced(reason)) {
+                Some(outcome) => {
                     batch.state = BatchState::Decided {
                         outcome,
                         outstanding: false,
@@ -136,14 +134,10 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 }
                 // Refused by every attempt: nothing of it is in the log, so it may take a
                 // fresh sequence under the new epoch.
-                BatchState::Stamped {
-                    maybe_written: false,
-                    ..
-                } => {
+                None => {
                     batch.state = BatchState::Buffered;
                     batch.attempts = 0;
                 }
-                _ => {}
             }
         }
         for ledger in &mut self.partitions {
@@ -180,19 +174,8 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             let Some(batch) = self.slots[index].batch.as_mut() else {
                 continue;
             };
-            let outcome = match batch.state {
-                BatchState::Decided { .. } => continue,
-                BatchState::Buffered
-                | BatchState::Stamped {
-                    maybe_written: false,
-                    ..
-                } => Outcome::NotPersisted(NotPersistedReason::ProducerFatal(reason)),
-                BatchState::Stamped { .. } => {
-                    Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(reason))
-                }
-                // Its answer (or the loss of its connection) decides it: an answer in the same
-                // response as the fatal one is as definitive as that one.
-                BatchState::InFlight { .. } => continue,
+            let Some(outcome) = fatal_decision(&batch.state, reason) else {
+                continue;
             };
             let outstanding = batch.state.is_outstanding();
             batch.state = BatchState::Decided {
