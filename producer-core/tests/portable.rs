@@ -121,6 +121,11 @@ fn fatal_rows() {
 }
 
 #[test]
+fn restore_rows() {
+    cancel::restore_rows();
+}
+
+#[test]
 fn cancel_applies_the_same_decision_as_a_deadline() {
     cancel::cancel_applies_the_same_decision_as_a_deadline();
 }

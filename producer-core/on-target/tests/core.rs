@@ -139,6 +139,11 @@ mod tests {
     }
 
     #[test]
+    fn restore_rows() {
+        cancel::restore_rows();
+    }
+
+    #[test]
     fn cancel_applies_the_same_decision_as_a_deadline() {
         cancel::cancel_applies_the_same_decision_as_a_deadline();
     }

@@ -46,8 +46,7 @@ use crate::backoff::{Backoff, Jitter};
 use crate::error_code::ErrorCode;
 use crate::state::{
     Attempt, BatchState, BatchToken, Counters, EnqueueError, Identity, Outcome, PartitionIndex,
-    PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Restored, Sequencer,
-    TokenError,
+    ProduceResult, ProducerEpoch, ProducerId, Restored, Sequencer, Stored, TokenError,
 };
 use crate::time::Instant;
 use crate::wire::{
@@ -1130,7 +1129,6 @@ where
         if let Some((_, stamp)) = resume {
             self.sequencer.resume(stamp.producer_id, stamp.epoch);
         }
-        let resumed = resume.map(|(_, s)| (s.producer_id, s.epoch));
         let mut last: Option<u64> = None;
         loop {
             // The next slot in acceptance order (BATCHES is small: a selection is enough).
@@ -1162,38 +1160,21 @@ where
             let bytes = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
                 .get(..len)
                 .unwrap_or(&[]);
-            let possibly = |r| Restored::Decided {
-                outcome: Outcome::PossiblyPersisted(r),
-                delivered: false,
-            };
-            let restored = match (m.batch, m.meta) {
-                (_, MetaState::Decided(outcome)) => Restored::Decided {
-                    outcome,
-                    delivered: false,
+            // The facts the store holds; the sequencer decides what they mean.
+            let stored = match (m.batch, m.meta) {
+                (_, MetaState::Decided(outcome)) => Stored::Decided(outcome),
+                (true, MetaState::Stamped(stamp)) => Stored::Stamped {
+                    stamp,
+                    expired: !fresh_enough(bytes),
                 },
-                (true, MetaState::Stamped(_)) if !fresh_enough(bytes) => {
-                    summary.expired += 1;
-                    possibly(PossiblyPersistedReason::ProducerStateExpired)
-                }
-                (true, MetaState::Stamped(stamp))
-                    if resumed == Some((stamp.producer_id, stamp.epoch)) =>
-                {
-                    Restored::Stamped(stamp)
-                }
-                // Stamped under an older identity: cannot happen in a store this client
-                // wrote (a fence stores its decisions before any newer stamp); never resend.
-                (true, MetaState::Stamped(_)) => possibly(PossiblyPersistedReason::Fenced(
-                    crate::state::FenceReason::Restarted,
-                )),
-                (true, MetaState::Absent) => Restored::Buffered,
+                (true, MetaState::Absent) => Stored::Buffered,
                 // Only the meta item is left: its batch was decided and handed out; erase it.
-                (false, _) => Restored::Decided {
-                    outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(
-                        crate::state::FenceReason::Restarted,
-                    )),
-                    delivered: true,
-                },
+                (false, _) => Stored::Delivered,
             };
+            if let Stored::Stamped { expired: true, .. } = stored {
+                summary.expired += 1;
+            }
+            let restored = self.sequencer.decide_restored(stored);
             match restored {
                 Restored::Buffered => summary.buffered += 1,
                 Restored::Stamped(_) => summary.stamped += 1,

@@ -10,15 +10,16 @@
 //!
 //! The decisions per batch state are built on them: the cancel and expiry tables
 //! ([`cancel_decision`](super::cancel_decision), [`expiry_decision`](super::expiry_decision)),
-//! what an answer decides ([`answer_decision`]) and what a fatal stop decides
-//! ([`fatal_decision`]); the fence applies [`stamp_ends`] to every stamped batch when it
-//! completes. `docs/design.md` lists where each
+//! what an answer decides ([`answer_decision`]), what a fatal stop decides
+//! ([`fatal_decision`]) and what a restart decides ([`restore_decision`]); the fence applies
+//! [`stamp_ends`] to every stamped batch when it completes. `docs/design.md` lists where each
 //! decision lives.
 
-use super::batch::BatchState;
+use super::batch::{BatchState, Stamp};
 use super::classify::{Attempt, Classification, Next};
-use super::identity::{FatalReason, FenceReason};
+use super::identity::{FatalReason, FenceReason, ProducerEpoch, ProducerId};
 use super::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
+use super::sequencer::Restored;
 use crate::error_code::ErrorCode;
 
 /// What gave a batch up, whatever its attempts did: see [`give_up`].
@@ -107,5 +108,71 @@ pub fn fatal_decision(state: &BatchState, reason: FatalReason) -> Option<Outcome
         BatchState::Stamped { maybe_written, .. } => {
             Some(give_up(maybe_written, GiveUp::Fatal(reason)))
         }
+    }
+}
+
+/// What durable storage held for a batch after a restart: the facts [`restore_decision`]
+/// decides on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stored {
+    /// The batch, never stamped.
+    Buffered,
+    /// The batch and its durable stamp. `expired`: its newest record is older than the
+    /// producer-state lifetime by the wall clock (the client judges that), so the broker may
+    /// have forgotten the producer.
+    Stamped {
+        /// The stamp.
+        stamp: Stamp,
+        /// The broker may have forgotten the producer.
+        expired: bool,
+    },
+    /// An outcome decided before the restart, not handed out yet.
+    Decided(Outcome),
+    /// Only the record of an outcome already handed out was left, its erasure pending.
+    Delivered,
+}
+
+/// A restored stamped batch may have been appended: nothing tells whether its request had
+/// left before the restart.
+pub(crate) const RESTORED_MAYBE_WRITTEN: bool = true;
+
+/// What a restart decides for a batch found as `stored`, under the identity `resumed` (the
+/// newest stored stamp's, which [`Sequencer::resume`](super::Sequencer::resume) took back).
+/// A stamped batch is resent with its stamp when the stamp is the resumed identity's and the
+/// broker may still deduplicate it; otherwise its stamp ends ([`stamp_ends`]): expired, or
+/// stamped under an older identity (which a store this client wrote never holds, since a
+/// fence stores its decisions before any newer stamp).
+pub fn restore_decision(stored: Stored, resumed: Option<(ProducerId, ProducerEpoch)>) -> Restored {
+    match stored {
+        Stored::Buffered => Restored::Buffered,
+        Stored::Decided(outcome) => Restored::Decided {
+            outcome,
+            delivered: false,
+        },
+        Stored::Stamped { stamp, expired } => {
+            let ended = if expired {
+                Some(StampEnd::ProducerStateExpired)
+            } else if resumed != Some((stamp.producer_id, stamp.epoch)) {
+                Some(StampEnd::Fenced(FenceReason::Restarted))
+            } else {
+                None
+            };
+            match ended.map(|why| stamp_ends(RESTORED_MAYBE_WRITTEN, why)) {
+                None => Restored::Stamped(stamp),
+                Some(Some(outcome)) => Restored::Decided {
+                    outcome,
+                    delivered: false,
+                },
+                Some(None) => Restored::Buffered,
+            }
+        }
+        // Never handed out again, only erased: the outcome is a placeholder.
+        Stored::Delivered => Restored::Decided {
+            outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(
+                FenceReason::Restarted,
+            )),
+            delivered: true,
+        },
     }
 }

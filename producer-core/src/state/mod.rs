@@ -21,6 +21,7 @@ pub mod stats;
 pub use batch::{BatchState, BatchToken, PartitionIndex, Stamp};
 pub use classify::{Attempt, Classification, Fence, Next, ProduceResult, classify};
 pub use config::{Config, ConfigError, MAX_IN_FLIGHT_LIMIT};
+pub use decide::Stored;
 pub use eligibility::{
     BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision, expiry_decision,
 };

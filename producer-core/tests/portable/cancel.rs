@@ -3,14 +3,16 @@
 //! sequencer by deadlines and cancels.
 
 use producer_core::ErrorCode;
-use producer_core::state::decide::{GiveUp, StampEnd, fatal_decision, give_up, stamp_ends};
+use producer_core::state::decide::{
+    GiveUp, StampEnd, Stored, fatal_decision, give_up, restore_decision, stamp_ends,
+};
 use producer_core::state::{
-    BatchState, BeforeNextSend, CancelDecision, FatalReason, FenceReason, Identity,
+    BatchState, BeforeNextSend, CancelDecision, Config, FatalReason, FenceReason, Identity,
     NotPersistedReason, Outcome, PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId,
-    Sequence, Stamp, UnknownOutcome, cancel_decision, expiry_decision,
+    Restored, Sequence, Stamp, UnknownOutcome, cancel_decision, expiry_decision,
 };
 
-use super::{P0, P1, answered, at, ready};
+use super::{P0, P1, Seq, answered, at, ready};
 
 const STAMP: Stamp = Stamp {
     producer_id: ProducerId(1),
@@ -259,6 +261,59 @@ pub fn fatal_rows() {
     for (state, want) in rows {
         assert_eq!(fatal_decision(&state, fatal), want, "{state:?}");
     }
+}
+
+/// A restart: a stamped batch is resent with its stamp only under the resumed identity and
+/// while the broker may still deduplicate it; an expired stamp ends first.
+pub fn restore_rows() {
+    use PossiblyPersistedReason as P;
+    let resumed = Some((STAMP.producer_id, STAMP.epoch));
+    let older = Some((STAMP.producer_id, ProducerEpoch(1)));
+    let decided = |reason| Restored::Decided {
+        outcome: Outcome::PossiblyPersisted(reason),
+        delivered: false,
+    };
+    let stamped = |expired| Stored::Stamped {
+        stamp: STAMP,
+        expired,
+    };
+    let restarted = P::Fenced(FenceReason::Restarted);
+    let rows = [
+        (Stored::Buffered, resumed, Restored::Buffered),
+        (
+            Stored::Decided(NOT_PERSISTED),
+            resumed,
+            Restored::Decided {
+                outcome: NOT_PERSISTED,
+                delivered: false,
+            },
+        ),
+        (stamped(false), resumed, Restored::Stamped(STAMP)),
+        (stamped(true), resumed, decided(P::ProducerStateExpired)),
+        (stamped(true), older, decided(P::ProducerStateExpired)),
+        (stamped(false), older, decided(restarted)),
+        (stamped(false), None, decided(restarted)),
+        (
+            Stored::Delivered,
+            resumed,
+            Restored::Decided {
+                outcome: Outcome::PossiblyPersisted(restarted),
+                delivered: true,
+            },
+        ),
+    ];
+    for (stored, resumed, want) in rows {
+        assert_eq!(
+            restore_decision(stored, resumed),
+            want,
+            "{stored:?} {resumed:?}"
+        );
+    }
+    // Through the sequencer, which knows the identity it resumed.
+    let mut s = Seq::new(Config::default()).unwrap();
+    assert_eq!(s.decide_restored(stamped(false)), decided(restarted));
+    assert!(s.resume(STAMP.producer_id, STAMP.epoch));
+    assert_eq!(s.decide_restored(stamped(false)), Restored::Stamped(STAMP));
 }
 
 pub fn cancel_applies_the_same_decision_as_a_deadline() {

@@ -1,6 +1,7 @@
 //! A restart: the resumed identity and the batches read back from durable storage.
 
 use crate::state::batch::{Batch, BatchState, BatchToken, PartitionIndex, Stamp};
+use crate::state::decide::{RESTORED_MAYBE_WRITTEN, Stored, restore_decision};
 use crate::state::identity::{FenceReason, Identity, ProducerEpoch, ProducerId};
 use crate::state::outcome::Outcome;
 use crate::time::Instant;
@@ -55,6 +56,22 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         true
     }
 
+    /// What a restart decides for a batch that durable storage held as `stored`, under the
+    /// identity taken back by [`Sequencer::resume`] (see [`restore_decision`]): pass the
+    /// answer to [`Sequencer::restore`].
+    pub fn decide_restored(&self, stored: Stored) -> Restored {
+        restore_decision(stored, self.resumed())
+    }
+
+    /// The identity [`Sequencer::resume`] took back, while only the restored stamped batches
+    /// may be sent under it.
+    fn resumed(&self) -> Option<(ProducerId, ProducerEpoch)> {
+        match self.identity {
+            Identity::Ready { id, epoch } if self.resume_only => Some((id, epoch)),
+            _ => None,
+        }
+    }
+
     /// After a restart, puts a batch read back from durable storage into slot `slot` (the
     /// slot it had, so the storage keys stay valid), sealed, with its acceptance `order`
     /// (batches of one partition are sent in order), to be decided by `deadline`.
@@ -73,10 +90,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         if records == 0 || records > i32::MAX as u32 {
             return Err(RestoreError::RecordCount);
         }
-        let resumed = match self.identity {
-            Identity::Ready { id, epoch } if self.resume_only => Some((id, epoch)),
-            _ => None,
-        };
+        let resumed = self.resumed();
         let (state, delivered) = match restored {
             Restored::Buffered => (BatchState::Buffered, false),
             Restored::Stamped(stamp) => {
@@ -85,8 +99,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 }
                 let state = BatchState::Stamped {
                     stamp,
-                    // Nothing tells whether the request had left before the restart.
-                    maybe_written: true,
+                    maybe_written: RESTORED_MAYBE_WRITTEN,
                     retry_at: Instant::ZERO,
                 };
                 (state, false)
