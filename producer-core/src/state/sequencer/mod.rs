@@ -1,9 +1,10 @@
 //! The sequencer: the producer's idempotence state, which outlives every connection.
 //!
 //! It owns the identity (producer id, epoch, lifecycle), the per-partition sequence ledger and
-//! every batch's state, and it is the only thing that decides outcomes. It moves no bytes and
-//! reads no clock: a client feeds it `now`, answers and connection losses, and asks it what to
-//! send. Its life, in calls:
+//! every batch's state, and it is the only thing that decides outcomes, by the rules of
+//! [`decide`](super::decide) and the tables they serve. It moves no bytes and reads no clock:
+//! a client feeds it `now`, answers and connection losses, and asks it what to send. Its
+//! life, in calls:
 //!
 //! 1. [`Sequencer::poll_init_producer_id`] says when to ask for a producer id;
 //!    [`Sequencer::on_init_producer_id`] takes the answer.
