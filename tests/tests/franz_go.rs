@@ -1,6 +1,7 @@
 //! The franz-go scenarios (#930, #1217) end to end, with a 1 s delivery deadline: the
 //! producer must report a truthful outcome within 1.1 s of `send` (measured from before the
-//! call, since `send` itself may block while metadata is unknown), per DESIGN.md's table.
+//! call, since `send` itself may block while metadata is unknown), per the deadline table in
+//! `docs/design.md`.
 //!
 //! - refused connections and a silent listener: no metadata, so nothing is ever sent:
 //!   `NotPersisted` (here: `send` gives up with `Error::Deadline`) at the deadline;

@@ -129,6 +129,21 @@ mod tests {
     }
 
     #[test]
+    fn give_up_rules() {
+        cancel::give_up_rules();
+    }
+
+    #[test]
+    fn fatal_rows() {
+        cancel::fatal_rows();
+    }
+
+    #[test]
+    fn restore_rows() {
+        cancel::restore_rows();
+    }
+
+    #[test]
     fn cancel_applies_the_same_decision_as_a_deadline() {
         cancel::cancel_applies_the_same_decision_as_a_deadline();
     }

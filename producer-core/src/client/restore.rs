@@ -5,7 +5,7 @@
 use super::accumulator::{SlotUse, chunk};
 use super::durable::{self, MetaState, RestoreError, RestoreOptions, RestoreSummary};
 use super::{Client, metadata};
-use crate::state::{Outcome, PartitionIndex, PossiblyPersistedReason, Restored};
+use crate::state::{PartitionIndex, Restored, Stored};
 use crate::wire;
 
 impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
@@ -124,7 +124,6 @@ where
         if let Some((_, stamp)) = resume {
             self.sequencer.resume(stamp.producer_id, stamp.epoch);
         }
-        let resumed = resume.map(|(_, s)| (s.producer_id, s.epoch));
         let mut last: Option<u64> = None;
         loop {
             // The next slot in acceptance order (BATCHES is small: a selection is enough).
@@ -156,38 +155,21 @@ where
             let bytes = chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
                 .get(..len)
                 .unwrap_or(&[]);
-            let possibly = |r| Restored::Decided {
-                outcome: Outcome::PossiblyPersisted(r),
-                delivered: false,
-            };
-            let restored = match (m.batch, m.meta) {
-                (_, MetaState::Decided(outcome)) => Restored::Decided {
-                    outcome,
-                    delivered: false,
+            // The facts the store holds; the sequencer decides what they mean.
+            let stored = match (m.batch, m.meta) {
+                (_, MetaState::Decided(outcome)) => Stored::Decided(outcome),
+                (true, MetaState::Stamped(stamp)) => Stored::Stamped {
+                    stamp,
+                    expired: !fresh_enough(bytes),
                 },
-                (true, MetaState::Stamped(_)) if !fresh_enough(bytes) => {
-                    summary.expired += 1;
-                    possibly(PossiblyPersistedReason::ProducerStateExpired)
-                }
-                (true, MetaState::Stamped(stamp))
-                    if resumed == Some((stamp.producer_id, stamp.epoch)) =>
-                {
-                    Restored::Stamped(stamp)
-                }
-                // Stamped under an older identity: cannot happen in a store this client
-                // wrote (a fence stores its decisions before any newer stamp); never resend.
-                (true, MetaState::Stamped(_)) => possibly(PossiblyPersistedReason::Fenced(
-                    crate::state::FenceReason::Restarted,
-                )),
-                (true, MetaState::Absent) => Restored::Buffered,
+                (true, MetaState::Absent) => Stored::Buffered,
                 // Only the meta item is left: its batch was decided and handed out; erase it.
-                (false, _) => Restored::Decided {
-                    outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(
-                        crate::state::FenceReason::Restarted,
-                    )),
-                    delivered: true,
-                },
+                (false, _) => Stored::Delivered,
             };
+            if let Stored::Stamped { expired: true, .. } = stored {
+                summary.expired += 1;
+            }
+            let restored = self.sequencer.decide_restored(stored);
             match restored {
                 Restored::Buffered => summary.buffered += 1,
                 Restored::Stamped(_) => summary.stamped += 1,

@@ -2,29 +2,33 @@
 //!
 //! This is the whole error policy, in one table. Each row says what the attempt did to the log
 //! (`attempt`), what happens to the batch next, whether the producer must fence (bump the epoch,
-//! or get a new producer id), whether metadata must be refreshed, and whether the partition must
-//! drain to one request in flight before resending (so retries reach the broker in sequence order).
+//! or get a new producer id) and whether metadata must be refreshed. A batch retried with its
+//! stamp is resent only once nothing else of its partition is in flight, one request at a time,
+//! so that retries reach the broker in sequence order; that holds for every resend (a restored
+//! stamped batch's too), so no row says it: [`Sequencer::next_send`](super::Sequencer::next_send)
+//! applies it.
 //!
-//! | result | attempt | batch | fence | metadata | drain |
-//! |---|---|---|---|---|---|
-//! | 0 NONE | appended, offset | persisted | – | – | – |
-//! | 46 DUPLICATE_SEQUENCE_NUMBER | appended, offset unknown | persisted | – | – | – |
-//! | 5 LEADER_NOT_AVAILABLE, 74 FENCED_LEADER_EPOCH, 75 UNKNOWN_LEADER_EPOCH | not appended | retry | – | yes | yes |
-//! | 2 CORRUPT_MESSAGE, 19 NOT_ENOUGH_REPLICAS | not appended | retry | – | – | yes |
-//! | 7 REQUEST_TIMED_OUT, 20 NOT_ENOUGH_REPLICAS_AFTER_APPEND | maybe appended | retry | – | – | yes |
-//! | 3 UNKNOWN_TOPIC_OR_PARTITION, 6 NOT_LEADER_OR_FOLLOWER, 13 NETWORK_EXCEPTION, 56 KAFKA_STORAGE_ERROR | maybe appended | retry | – | yes | yes |
-//! | 10 MESSAGE_TOO_LARGE, 17, 18, 21, 29, 32, 35, 43, 87 (invalid or refused batch) | not appended | fail | bump epoch | – | – |
-//! | 45 OUT_OF_ORDER_SEQUENCE_NUMBER | not appended | resend after fence | bump epoch | – | – |
-//! | 47 INVALID_PRODUCER_EPOCH, 49 INVALID_PRODUCER_ID_MAPPING, 59 UNKNOWN_PRODUCER_ID, 90 PRODUCER_FENCED | not appended | resend after fence | new producer id | – | – |
-//! | 31 CLUSTER_AUTHORIZATION_FAILED, 53 TRANSACTIONAL_ID_AUTHORIZATION_FAILED | not appended | fail | producer fatal | – | – |
-//! | any other code | maybe appended | fail | bump epoch | yes | – |
-//! | connection lost before the request was written | not appended | retry | – | yes | yes |
-//! | connection lost after (part of) it was written | maybe appended | retry | – | yes | yes |
+//! | result | attempt | batch | fence | metadata |
+//! |---|---|---|---|---|
+//! | 0 NONE | appended, offset | persisted | – | – |
+//! | 46 DUPLICATE_SEQUENCE_NUMBER | appended, offset unknown | persisted | – | – |
+//! | 5 LEADER_NOT_AVAILABLE, 74 FENCED_LEADER_EPOCH, 75 UNKNOWN_LEADER_EPOCH | not appended | retry | – | yes |
+//! | 2 CORRUPT_MESSAGE, 19 NOT_ENOUGH_REPLICAS | not appended | retry | – | – |
+//! | 7 REQUEST_TIMED_OUT, 20 NOT_ENOUGH_REPLICAS_AFTER_APPEND | maybe appended | retry | – | – |
+//! | 3 UNKNOWN_TOPIC_OR_PARTITION, 6 NOT_LEADER_OR_FOLLOWER, 13 NETWORK_EXCEPTION, 56 KAFKA_STORAGE_ERROR | maybe appended | retry | – | yes |
+//! | 10 MESSAGE_TOO_LARGE, 17, 18, 21, 29, 32, 35, 43, 87 (invalid or refused batch) | not appended | fail | bump epoch | – |
+//! | 45 OUT_OF_ORDER_SEQUENCE_NUMBER | not appended | resend after fence | bump epoch | – |
+//! | 47 INVALID_PRODUCER_EPOCH, 49 INVALID_PRODUCER_ID_MAPPING, 59 UNKNOWN_PRODUCER_ID, 90 PRODUCER_FENCED | not appended | resend after fence | new producer id | – |
+//! | 31 CLUSTER_AUTHORIZATION_FAILED, 53 TRANSACTIONAL_ID_AUTHORIZATION_FAILED | not appended | fail | producer fatal | – |
+//! | any other code | maybe appended | fail | bump epoch | yes |
+//! | connection lost before the request was written | not appended | retry | – | yes |
+//! | connection lost after (part of) it was written | maybe appended | retry | – | yes |
 //!
 //! "Fail" gives `NotPersisted` when no attempt of the batch may have been appended, and
-//! `PossiblyPersisted` otherwise: the "maybe appended" mark is sticky across attempts. A batch
-//! resent after a fence is restamped under the new epoch only if no attempt may have been
-//! appended; otherwise it is given up as `PossiblyPersisted`.
+//! `PossiblyPersisted` otherwise ([`give_up`](super::decide::give_up)): the "maybe appended"
+//! mark is sticky across attempts. A batch resent after a fence is restamped under the new
+//! epoch only if no attempt may have been appended; otherwise it is given up as
+//! `PossiblyPersisted` ([`stamp_ends`](super::decide::stamp_ends)).
 //!
 //! Where the peers differ, we take the safest answer and say why:
 //! - 10/18/87 and friends leave a hole in the sequence. The Java client renumbers the later
@@ -140,22 +144,15 @@ pub struct Classification {
     pub fence: Fence,
     /// The partition's leader may have moved: refresh metadata before resending.
     pub refresh_metadata: bool,
-    /// Resend only once the partition has nothing else in flight, one request at a time, so
-    /// the broker sees the retried sequences in order.
-    pub drain_partition: bool,
 }
 
 impl Classification {
     const fn row(attempt: Attempt, next: Next, fence: Fence, refresh_metadata: bool) -> Self {
-        // Every plain retry drains: a later batch of the partition may already be out and must
-        // not overtake the retried one.
-        let drain_partition = matches!(next, Next::Retry) && matches!(fence, Fence::None);
         Classification {
             attempt,
             next,
             fence,
             refresh_metadata,
-            drain_partition,
         }
     }
 }

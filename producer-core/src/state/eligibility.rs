@@ -1,5 +1,6 @@
 //! Cancel eligibility: what may happen to a batch when its deadline passes or its caller
-//! cancels. This is the one place that decides it; the table in `docs/design.md`, as code.
+//! cancels. This is the one place that decides it (the outcome of a batch it fails is the one
+//! rule of [`give_up`]); the table in `docs/design.md`, as code.
 //!
 //! | batch state | `Wait` | `FailAndFence` |
 //! |---|---|---|
@@ -19,7 +20,8 @@
 //! may have been appended, since the resend could be appended a second time.
 
 use super::batch::BatchState;
-use super::outcome::{NotPersistedReason, Outcome, PossiblyPersistedReason};
+use super::decide::{GiveUp, StampEnd, give_up, stamp_ends};
+use super::outcome::Outcome;
 
 /// What to do with batches whose fate is unknown when their deadline passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -61,35 +63,24 @@ pub enum CancelDecision {
     AlreadyDecided,
 }
 
-/// Decides what a deadline (or a cancel) does to a batch in `state` under `policy`.
+/// Decides what a deadline (or a cancel) does to a batch in `state` under `policy`; the
+/// outcome of a batch it fails is [`give_up`]'s.
 pub fn cancel_decision(state: &BatchState, policy: UnknownOutcome) -> CancelDecision {
     use CancelDecision::*;
     match (*state, policy) {
         (BatchState::Decided { .. }, _) => AlreadyDecided,
         (BatchState::Buffered, _) => Fail {
-            outcome: Outcome::NotPersisted(NotPersistedReason::Deadline),
+            outcome: give_up(false, GiveUp::Deadline),
             first: BeforeNextSend::Nothing,
         },
         (BatchState::Stamped { .. } | BatchState::InFlight { .. }, UnknownOutcome::Wait) => Wait,
-        (
-            BatchState::Stamped {
-                maybe_written: false,
-                ..
-            },
-            UnknownOutcome::FailAndFence,
-        ) => Fail {
-            outcome: Outcome::NotPersisted(NotPersistedReason::Deadline),
+        (BatchState::Stamped { maybe_written, .. }, UnknownOutcome::FailAndFence) => Fail {
+            outcome: give_up(maybe_written, GiveUp::Deadline),
             first: BeforeNextSend::Fence,
         },
-        (
-            BatchState::Stamped {
-                maybe_written: true,
-                ..
-            }
-            | BatchState::InFlight { .. },
-            UnknownOutcome::FailAndFence,
-        ) => Fail {
-            outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::Deadline),
+        // The request out may have been appended.
+        (BatchState::InFlight { .. }, UnknownOutcome::FailAndFence) => Fail {
+            outcome: give_up(true, GiveUp::Deadline),
             first: BeforeNextSend::Fence,
         },
     }
@@ -101,19 +92,20 @@ pub fn cancel_decision(state: &BatchState, policy: UnknownOutcome) -> CancelDeci
 /// for it, and then appends a resend as new data. A batch waiting to be resent after an
 /// attempt that may have been appended is given up, whatever the policy (a resend could write
 /// it twice); one that no attempt may have written is resent as new data, which is right
-/// either way. A batch in flight waits for its answer (or the loss of its connection).
+/// either way ([`stamp_ends`]). A batch in flight waits for its answer (or the loss of its
+/// connection).
 pub fn expiry_decision(state: &BatchState) -> CancelDecision {
     match *state {
         BatchState::Decided { .. } => CancelDecision::AlreadyDecided,
-        BatchState::Stamped {
-            maybe_written: true,
-            ..
-        } => CancelDecision::Fail {
-            outcome: Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerStateExpired),
-            first: BeforeNextSend::Fence,
-        },
-        BatchState::Buffered | BatchState::Stamped { .. } | BatchState::InFlight { .. } => {
-            CancelDecision::Wait
+        BatchState::Stamped { maybe_written, .. } => {
+            match stamp_ends(maybe_written, StampEnd::ProducerStateExpired) {
+                Some(outcome) => CancelDecision::Fail {
+                    outcome,
+                    first: BeforeNextSend::Fence,
+                },
+                None => CancelDecision::Wait,
+            }
         }
+        BatchState::Buffered | BatchState::InFlight { .. } => CancelDecision::Wait,
     }
 }

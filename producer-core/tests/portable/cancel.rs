@@ -1,14 +1,18 @@
-//! The cancel-eligibility table, one row per function, both policies in each; then the same
-//! decisions taken through the sequencer by deadlines and cancels.
+//! The cancel-eligibility table, one row per function, both policies in each; the give-up
+//! rules every path uses (`state::decide`); then the same decisions taken through the
+//! sequencer by deadlines and cancels.
 
 use producer_core::ErrorCode;
+use producer_core::state::decide::{
+    GiveUp, StampEnd, Stored, fatal_decision, give_up, restore_decision, stamp_ends,
+};
 use producer_core::state::{
-    BatchState, BeforeNextSend, CancelDecision, Identity, NotPersistedReason, Outcome,
-    PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId, Sequence, Stamp,
-    UnknownOutcome, cancel_decision, expiry_decision,
+    BatchState, BeforeNextSend, CancelDecision, Config, FatalReason, FenceReason, Identity,
+    NotPersistedReason, Outcome, PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId,
+    Restored, Sequence, Stamp, UnknownOutcome, cancel_decision, expiry_decision,
 };
 
-use super::{P0, P1, answered, at, ready};
+use super::{P0, P1, Seq, answered, at, ready};
 
 const STAMP: Stamp = Stamp {
     producer_id: ProducerId(1),
@@ -166,6 +170,150 @@ pub fn expiry_rows() {
         ))
     );
     assert_eq!(s.counters().fences, 1);
+}
+
+/// The give-up rule: `PossiblyPersisted` when an attempt may have been appended, otherwise
+/// `NotPersisted`, each with its event's reason; a stamp that ends gives up only a batch
+/// that may have been appended.
+pub fn give_up_rules() {
+    use NotPersistedReason as N;
+    use PossiblyPersistedReason as P;
+    let code = ErrorCode::MESSAGE_TOO_LARGE;
+    let fatal = FatalReason::Broker(ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let rows = [
+        (GiveUp::Deadline, N::Deadline, P::Deadline),
+        (
+            GiveUp::Failed(code),
+            N::Rejected(code),
+            P::Unclassified(code),
+        ),
+        (
+            GiveUp::Fatal(fatal),
+            N::ProducerFatal(fatal),
+            P::ProducerFatal(fatal),
+        ),
+    ];
+    for (why, not, possibly) in rows {
+        assert_eq!(give_up(false, why), Outcome::NotPersisted(not), "{why:?}");
+        assert_eq!(
+            give_up(true, why),
+            Outcome::PossiblyPersisted(possibly),
+            "{why:?}"
+        );
+    }
+    let fenced = FenceReason::DeadlineAfterStamp;
+    let ends = [
+        (StampEnd::Fenced(fenced), P::Fenced(fenced)),
+        (StampEnd::ProducerStateExpired, P::ProducerStateExpired),
+    ];
+    for (why, possibly) in ends {
+        assert_eq!(stamp_ends(false, why), None, "{why:?}");
+        assert_eq!(
+            stamp_ends(true, why),
+            Some(Outcome::PossiblyPersisted(possibly)),
+            "{why:?}"
+        );
+    }
+}
+
+/// A fatal stop decides every batch but those with an outcome or a request out.
+pub fn fatal_rows() {
+    let fatal = FatalReason::Broker(ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    let stamped = |maybe_written| BatchState::Stamped {
+        stamp: STAMP,
+        maybe_written,
+        retry_at: at(0),
+    };
+    let rows = [
+        (
+            BatchState::Buffered,
+            Some(Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
+                fatal,
+            ))),
+        ),
+        (
+            stamped(false),
+            Some(Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
+                fatal,
+            ))),
+        ),
+        (
+            stamped(true),
+            Some(Outcome::PossiblyPersisted(
+                PossiblyPersistedReason::ProducerFatal(fatal),
+            )),
+        ),
+        (
+            BatchState::InFlight {
+                stamp: STAMP,
+                maybe_written: false,
+            },
+            None,
+        ),
+        (
+            BatchState::Decided {
+                outcome: POSSIBLY,
+                outstanding: false,
+            },
+            None,
+        ),
+    ];
+    for (state, want) in rows {
+        assert_eq!(fatal_decision(&state, fatal), want, "{state:?}");
+    }
+}
+
+/// A restart: a stamped batch is resent with its stamp only under the resumed identity and
+/// while the broker may still deduplicate it; an expired stamp ends first.
+pub fn restore_rows() {
+    use PossiblyPersistedReason as P;
+    let resumed = Some((STAMP.producer_id, STAMP.epoch));
+    let older = Some((STAMP.producer_id, ProducerEpoch(1)));
+    let decided = |reason| Restored::Decided {
+        outcome: Outcome::PossiblyPersisted(reason),
+        delivered: false,
+    };
+    let stamped = |expired| Stored::Stamped {
+        stamp: STAMP,
+        expired,
+    };
+    let restarted = P::Fenced(FenceReason::Restarted);
+    let rows = [
+        (Stored::Buffered, resumed, Restored::Buffered),
+        (
+            Stored::Decided(NOT_PERSISTED),
+            resumed,
+            Restored::Decided {
+                outcome: NOT_PERSISTED,
+                delivered: false,
+            },
+        ),
+        (stamped(false), resumed, Restored::Stamped(STAMP)),
+        (stamped(true), resumed, decided(P::ProducerStateExpired)),
+        (stamped(true), older, decided(P::ProducerStateExpired)),
+        (stamped(false), older, decided(restarted)),
+        (stamped(false), None, decided(restarted)),
+        (
+            Stored::Delivered,
+            resumed,
+            Restored::Decided {
+                outcome: Outcome::PossiblyPersisted(restarted),
+                delivered: true,
+            },
+        ),
+    ];
+    for (stored, resumed, want) in rows {
+        assert_eq!(
+            restore_decision(stored, resumed),
+            want,
+            "{stored:?} {resumed:?}"
+        );
+    }
+    // Through the sequencer, which knows the identity it resumed.
+    let mut s = Seq::new(Config::default()).unwrap();
+    assert_eq!(s.decide_restored(stamped(false)), decided(restarted));
+    assert!(s.resume(STAMP.producer_id, STAMP.epoch));
+    assert_eq!(s.decide_restored(stamped(false)), Restored::Stamped(STAMP));
 }
 
 pub fn cancel_applies_the_same_decision_as_a_deadline() {

@@ -18,11 +18,11 @@ pub fn classification_success_and_duplicate_are_persisted() {
     let ok = row(0);
     assert_eq!(ok.attempt, Attempt::Appended { offset: Some(42) });
     assert_eq!((ok.next, ok.fence), (Next::Persisted, Fence::None));
-    assert!(!ok.refresh_metadata && !ok.drain_partition);
+    assert!(!ok.refresh_metadata);
     let dup = classify(answered(ErrorCode::DUPLICATE_SEQUENCE_NUMBER, -1));
     assert_eq!(dup.attempt, Attempt::Appended { offset: None });
     assert_eq!((dup.next, dup.fence), (Next::Persisted, Fence::None));
-    assert!(!dup.refresh_metadata && !dup.drain_partition);
+    assert!(!dup.refresh_metadata);
     // An offset beyond 32 bits is kept whole.
     let far = classify(answered(ErrorCode::NONE, i64::MAX));
     assert_eq!(
@@ -35,50 +35,49 @@ pub fn classification_success_and_duplicate_are_persisted() {
 
 pub fn classification_every_row() {
     use Attempt::{MaybeAppended as Maybe, NotAppended as Not};
-    // (code, attempt, next, fence, refresh metadata, drain partition)
-    let table: [(i16, Attempt, Next, Fence, bool, bool); 31] = [
-        (2, Not, Next::Retry, Fence::None, false, true),
+    // (code, attempt, next, fence, refresh metadata)
+    let table: [(i16, Attempt, Next, Fence, bool); 31] = [
+        (2, Not, Next::Retry, Fence::None, false),
         // Kafka answers 3 and 6 after the append too (leadership moved, or the partition went,
         // while the request waited for its replicas).
-        (3, Maybe, Next::Retry, Fence::None, true, true),
-        (5, Not, Next::Retry, Fence::None, true, true),
-        (6, Maybe, Next::Retry, Fence::None, true, true),
-        (7, Maybe, Next::Retry, Fence::None, false, true),
-        (10, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (13, Maybe, Next::Retry, Fence::None, true, true),
-        (17, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (18, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (19, Not, Next::Retry, Fence::None, false, true),
-        (20, Maybe, Next::Retry, Fence::None, false, true),
-        (21, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (29, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (31, Not, Next::Fail, Fence::Fatal, false, false),
-        (32, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (35, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (43, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (45, Not, Next::Retry, Fence::BumpEpoch, false, false),
-        (47, Not, Next::Retry, Fence::NewProducerId, false, false),
-        (49, Not, Next::Retry, Fence::NewProducerId, false, false),
-        (53, Not, Next::Fail, Fence::Fatal, false, false),
-        (56, Maybe, Next::Retry, Fence::None, true, true),
-        (59, Not, Next::Retry, Fence::NewProducerId, false, false),
-        (74, Not, Next::Retry, Fence::None, true, true),
-        (75, Not, Next::Retry, Fence::None, true, true),
-        (87, Not, Next::Fail, Fence::BumpEpoch, false, false),
-        (90, Not, Next::Retry, Fence::NewProducerId, false, false),
+        (3, Maybe, Next::Retry, Fence::None, true),
+        (5, Not, Next::Retry, Fence::None, true),
+        (6, Maybe, Next::Retry, Fence::None, true),
+        (7, Maybe, Next::Retry, Fence::None, false),
+        (10, Not, Next::Fail, Fence::BumpEpoch, false),
+        (13, Maybe, Next::Retry, Fence::None, true),
+        (17, Not, Next::Fail, Fence::BumpEpoch, false),
+        (18, Not, Next::Fail, Fence::BumpEpoch, false),
+        (19, Not, Next::Retry, Fence::None, false),
+        (20, Maybe, Next::Retry, Fence::None, false),
+        (21, Not, Next::Fail, Fence::BumpEpoch, false),
+        (29, Not, Next::Fail, Fence::BumpEpoch, false),
+        (31, Not, Next::Fail, Fence::Fatal, false),
+        (32, Not, Next::Fail, Fence::BumpEpoch, false),
+        (35, Not, Next::Fail, Fence::BumpEpoch, false),
+        (43, Not, Next::Fail, Fence::BumpEpoch, false),
+        (45, Not, Next::Retry, Fence::BumpEpoch, false),
+        (47, Not, Next::Retry, Fence::NewProducerId, false),
+        (49, Not, Next::Retry, Fence::NewProducerId, false),
+        (53, Not, Next::Fail, Fence::Fatal, false),
+        (56, Maybe, Next::Retry, Fence::None, true),
+        (59, Not, Next::Retry, Fence::NewProducerId, false),
+        (74, Not, Next::Retry, Fence::None, true),
+        (75, Not, Next::Retry, Fence::None, true),
+        (87, Not, Next::Fail, Fence::BumpEpoch, false),
+        (90, Not, Next::Retry, Fence::NewProducerId, false),
         // Codes we do not know: maybe appended, give up, fence.
-        (-1, Maybe, Next::Fail, Fence::BumpEpoch, true, false),
-        (1, Maybe, Next::Fail, Fence::BumpEpoch, true, false),
-        (999, Maybe, Next::Fail, Fence::BumpEpoch, true, false),
-        (i16::MIN, Maybe, Next::Fail, Fence::BumpEpoch, true, false),
+        (-1, Maybe, Next::Fail, Fence::BumpEpoch, true),
+        (1, Maybe, Next::Fail, Fence::BumpEpoch, true),
+        (999, Maybe, Next::Fail, Fence::BumpEpoch, true),
+        (i16::MIN, Maybe, Next::Fail, Fence::BumpEpoch, true),
     ];
-    for (code, attempt, next, fence, refresh, drain) in table {
+    for (code, attempt, next, fence, refresh) in table {
         let want = Classification {
             attempt,
             next,
             fence,
             refresh_metadata: refresh,
-            drain_partition: drain,
         };
         assert_eq!(row(code), want, "code {code}");
     }
@@ -90,13 +89,13 @@ pub fn classification_transport_failures() {
         (before.attempt, before.next, before.fence),
         (Attempt::NotAppended, Next::Retry, Fence::None)
     );
-    assert!(before.refresh_metadata && before.drain_partition);
+    assert!(before.refresh_metadata);
     let after = classify(ProduceResult::LostAfterWrite);
     assert_eq!(
         (after.attempt, after.next, after.fence),
         (Attempt::MaybeAppended, Next::Retry, Fence::None)
     );
-    assert!(after.refresh_metadata && after.drain_partition);
+    assert!(after.refresh_metadata);
 }
 
 pub fn init_producer_id_errors_retry_unless_the_cluster_refuses_for_good() {
