@@ -269,7 +269,7 @@ fn a_topic_reported_missing_costs_one_connection_and_paced_metadata() {
             key: None,
             value: Some(b"v"),
             headers: &[],
-            timestamp: 0,
+            timestamp: Some(0),
         };
         if let Err(e) = c.send(&record, now + ms(100), now) {
             refusals.push(e);
@@ -310,7 +310,7 @@ fn a_refusing_leader_is_dialled_at_the_backoff_pace_while_the_bootstrap_connecti
             key: None,
             value: Some(b"v"),
             headers: &[],
-            timestamp: 0,
+            timestamp: Some(0),
         };
         let _ = c.send(&record, now + ms(500), now);
     });
@@ -372,7 +372,7 @@ fn misnumbered(partitions: Vec<(i32, i32)>) {
             key: Some(b"k"),
             value: Some(b"v"),
             headers: &[],
-            timestamp: 0,
+            timestamp: Some(0),
         };
         if let Err(e) = c.send(&record, now + ms(100), now) {
             refusals.push(e);
@@ -425,7 +425,7 @@ fn a_huge_answer_is_applied_in_bounded_work_and_a_topic_larger_than_the_table_is
             key: None,
             value: Some(b"v"),
             headers: &[],
-            timestamp: 0,
+            timestamp: Some(0),
         };
         accepted += u32::from(c.send(&record, now + ms(1000), now).is_ok());
     });

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use producer_core::client::Receipt;
 use producer_core::state::OutcomeKind;
 use producer_core::wire::RecordHeader;
-use transport_std::{Error, Producer, Record};
+use transport_std::{Error, Producer, ProducerRecord};
 
 use crate::ReadRecord;
 
@@ -201,12 +201,13 @@ pub fn produce_paced<const B: usize>(
                 value: v.as_deref(),
             })
             .collect();
-        let record = Record {
+        let record = ProducerRecord {
             topic,
             partition: None,
             key: c.key.as_deref(),
             value: c.value.as_deref(),
             headers: &headers,
+            timestamp: None,
         };
         let now = Instant::now();
         let deadline = now + deadline_after;

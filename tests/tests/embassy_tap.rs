@@ -251,7 +251,7 @@ fn produce_over_tap(
                     key: Some(&c.key),
                     value: Some(&c.value),
                     headers: &headers,
-                    timestamp: 1_700_000_000_000 + i as i64,
+                    timestamp: Some(1_700_000_000_000 + i as i64),
                 };
                 let deadline = Instant::now() + embassy_time::Duration::from_secs(20);
                 let receipt = producer
@@ -690,7 +690,7 @@ async fn send_reading(
         key: Some(&key),
         value: Some(&value),
         headers: &[],
-        timestamp: 1_700_000_000_000 + i as i64,
+        timestamp: Some(1_700_000_000_000 + i as i64),
     };
     let deadline = Instant::now() + embassy_time::Duration::from_secs(60);
     // A durable producer keeps decided batches in their slots until their outcomes are

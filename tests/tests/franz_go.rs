@@ -30,7 +30,7 @@ use tests::{
     Broker, BrokerKind, ChaosProxy, ProxyMode, SilentListener, free_port, read_back,
     refusing_address,
 };
-use transport_std::{Error, Producer, ProducerConfig, Record, RecordDelivery};
+use transport_std::{Error, Producer, ProducerConfig, ProducerRecord, RecordDelivery};
 
 const DEADLINE: Duration = Duration::from_secs(1);
 const REPORT_BY: Duration = Duration::from_millis(1100);
@@ -62,7 +62,10 @@ fn wait_outcome(
 fn no_metadata(bootstrap: String) {
     let mut producer = Producer::new(ProducerConfig::new([bootstrap.clone()], ["t"])).unwrap();
     let started = Instant::now();
-    let result = producer.send(&Record::value("t", b"never sent"), started + DEADLINE);
+    let result = producer.send(
+        &ProducerRecord::value("t", b"never sent"),
+        started + DEADLINE,
+    );
     let elapsed = started.elapsed();
     assert!(
         matches!(result, Err(Error::Deadline(_))),
@@ -138,13 +141,14 @@ fn warm(kind: BrokerKind, policy: UnknownOutcome, request_timeout: Duration) -> 
     }
 }
 
-fn record(value: &[u8]) -> Record<'_> {
-    Record {
+fn record(value: &[u8]) -> ProducerRecord<'_> {
+    ProducerRecord {
         topic: "t",
         partition: Some(0),
         key: None,
         value: Some(value),
         headers: &[],
+        timestamp: None,
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use producer_core::state::{Outcome, PossiblyPersistedReason};
 use tests::kafka::Kafka;
 use tests::{ChaosProxy, ProxyMode, free_port, read_back};
-use transport_std::{DurableState, Producer, ProducerConfig, Record, RecordDelivery};
+use transport_std::{DurableState, Producer, ProducerConfig, ProducerRecord, RecordDelivery};
 
 /// The tag of the stalled record's batch.
 const STALLED: u64 = 7;
@@ -76,7 +76,7 @@ fn producer(s: &Setup, ttl: Option<Duration>) -> Producer {
 /// Sends `value` and drives the producer until its outcome arrives (or `within` passes).
 fn send_and_wait(p: &mut Producer, topic: &str, value: &[u8], within: Duration) -> RecordDelivery {
     let deadline = Instant::now() + within;
-    p.send(&Record::value(topic, value), deadline)
+    p.send(&ProducerRecord::value(topic, value), deadline)
         .expect("accepted");
     take_one(p, deadline)
 }
@@ -108,7 +108,7 @@ fn first_life(s: &Setup, ttl: Option<Duration>) -> i64 {
     s.proxy.set_mode(ProxyMode::StallProduce);
     let held_before = s.proxy.stats().responses_held;
     p.send_tagged(
-        &Record::value(s.topic, b"stalled"),
+        &ProducerRecord::value(s.topic, b"stalled"),
         STALLED,
         Instant::now() + Duration::from_secs(30),
     )

@@ -33,7 +33,7 @@ use producer_core::state::{Outcome, OutcomeKind, PossiblyPersistedReason, Unknow
 use tests::kafka::Kafka;
 use tests::records::{Run, produce_paced, produce_until, verify};
 use tests::{ChaosProxy, ProxyMode, ReadRecord, free_port, read_back};
-use transport_std::{Producer, ProducerConfig, Record, RecordDelivery};
+use transport_std::{Producer, ProducerConfig, ProducerRecord, RecordDelivery};
 
 #[test]
 fn rolling_restart_with_short_deadlines() {
@@ -162,13 +162,17 @@ fn broker_restart_between_append_and_retry() {
     config.linger = Duration::ZERO;
     let mut p = Producer::new(config).expect("producer");
     // A first batch answered: the producer has an id, and five may go out at once.
-    p.send(&Record::value(topic, b"warm-up"), far()).unwrap();
+    p.send(&ProducerRecord::value(topic, b"warm-up"), far())
+        .unwrap();
     let warm = outcomes(&mut p, 1, Duration::from_secs(20));
     assert!(matches!(warm[0].outcome, Outcome::Persisted { .. }));
     proxy.set_mode(ProxyMode::StallProduce);
     for i in 0..5 {
-        p.send(&Record::value(topic, format!("held-{i}").as_bytes()), far())
-            .unwrap();
+        p.send(
+            &ProducerRecord::value(topic, format!("held-{i}").as_bytes()),
+            far(),
+        )
+        .unwrap();
         // One batch each: linger zero, and the sockets get a turn.
         p.flush(Instant::now() + Duration::from_millis(20));
     }
@@ -185,7 +189,8 @@ fn broker_restart_between_append_and_retry() {
     proxy.set_mode(ProxyMode::Pass);
     kafka.start(1);
     let told = outcomes(&mut p, 5, Duration::from_secs(60));
-    p.send(&Record::value(topic, b"after"), far()).unwrap();
+    p.send(&ProducerRecord::value(topic, b"after"), far())
+        .unwrap();
     let after = outcomes(&mut p, 1, Duration::from_secs(30));
     let c = p.counters();
     drop(p);
@@ -228,13 +233,15 @@ fn stall_past_expiry(topic: &str, ttl: Option<Duration>) -> (RecordDelivery, Vec
     config.request_timeout = Duration::from_secs(4);
     config.producer_state_ttl = ttl;
     let mut p = Producer::new(config).expect("producer");
-    p.send(&Record::value(topic, b"warm-up"), far()).unwrap();
+    p.send(&ProducerRecord::value(topic, b"warm-up"), far())
+        .unwrap();
     assert!(matches!(
         outcomes(&mut p, 1, Duration::from_secs(20))[0].outcome,
         Outcome::Persisted { .. }
     ));
     proxy.set_mode(ProxyMode::StallProduce);
-    p.send(&Record::value(topic, b"held"), far()).unwrap();
+    p.send(&ProducerRecord::value(topic, b"held"), far())
+        .unwrap();
     // The request times out at 4 s and its connection closes; with a lifetime, the batch is
     // given up then (its record is 4 s old), before the answer would have been released.
     let released = Instant::now() + Duration::from_secs(6);

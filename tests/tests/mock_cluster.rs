@@ -36,7 +36,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer as _};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use transport_std::{Error, Producer, ProducerConfig, Record};
+use transport_std::{Error, Producer, ProducerConfig, ProducerRecord};
 
 // The mock answers flexible Metadata requests (v9 and up) with one byte too many (its handler
 // writes the top-level tagged fields and the generic send appends another empty tag section,
@@ -232,12 +232,13 @@ impl Run {
     fn send(&mut self, partition: i32, deadline: Duration) -> (usize, Option<Error>) {
         let value = format!("{}-{}", self.topic, self.sent.len());
         let now = Instant::now();
-        let record = Record {
+        let record = ProducerRecord {
             topic: &self.topic,
             partition: Some(partition),
             key: None,
             value: Some(value.as_bytes()),
             headers: &[],
+            timestamp: None,
         };
         let result = self.producer.send(&record, now + deadline);
         let (receipt, error) = match result {

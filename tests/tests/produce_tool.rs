@@ -778,7 +778,7 @@ fn bad_lines_and_refused_records_get_their_own_outcome(kind: BrokerKind) {
         if e.is_none() {
             assert!(
                 stderr.contains(&format!(
-                    "line {n} not persisted: record refused: RecordTooLarge"
+                    "line {n} not persisted: record refused: the record does not fit in a batch"
                 )),
                 "no reason given for line {n}: {stderr}"
             );
@@ -951,7 +951,8 @@ fn one_gib_line_is_read_with_bounded_memory(kind: BrokerKind) {
     );
     assert!(
         stderr.contains(&format!(
-            "line {GOOD} not persisted: record refused: RecordTooLarge (a line of {LINE} bytes"
+            "line {GOOD} not persisted: record refused: the record does not fit in a batch of \
+             batch_bytes: raise batch_bytes or send a smaller record (a line of {LINE} bytes"
         )),
         "{stderr}"
     );

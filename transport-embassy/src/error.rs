@@ -40,9 +40,9 @@ impl fmt::Display for Error {
                 "connection buffers' TX is {given} bytes but a request with one full batch \
                  needs {needed}: raise TX or lower batch_bytes"
             ),
-            Error::Send(e) => write!(f, "record refused: {e:?}"),
+            Error::Send(e) => write!(f, "record refused: {e}"),
             Error::Deadline(e) => {
-                write!(f, "deadline passed before the record was accepted ({e:?})")
+                write!(f, "deadline passed before the record was accepted: {e}")
             }
             Error::Restore(e) => write!(f, "cannot restore the durable state: {e}"),
             Error::Storage => f.write_str("the durable store failed"),

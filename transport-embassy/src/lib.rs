@@ -62,7 +62,7 @@ pub use producer_core::client::RecordDelivery;
 // Everything a firmware names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{
-    ClientConfig, ClientConfigError, NO_TIMESTAMP, ProducerRecord, Receipt, SendError,
+    ClientConfig, ClientConfigError, ProducerRecord, Receipt, SendError,
 };
 #[cfg(feature = "flash")]
 pub use producer_core::client::{RestoreOptions, RestoreSummary};

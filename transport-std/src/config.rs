@@ -9,7 +9,6 @@ use std::time::Duration;
 use producer_core::client::{ClientConfig, ClientConfigError, SendError};
 use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
 use producer_core::state::UnknownOutcome;
-use producer_core::wire::RecordHeader;
 
 /// What the producer needs to know. Build with [`ProducerConfig::new`], then adjust fields.
 #[derive(Clone, Debug)]
@@ -158,9 +157,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(e) => write!(f, "bad configuration: {e}"),
-            Error::Send(e) => write!(f, "record refused: {e:?}"),
+            Error::Send(e) => write!(f, "record refused: {e}"),
             Error::Deadline(e) => {
-                write!(f, "deadline passed before the record was accepted ({e:?})")
+                write!(f, "deadline passed before the record was accepted: {e}")
             }
             Error::Io(e) => write!(f, "I/O: {e}"),
             Error::Storage(e) => write!(f, "durable state: {e}"),
@@ -169,31 +168,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// A record to send.
-#[derive(Clone, Copy, Debug)]
-pub struct Record<'r> {
-    /// Topic.
-    pub topic: &'r str,
-    /// Forced partition.
-    pub partition: Option<i32>,
-    /// Key.
-    pub key: Option<&'r [u8]>,
-    /// Value.
-    pub value: Option<&'r [u8]>,
-    /// Headers.
-    pub headers: &'r [RecordHeader<'r>],
-}
-
-impl<'r> Record<'r> {
-    /// A record with only a value.
-    pub fn value(topic: &'r str, value: &'r [u8]) -> Self {
-        Record {
-            topic,
-            partition: None,
-            key: None,
-            value: Some(value),
-            headers: &[],
-        }
-    }
-}

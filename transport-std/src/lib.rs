@@ -6,11 +6,11 @@
 //!
 //! ```no_run
 //! use std::time::{Duration, Instant};
-//! use transport_std::{Producer, ProducerConfig, Record};
+//! use transport_std::{Producer, ProducerConfig, ProducerRecord};
 //!
 //! let mut producer = Producer::new(ProducerConfig::new(["127.0.0.1:9092"], ["sensors"]))?;
 //! let deadline = Instant::now() + Duration::from_secs(1);
-//! let receipt = producer.send(&Record::value("sensors", b"21.5"), deadline)?;
+//! let receipt = producer.send(&ProducerRecord::value("sensors", b"21.5"), deadline)?;
 //! producer.flush(deadline + Duration::from_millis(100));
 //! while let Some(d) = producer.poll_delivery() {
 //!     println!("{:?}: {:?} at offset {:?}", d.receipt, d.outcome, d.offset);
@@ -29,7 +29,7 @@ mod config;
 pub mod file_flash;
 mod resolver;
 
-pub use config::{DurableState, Error, ProducerConfig, Record, batch_bytes_range};
+pub use config::{DurableState, Error, ProducerConfig, batch_bytes_range};
 
 use file_flash::{FileFlash, PAGE_SIZE};
 use resolver::Resolver;
@@ -38,12 +38,12 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
 use producer_core::client::{
-    Client, ClientConfig, ClientDelivery, ConnId, ProducerRecord, RecordDeliveries, RestoreOptions,
+    Client, ClientConfig, ClientDelivery, ConnId, RecordDeliveries, RestoreOptions,
 };
 pub use producer_core::client::{Receipt, RestoreSummary};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
-pub use producer_core::client::{ClientConfigError, SendError};
+pub use producer_core::client::{ClientConfigError, ProducerRecord, SendError};
 use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
 pub use producer_core::state::{
     BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
@@ -295,7 +295,11 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// taken, so when every slot holds an outcome waiting for [`Producer::poll_delivery`],
     /// it returns [`Error::Send`]`(`[`SendError::Full`]`)` at once: take them, and send
     /// again.
-    pub fn send(&mut self, record: &Record<'_>, deadline: StdInstant) -> Result<Receipt, Error> {
+    pub fn send(
+        &mut self,
+        record: &ProducerRecord<'_>,
+        deadline: StdInstant,
+    ) -> Result<Receipt, Error> {
         self.send_tagged(record, 0, deadline)
     }
 
@@ -306,20 +310,20 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// producer, never in this one: note where the record went before calling again.
     pub fn send_tagged(
         &mut self,
-        record: &Record<'_>,
+        record: &ProducerRecord<'_>,
         tag: u64,
         deadline: StdInstant,
     ) -> Result<Receipt, Error> {
-        let timestamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        // No timestamp given: the system clock's, now (the client is told it too).
         let r = ProducerRecord {
-            topic: record.topic,
-            partition: record.partition,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-            timestamp,
+            timestamp: record.timestamp.or_else(|| {
+                Some(
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64),
+                )
+            }),
+            ..*record
         };
         // Keep the wire moving while the caller only sends: one turn of the sockets, without
         // waiting, at most every millisecond. It comes before the record is accepted, never

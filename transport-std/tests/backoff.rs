@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use producer_core::backoff::Backoff;
 use producer_core::client::ClientConfig;
-use transport_std::{Error, Producer, ProducerConfig, Record};
+use transport_std::{Error, Producer, ProducerConfig, ProducerRecord};
 
 /// A listener on 127.0.0.1 that closes what it accepts; counts the connections.
 fn closing_listener() -> (u16, Arc<AtomicUsize>) {
@@ -49,7 +49,7 @@ fn run_against(host: &str) -> (Duration, usize) {
     let mut producer = Producer::new(config).unwrap();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(2);
-    match producer.send(&Record::value("t", b"v"), deadline) {
+    match producer.send(&ProducerRecord::value("t", b"v"), deadline) {
         Err(Error::Deadline(_)) => {}
         other => panic!("{host}: {other:?}"),
     }

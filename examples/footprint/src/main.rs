@@ -57,7 +57,7 @@ fn main() -> ! {
             key: Some(b"sensor-1"),
             value: Some(value),
             headers: &[],
-            timestamp: 0,
+            timestamp: Some(0),
         };
         let _ = black_box(client.send(&record, now + core::time::Duration::from_secs(1), now));
         black_box(client.poll(now));

@@ -37,7 +37,7 @@ use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, 
 use embassy_time::{Duration, Instant};
 use static_cell::ConstStaticCell;
 use transport_embassy::{
-    ClientConfig, ConnectionBuffers, Counters, NO_TIMESTAMP, OutcomeKind, Producer, ProducerConfig,
+    ClientConfig, ConnectionBuffers, Counters, OutcomeKind, Producer, ProducerConfig,
     ProducerRecord, RecordDelivery,
 };
 
@@ -239,7 +239,7 @@ async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
             headers: &[],
             // The producer stamps the wall clock it was told (`set_wall_clock` above), or no
             // timestamp at all without one.
-            timestamp: NO_TIMESTAMP,
+            timestamp: None,
         };
         last_deadline = now + settings.deadline;
         if let Err(e) = producer.send(&record, last_deadline).await {

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use transport_std::{
-    BatchToken, DurableState, MAX_BATCH_BYTES, Outcome, Producer, ProducerConfig, Record,
+    BatchToken, DurableState, MAX_BATCH_BYTES, Outcome, Producer, ProducerConfig, ProducerRecord,
     RecordDelivery, SendError, UnknownOutcome, batch_bytes_range,
 };
 
@@ -457,7 +457,8 @@ fn run(args: Args) -> Result<bool, String> {
                 refusals.note(
                     index,
                     format_args!(
-                        "record refused: RecordTooLarge (a line of {length} bytes; a batch holds {batch_bytes})"
+                        "{} (a line of {length} bytes; a batch holds {batch_bytes})",
+                        transport_std::Error::Send(SendError::RecordTooLarge)
                     ),
                 );
                 fates.decide(index, refused);
@@ -475,12 +476,13 @@ fn run(args: Args) -> Result<bool, String> {
         };
         let deadline = read_at + deadline_after;
         last_deadline = last_deadline.max(deadline);
-        let record = Record {
+        let record = ProducerRecord {
             topic: &args.topic,
             partition: args.partition,
             key,
             value: Some(value),
             headers: &[],
+            timestamp: None,
         };
         let sent = loop {
             sync(&mut journal)?;

@@ -79,8 +79,8 @@ where
         }
         // No timestamp given: the wall clock's, when the client was told it.
         let timestamp = match record.timestamp {
-            NO_TIMESTAMP => self.wall_clock_ms(now).unwrap_or(NO_TIMESTAMP),
-            given => given,
+            None => self.wall_clock_ms(now).unwrap_or(NO_TIMESTAMP),
+            Some(given) => given,
         };
         if self
             .stale_before(now)

@@ -62,7 +62,8 @@ pub use connection::{ConnId, ConnState, Target};
 pub use delivery::{ClientDelivery, RecordDeliveries, RecordDelivery};
 pub use metadata::{Broker, Endpoint, Metadata, Partition, Topic};
 pub use partitioner::{StickyPartitioner, partition_for_key};
-pub use record::{NO_TIMESTAMP, ProducerRecord, Receipt, SendError};
+pub(crate) use record::NO_TIMESTAMP;
+pub use record::{ProducerRecord, Receipt, SendError};
 
 pub use durable::{PersistOp, RestoreError, RestoreOptions, RestoreSummary, StorageKey};
 

@@ -4,8 +4,11 @@
 use crate::state::BatchToken;
 use crate::wire::RecordHeader;
 
-/// A record to produce.
-#[derive(Clone, Copy, Debug)]
+/// A record to produce: the one record type of both transports.
+///
+/// Only the topic is required: `ProducerRecord { key: Some(k), ..ProducerRecord::value(t, v) }`
+/// or `..Default::default()` fills the rest.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct ProducerRecord<'r> {
     /// Topic: one of those the client was built with.
     pub topic: &'r str,
@@ -18,17 +21,28 @@ pub struct ProducerRecord<'r> {
     pub value: Option<&'r [u8]>,
     /// Headers.
     pub headers: &'r [RecordHeader<'r>],
-    /// Create time, ms since the Unix epoch. [`NO_TIMESTAMP`] lets the client stamp the wall
-    /// clock it was told ([`Client::set_wall_clock`]), or leaves the record without a
-    /// timestamp when it was told none (the core has no clock of its own).
+    /// Create time, ms since the Unix epoch. `None` lets the client stamp the wall clock it
+    /// was told ([`Client::set_wall_clock`]; transport-std tells it the system clock), or
+    /// leaves the record without a timestamp when it was told none (the core has no clock
+    /// of its own).
     ///
     /// [`Client::set_wall_clock`]: super::Client::set_wall_clock
-    pub timestamp: i64,
+    pub timestamp: Option<i64>,
 }
 
-/// A record timestamp that asks the client to stamp the wall clock (Kafka's "no timestamp",
-/// -1, when the client does not know it either).
-pub const NO_TIMESTAMP: i64 = -1;
+impl<'r> ProducerRecord<'r> {
+    /// A record of `topic` with only a value, stamped with the wall clock.
+    pub fn value(topic: &'r str, value: &'r [u8]) -> Self {
+        ProducerRecord {
+            topic,
+            value: Some(value),
+            ..Default::default()
+        }
+    }
+}
+
+/// Kafka's "no timestamp" (-1) on the wire, for a record the client could not stamp either.
+pub(crate) const NO_TIMESTAMP: i64 = -1;
 
 /// Where an accepted record went: its batch (whose outcome it shares) and its place in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,4 +83,42 @@ pub enum SendError {
     /// could forget the producer while the record is unresolved and append a resend of it
     /// twice. Give it a current timestamp (or set the device's clock).
     StaleTimestamp,
+}
+
+impl core::fmt::Display for SendError {
+    /// What happened and what to do about it, for logs and error messages.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SendError::UnknownTopic => {
+                "the topic is not one the producer was built with: add it to the topics"
+            }
+            SendError::NoMetadata => {
+                "the topic's partitions are not known yet: drive the producer until metadata \
+                 arrives, or give the record a later deadline"
+            }
+            SendError::NoSuchPartition => {
+                "the partition does not exist in the topic, or the partition table \
+                 (PARTITIONS) is full: pick an existing partition or raise PARTITIONS"
+            }
+            SendError::RecordTooLarge => {
+                "the record does not fit in a batch of batch_bytes: raise batch_bytes or send \
+                 a smaller record"
+            }
+            SendError::Full => {
+                "every batch slot is taken: take outcomes (poll_delivery) before sending more, \
+                 or raise BATCHES"
+            }
+            SendError::Fatal => {
+                "the producer stopped for good (see its fatal reason): build a new one"
+            }
+            SendError::Storage => {
+                "a durable-storage write failed and the producer stopped: rebuild it and \
+                 restore from the storage"
+            }
+            SendError::StaleTimestamp => {
+                "the record's timestamp is older than producer_state_ttl by the wall clock: \
+                 give it a current timestamp, or set the device's clock"
+            }
+        })
+    }
 }

@@ -40,7 +40,7 @@ impl Sim {
                 key: None,
                 value: Some(b"r0"),
                 headers: &[],
-                timestamp: 0,
+                timestamp: Some(0),
             };
             if c.send(&record, now + ms(1000), now) != Err(SendError::Storage) {
                 return Err("the client accepts records after a storage failure".into());

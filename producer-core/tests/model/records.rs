@@ -73,7 +73,7 @@ impl Planned {
             key: self.key.as_deref().map(str::as_bytes),
             value: Some(self.value.as_bytes()),
             headers: &[],
-            timestamp: clocks.client_ms(now) - self.lag_ms,
+            timestamp: Some(clocks.client_ms(now) - self.lag_ms),
         }
     }
 

@@ -38,7 +38,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use tests::{ChaosProxy, ProxyMode, SilentListener, Tansu, free_port, refusing_address};
-use transport_std::{Error, Producer, ProducerConfig, Record};
+use transport_std::{Error, Producer, ProducerConfig, ProducerRecord};
 
 // --- counting allocator --------------------------------------------------------------------
 
@@ -311,14 +311,17 @@ fn ours_trial(fixture: &Fixture, policy: UnknownOutcome) -> Trial {
         // Warm up: the connection, the producer id and a few acknowledged batches.
         let until = Instant::now() + Duration::from_secs(10);
         for _ in 0..20 {
-            let _ = producer.send(&Record::value(LATENCY_TOPIC, b"warm-up"), until);
+            let _ = producer.send(&ProducerRecord::value(LATENCY_TOPIC, b"warm-up"), until);
         }
         producer.flush(until);
         while producer.poll_delivery().is_some() {}
         proxy.set_mode(ProxyMode::StallProduce);
     }
     let deadline = Instant::now() + DEADLINE;
-    let trial = match producer.send(&Record::value(LATENCY_TOPIC, &[7; VALUE_LEN]), deadline) {
+    let trial = match producer.send(
+        &ProducerRecord::value(LATENCY_TOPIC, &[7; VALUE_LEN]),
+        deadline,
+    ) {
         Err(e) => Trial {
             late_ms: Some(ms_since(deadline, Instant::now())),
             outcome: match e {
@@ -682,7 +685,7 @@ fn pump_ours(producer: &mut Producer, topic: &str, records: u64, deadline: Insta
     };
     for _ in 0..records {
         if producer
-            .send(&Record::value(topic, &value), deadline)
+            .send(&ProducerRecord::value(topic, &value), deadline)
             .is_err()
         {
             break;
@@ -931,7 +934,7 @@ fn alloc() {
     COUNTING.with(|c| c.set(true));
     for _ in 0..measured {
         if producer
-            .send(&Record::value(topic, &value), deadline)
+            .send(&ProducerRecord::value(topic, &value), deadline)
             .is_err()
         {
             break;

@@ -116,7 +116,7 @@ fn produce_over_tap(device: TunTapDevice, bootstrap: String, deadline: Duration)
                     key: None,
                     value: Some(&v),
                     headers: &[],
-                    timestamp: 1_700_000_000_000 + i as i64,
+                    timestamp: Some(1_700_000_000_000 + i as i64),
                 };
                 match producer.send(&record, due).await {
                     Ok(receipt) => {
