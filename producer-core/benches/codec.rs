@@ -4,8 +4,8 @@
 //! the same number of bytes.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use producer_core::wire::crc::crc32c;
-use producer_core::wire::record_batch::stamp;
+use producer_core::wire::crc32c;
+use producer_core::wire::stamp;
 use producer_core::wire::{Attributes, BatchBuilder, RecordBatch, RecordHeader};
 use std::hint::black_box;
 

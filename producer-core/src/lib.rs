@@ -13,7 +13,7 @@
 //! - [`time`]: time as an input.
 //! - [`backoff`]: the one rule every retry waits by (exponential, jittered, capped).
 //! - `flash` (feature `flash`): the durable store that lets a producer survive power cuts
-//!   without losing or duplicating a batch (see [`client::durable`]).
+//!   without losing or duplicating a batch (see `client/durable.rs`).
 //!
 //! Logging goes through `defmt` (feature `defmt`) or `log` (feature `log`); nothing logs by
 //! default.

@@ -44,7 +44,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use producer_core::ErrorCode;
-use producer_core::client::durable::BATCH_HEADER;
+use producer_core::client::BATCH_HEADER;
 use producer_core::client::{ClientConfig, ConnId, SendError};
 use producer_core::flash::sequential_storage::Error as StorageError;
 use producer_core::flash::{BlockingAsync, FlashStore, Geometry, StoreError};

@@ -142,10 +142,10 @@ proptest! {
         let api_keys: Vec<_> = k.api_keys.iter().map(|v| wire::ApiVersion {
             api_key: v.api_key, min_version: v.min_version, max_version: v.max_version,
         }).collect();
-        let sf: Vec<_> = k.supported_features.iter().map(|f| wire::api_versions::SupportedFeature {
+        let sf: Vec<_> = k.supported_features.iter().map(|f| wire::SupportedFeature {
             name: &f.name, min_version: f.min_version, max_version: f.max_version,
         }).collect();
-        let ff: Vec<_> = k.finalized_features.iter().map(|f| wire::api_versions::FinalizedFeature {
+        let ff: Vec<_> = k.finalized_features.iter().map(|f| wire::FinalizedFeature {
             name: &f.name, max_version_level: f.max_version_level, min_version_level: f.min_version_level,
         }).collect();
         let ours = wire::ApiVersionsResponse {

@@ -13,10 +13,10 @@ use kafka_protocol::records::{
     Compression as KpCompression, Record as KpRecord, RecordBatchDecoder, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType as KpTimestampType,
 };
-use producer_core::wire::record_batch::{RECORD_BATCH_OVERHEAD, stamp};
 use producer_core::wire::{
     Attributes, BatchBuilder, Compression, RecordBatch, RecordHeader, TimestampType,
 };
+use producer_core::wire::{RECORD_BATCH_OVERHEAD, stamp};
 use proptest::collection::vec;
 use proptest::prelude::*;
 

@@ -178,8 +178,8 @@ proptest! {
         let _ = RecordBatch::decode(&bytes);
         let _ = RecordBatches::new(&bytes).count();
         let mut copy = bytes.clone();
-        let _ = wire::record_batch::stamp(&mut copy, 1, 2, 3);
-        let _ = wire::record_batch::set_base_offset(&mut copy, 1);
+        let _ = wire::stamp(&mut copy, 1, 2, 3);
+        let _ = wire::set_base_offset(&mut copy, 1);
         match FrameDecoder::new(256).decode(&bytes) {
             Ok(FrameStatus::Complete { frame, consumed }) => {
                 prop_assert_eq!(frame.len() + 4, consumed);
@@ -205,7 +205,7 @@ proptest! {
         buf[8..12].copy_from_slice(&total.to_be_bytes());
         for count in [1i32, 2, 3, bytes.len() as i32] {
             buf[57..61].copy_from_slice(&count.to_be_bytes());
-            wire::record_batch::stamp(&mut buf, 1, 1, 1).unwrap();
+            wire::stamp(&mut buf, 1, 1, 1).unwrap();
             if let Ok((batch, _)) = RecordBatch::decode(&buf) {
                 prop_assert_eq!(batch.records.iter().count(), count as usize);
             }
@@ -218,7 +218,7 @@ proptest! {
         let (is_request, api, version, mut frame) = frames[index % frames.len()].clone();
         // Where the body starts, so body decoders see mutated bodies too.
         let body_at = if is_request {
-            wire::message::decode_request_header(&frame).unwrap().1
+            wire::decode_request_header(&frame).unwrap().1
         } else if api.response_header_version(version) == 1 {
             5
         } else {

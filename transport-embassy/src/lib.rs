@@ -49,7 +49,7 @@ use embassy_net::tcp::TcpSocket;
 use embassy_net::{IpAddress, IpEndpoint, Stack};
 use embassy_time::{Instant as EmbassyInstant, Timer};
 use heapless::{Deque, String};
-use producer_core::client::metadata::HOST_MAX;
+use producer_core::client::HOST_MAX;
 use producer_core::client::{Client, ClientDelivery, ConnId, RecordDeliveries};
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;

@@ -17,7 +17,7 @@ use embassy_net::IpEndpoint;
 use embassy_net::tcp::{State, TcpSocket};
 use embedded_io_async::{Read, Write};
 use heapless::String;
-use producer_core::client::metadata::HOST_MAX;
+use producer_core::client::HOST_MAX;
 use producer_core::time::Instant;
 use producer_core::wire::{FrameDecoder, FrameStatus};
 

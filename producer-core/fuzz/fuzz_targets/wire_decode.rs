@@ -62,5 +62,5 @@ fuzz_target!(|input: &[u8]| {
         }
     }
     let mut copy = data.to_vec();
-    let _ = wire::record_batch::stamp(&mut copy, 1, 2, 3);
+    let _ = wire::stamp(&mut copy, 1, 2, 3);
 });

@@ -9,9 +9,7 @@ use super::durable::Mirror;
 use super::{Client, NO_TIMESTAMP, ProducerRecord, Receipt, SendError, partition_for_key};
 use crate::state::{EnqueueError, Identity, PartitionIndex};
 use crate::time::Instant;
-use crate::wire::{
-    Attributes, BatchBuilder, List, OpenBatch, record::Record, record_batch::RECORD_BATCH_OVERHEAD,
-};
+use crate::wire::{Attributes, BatchBuilder, List, OpenBatch, RECORD_BATCH_OVERHEAD, Record};
 
 /// What a batch slot of the storage holds: nothing, a batch being filled, or a sealed one.
 #[derive(Clone, Copy, Debug)]

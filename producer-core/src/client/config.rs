@@ -60,7 +60,7 @@ pub struct ClientConfig<'a> {
     pub producer: state::Config,
     /// Mirror every sealed batch, its stamp and its outcome in durable storage through
     /// [`Client::poll_persist`](super::Client::poll_persist), so that a restart neither loses
-    /// nor duplicates it (see [`durable`](super::durable)). Each batch then gives up
+    /// nor duplicates it (see `client/durable.rs`). Each batch then gives up
     /// [`BATCH_HEADER`](super::durable::BATCH_HEADER) bytes of `batch_bytes` to its storage
     /// header, and nothing is sent or handed out before the write it depends on is confirmed.
     pub durable: bool,
@@ -108,7 +108,7 @@ impl ClientConfig<'_> {
         } else {
             0
         };
-        crate::wire::record_batch::RECORD_BATCH_OVERHEAD + 16 + reserve
+        crate::wire::RECORD_BATCH_OVERHEAD + 16 + reserve
     }
 
     /// Checks `batch_bytes` against its smallest value and `max` (the storage per batch slot,

@@ -491,7 +491,7 @@ mod tests {
     fn info(order: u64, tag: u64) -> BatchInfo {
         BatchInfo {
             topic: 0,
-            topic_crc: crate::wire::crc::crc32c(b"sensors"),
+            topic_crc: crate::wire::crc32c(b"sensors"),
             partition: 2,
             records: 3,
             order,

@@ -45,7 +45,7 @@ where
         };
         chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
             .get(..len)
-            .and_then(|bytes| wire::record_batch::header_of(bytes).ok())
+            .and_then(|bytes| wire::header_of(bytes).ok())
             .map(|h| h.max_timestamp)
     }
 

@@ -26,25 +26,25 @@
 //! - `accumulator`: records into open batches in the storage, lingering, sealing, flushing.
 //! - `timers`: [`Client::poll`], and the next instant to be polled at.
 //! - `connections`: the connection slots' lives (dial, handshake start, loss, close);
-//!   [`connection`]: one connection's state and requests; `dial`: reconnect backoff.
+//!   `connection`: one connection's state and requests; `dial`: reconnect backoff.
 //! - `routing`: which broker or bootstrap address each slot serves, and connection turns.
 //! - `requests`, `responses`: building requests, handling their answers.
-//! - [`metadata`], `metadata_answer`: the cluster as known, applying an answer, when to ask.
+//! - `metadata`, `metadata_answer`: the cluster as known, applying an answer, when to ask.
 //! - `lifetime`: the wall clock and the producer-state lifetime.
-//! - `persist`, `restore`, [`durable`]: the durable mirror, restore after a restart, and the
+//! - `persist`, `restore`, `durable`: the durable mirror, restore after a restart, and the
 //!   stored items' encoding.
 
 mod accumulator;
-pub mod config;
-pub mod connection;
+mod config;
+mod connection;
 mod connections;
 mod delivery;
 mod dial;
-pub mod durable;
+pub(crate) mod durable;
 mod lifetime;
-pub mod metadata;
+mod metadata;
 mod metadata_answer;
-pub mod partitioner;
+mod partitioner;
 mod persist;
 mod record;
 mod requests;
@@ -60,17 +60,19 @@ use heapless::{String, Vec};
 pub use config::{ClientConfig, ClientConfigError, MAX_REQUESTS_PER_CONNECTION};
 pub use connection::{ConnId, ConnState, Target};
 pub use delivery::{ClientDelivery, RecordDeliveries, RecordDelivery};
-pub use metadata::{Broker, Endpoint, Metadata, Partition, Topic};
+pub use metadata::{Broker, Endpoint, HOST_MAX, Metadata, Partition, Topic};
 pub use partitioner::{StickyPartitioner, partition_for_key};
 pub(crate) use record::NO_TIMESTAMP;
 pub use record::{ProducerRecord, Receipt, SendError};
 
-pub use durable::{PersistOp, RestoreError, RestoreOptions, RestoreSummary, StorageKey};
+pub use durable::{
+    BATCH_HEADER, PersistOp, RestoreError, RestoreOptions, RestoreSummary, StorageKey,
+};
 
 use accumulator::SlotUse;
 use connection::Connection;
 use dial::Dials;
-use durable::{BATCH_HEADER, META_LEN, Mirror};
+use durable::{META_LEN, Mirror};
 
 use crate::backoff::{Backoff, Jitter};
 use crate::state::{BatchToken, Counters, Sequencer, TokenError};

@@ -236,7 +236,7 @@ where
             let name = self.metadata.topics[usize::from(p.topic)].name.as_bytes();
             let info = &mut self.mirror[slot].info;
             info.topic = p.topic;
-            info.topic_crc = wire::crc::crc32c(name);
+            info.topic_crc = wire::crc32c(name);
             info.partition = p.partition;
             info.records = h.records;
             info.order = h.order;

@@ -37,8 +37,7 @@ where
                 if bytes.len() > room {
                     return Err(RestoreError::BatchBytes { len: bytes.len() });
                 }
-                let header =
-                    wire::record_batch::header_of(bytes).map_err(|_| RestoreError::Malformed)?;
+                let header = wire::header_of(bytes).map_err(|_| RestoreError::Malformed)?;
                 if header.record_count < 1 || header.record_count as u32 != info.records {
                     return Err(RestoreError::Malformed);
                 }
@@ -101,7 +100,7 @@ where
                 .topics
                 .get(usize::from(info.topic))
                 .ok_or(RestoreError::Topic { topic: info.topic })?;
-            if wire::crc::crc32c(topic.name.as_bytes()) != info.topic_crc {
+            if wire::crc32c(topic.name.as_bytes()) != info.topic_crc {
                 return Err(RestoreError::Topic { topic: info.topic });
             }
             if let (true, MetaState::Stamped(stamp)) = (m.batch, m.meta)
@@ -114,7 +113,7 @@ where
             let (Some(now_ms), Some(ttl)) = (options.now_ms, options.producer_state_ttl) else {
                 return true;
             };
-            let Ok(header) = wire::record_batch::header_of(bytes) else {
+            let Ok(header) = wire::header_of(bytes) else {
                 return false;
             };
             let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);

@@ -1,27 +1,35 @@
 //! Producer state that survives connections: identity, sequence ledger, batch lifecycle,
 //! cancel eligibility, error classification and fencing.
 //!
-//! Start at [`Sequencer`]; the cancel decision is [`cancel_decision`] in
-//! [`eligibility`], the error policy is the table in [`mod@classify`], and the rules for
-//! giving a batch up, which every path that decides an outcome uses, are in [`decide`].
+//! Start at [`Sequencer`]; the cancel decision is [`cancel_decision`] (`eligibility.rs`), the
+//! error policy is the table of [`classify()`] (`classify.rs`), and the rules for giving a
+//! batch up, which every path that decides an outcome uses, are [`give_up`], [`stamp_ends`],
+//! [`fatal_decision`] and [`restore_decision`] (`decide.rs`). The files are private; what
+//! they decide is re-exported here, and `docs/design.md` says which file holds each rule.
 
-pub mod batch;
-pub mod classify;
-pub mod config;
-pub mod decide;
-pub mod eligibility;
-pub mod identity;
-pub mod outcome;
+mod batch;
+mod classify;
+mod config;
+mod decide;
+mod eligibility;
+mod identity;
+mod outcome;
 mod pacing;
-pub mod partition;
-pub mod sequence;
-pub mod sequencer;
-pub mod stats;
+mod partition;
+mod sequence;
+mod sequencer;
+mod stats;
 
 pub use batch::{BatchState, BatchToken, PartitionIndex, Stamp};
-pub use classify::{Attempt, Classification, Fence, Next, ProduceResult, classify};
+pub use classify::{
+    Attempt, Classification, Fence, InitProducerIdNext, Next, ProduceResult, classify,
+    classify_init_producer_id, refuses_identity,
+};
 pub use config::{Config, ConfigError, MAX_IN_FLIGHT_LIMIT};
-pub use decide::Stored;
+pub use decide::{
+    GiveUp, StampEnd, Stored, answer_decision, fatal_decision, give_up, restore_decision,
+    stamp_ends,
+};
 pub use eligibility::{
     BeforeNextSend, CancelDecision, UnknownOutcome, cancel_decision, expiry_decision,
 };

@@ -7,17 +7,17 @@
 //! Arrays are [`List`]s: caller slices when encoding, lazily iterated wire
 //! bytes when decoding.
 //!
-//! Layers, bottom up:
+//! Layers, bottom up (private files; what they define is re-exported here):
 //!
-//! - [`varint`], [`writer`], [`reader`], [`tagged`], [`list`]: primitive types.
-//! - [`frame`]: the size prefix and partial-read handling ([`FrameDecoder`]).
-//! - [`body`]: the traits every API body implements (a leaf: nothing here imports back).
-//! - [`header`], [`message`]: request/response headers and whole messages; `any` (feature
+//! - `varint`, `writer`, `reader`, `tagged`, `list`: primitive types.
+//! - `frame`: the size prefix and partial-read handling ([`FrameDecoder`]).
+//! - `body`: the traits every API body implements (a leaf: nothing here imports back).
+//! - `header`, `message`: request/response headers and whole messages; `any` (feature
 //!   `decode-any`, for model brokers and cross-checks): a frame of whichever API.
-//! - [`api_versions`], [`metadata`], [`init_producer_id`], [`produce`]: API
-//!   bodies; [`api_key`] holds the implemented version ranges and the
+//! - `api_versions`, `metadata`, `init_producer_id`, `produce`: API
+//!   bodies; `api_key` holds the implemented version ranges and the
 //!   negotiation rule.
-//! - [`record_batch`], [`record`], [`compression`], [`crc`]: record batch v2.
+//! - `record_batch`, `record`, `compression`, `crc`: record batch v2.
 //!
 //! # Example: one idempotent produce round trip
 //!
@@ -35,7 +35,7 @@
 //! builder.append(1_700_000_000_000, Some(b"key"), Some(b"value"), &[])?;
 //! let batch = builder.finish()?;
 //! // ...and stamp it with the producer identity when it is sent.
-//! wire::record_batch::stamp(batch, 1000, 0, 0)?;
+//! wire::stamp(batch, 1000, 0, 0)?;
 //!
 //! // Frame a Produce request around it.
 //! let partitions = [ProducePartition { index: 0, records: Some(&*batch) }];
@@ -59,33 +59,37 @@
 //! ```
 
 #[cfg(feature = "decode-any")]
-pub mod any;
-pub mod api_key;
-pub mod api_versions;
-pub mod body;
-pub mod compression;
-pub mod crc;
-pub mod error;
-pub mod frame;
-pub mod header;
-pub mod init_producer_id;
-pub mod list;
-pub mod message;
-pub mod metadata;
-pub mod produce;
-pub mod reader;
-pub mod record;
-pub mod record_batch;
-pub mod tagged;
-pub mod varint;
-pub mod writer;
+mod any;
+mod api_key;
+mod api_versions;
+mod body;
+mod compression;
+mod crc;
+mod error;
+mod frame;
+mod header;
+mod init_producer_id;
+mod list;
+mod message;
+mod metadata;
+mod produce;
+mod reader;
+mod record;
+mod record_batch;
+mod tagged;
+mod varint;
+mod writer;
 
 #[cfg(feature = "decode-any")]
 pub use any::{Request, Response, decode_any_response, decode_request};
 pub use api_key::{ApiKey, VersionRange};
-pub use api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse, NegotiatedVersions};
+pub use api_versions::{
+    ApiVersion, ApiVersionsRequest, ApiVersionsResponse, FinalizedFeature, NegotiatedVersions,
+    SupportedFeature, UNSUPPORTED_VERSION,
+};
 pub use body::{Body, RequestBody, ResponseBody};
 pub use compression::{Attributes, Compression, TimestampType};
+pub use crc::crc32c;
 pub use error::{DecodeError, EncodeError};
 pub use frame::{FrameDecoder, FrameStatus};
 pub use header::{RequestHeader, ResponseHeader};
@@ -105,6 +109,9 @@ pub use produce::{
 pub use reader::Reader;
 pub use record::{Record, RecordHeader};
 pub use record_batch::{
-    BatchBuilder, OpenBatch, RecordBatch, RecordBatchHeader, RecordBatches, stamp,
+    BatchBuilder, LOG_OVERHEAD, MAGIC, NO_PRODUCER_ID, OpenBatch, RECORD_BATCH_OVERHEAD,
+    RecordBatch, RecordBatchHeader, RecordBatches, header_of, set_base_offset,
+    set_partition_leader_epoch, stamp,
 };
+pub use varint::{unzigzag32, unzigzag64, zigzag32, zigzag64};
 pub use writer::Writer;

@@ -7,11 +7,6 @@
 //! before writing, which the record batch builder needs to answer "how many
 //! bytes will this record take".
 
-/// Longest encoding of a 32-bit varint.
-pub const MAX_VARINT_LEN: usize = 5;
-/// Longest encoding of a 64-bit varint.
-pub const MAX_VARLONG_LEN: usize = 10;
-
 /// Maps a signed 32-bit value to unsigned so that small magnitudes of either
 /// sign encode short.
 pub const fn zigzag32(v: i32) -> u32 {
@@ -80,8 +75,16 @@ mod tests {
         assert_eq!(unsigned_varint_len(0), 1);
         assert_eq!(unsigned_varint_len(127), 1);
         assert_eq!(unsigned_varint_len(128), 2);
-        assert_eq!(unsigned_varint_len(u32::MAX), MAX_VARINT_LEN);
-        assert_eq!(unsigned_varlong_len(u64::MAX), MAX_VARLONG_LEN);
+        assert_eq!(
+            unsigned_varint_len(u32::MAX),
+            5,
+            "the longest 32-bit varint"
+        );
+        assert_eq!(
+            unsigned_varlong_len(u64::MAX),
+            10,
+            "the longest 64-bit varint"
+        );
         assert_eq!(varint_len(-64), 1);
         assert_eq!(varint_len(64), 2);
         assert_eq!(varlong_len(i64::MIN), 10);

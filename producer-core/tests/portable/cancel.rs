@@ -3,13 +3,13 @@
 //! sequencer by deadlines and cancels.
 
 use producer_core::ErrorCode;
-use producer_core::state::decide::{
-    GiveUp, StampEnd, Stored, fatal_decision, give_up, restore_decision, stamp_ends,
-};
 use producer_core::state::{
     BatchState, BeforeNextSend, CancelDecision, Config, FatalReason, FenceReason, Identity,
     NotPersistedReason, Outcome, PossiblyPersistedReason, ProduceResult, ProducerEpoch, ProducerId,
     Restored, Sequence, Stamp, UnknownOutcome, cancel_decision, expiry_decision,
+};
+use producer_core::state::{
+    GiveUp, StampEnd, Stored, fatal_decision, give_up, restore_decision, stamp_ends,
 };
 
 use super::{P0, P1, Seq, answered, at, ready};

@@ -2,11 +2,11 @@
 //! InitProducerId errors.
 
 use producer_core::ErrorCode;
-use producer_core::state::classify::{InitProducerIdNext, classify_init_producer_id};
 use producer_core::state::{
     Attempt, Classification, Fence, Next, NotPersistedReason, Outcome, PossiblyPersistedReason,
     ProduceResult, ProducerEpoch, Sequence, UnknownOutcome, classify,
 };
+use producer_core::state::{InitProducerIdNext, classify_init_producer_id};
 
 use super::{P0, answered, at, ready};
 

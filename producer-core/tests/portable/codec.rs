@@ -3,15 +3,15 @@
 //! `tests/fixtures/README.md`) decoded to their known field values. Malformed input must give
 //! an error, never a panic.
 
-use producer_core::wire::record_batch::{set_partition_leader_epoch, stamp};
-use producer_core::wire::varint::{unzigzag32, unzigzag64, zigzag32, zigzag64};
 use producer_core::wire::{
     ApiKey, ApiVersionsResponse, Attributes, BatchBuilder, Compression, DecodeError, EncodeError,
     FrameDecoder, FrameStatus, InitProducerIdResponse, MetadataResponse, ProduceResponse, Reader,
     RecordBatch, RecordBatches, RecordHeader, Request, ResponseBody, TimestampType, VersionRange,
-    Writer, crc::crc32c, decode_any_response, decode_request, decode_response, encode_request,
+    Writer, crc32c, decode_any_response, decode_request, decode_response, encode_request,
     encode_response,
 };
+use producer_core::wire::{set_partition_leader_epoch, stamp};
+use producer_core::wire::{unzigzag32, unzigzag64, zigzag32, zigzag64};
 
 /// One captured frame, size prefix included.
 struct Fixture {
