@@ -50,7 +50,8 @@ use embassy_net::{IpAddress, IpEndpoint, Stack};
 use embassy_time::{Instant as EmbassyInstant, Timer};
 use heapless::{Deque, String};
 use producer_core::client::metadata::HOST_MAX;
-use producer_core::client::{Client, ClientDelivery, ConnId, RecordDeliveries};
+use producer_core::client::{Client, ClientDelivery, ConnId};
+use producer_core::driver::Deliveries;
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 
@@ -121,8 +122,7 @@ pub struct Producer<
     wake: Option<Instant>,
     /// Outcomes taken from the client, not yet handed out. Bounded by `BATCHES`: when it is
     /// full the client keeps the rest, and `send` sees its slots taken.
-    deliveries: Deque<ClientDelivery, BATCHES>,
-    expanding: Option<RecordDeliveries>,
+    deliveries: Deliveries<Deque<ClientDelivery, BATCHES>>,
     durability: D,
 }
 
@@ -259,8 +259,7 @@ where
             map_address: config.map_address,
             connect_timeout: config.client.request_timeout,
             wake: None,
-            deliveries: Deque::new(),
-            expanding: None,
+            deliveries: Deliveries::new(Deque::new()),
             durability,
         })
     }
@@ -350,17 +349,7 @@ where
 
     /// The next record outcome, if one is ready; never waits.
     pub fn poll_delivery(&mut self) -> Option<RecordDelivery> {
-        loop {
-            if let Some(record) = self.expanding.as_mut().and_then(Iterator::next) {
-                return Some(record);
-            }
-            self.expanding = None;
-            let batch = match self.deliveries.pop_front() {
-                Some(batch) => batch,
-                None => self.client.poll_delivery()?,
-            };
-            self.expanding = Some(batch.records());
-        }
+        self.deliveries.next(&mut self.client)
     }
 
     /// Producer counters.
@@ -385,7 +374,7 @@ where
 
     /// Every accepted record has its outcome, and every outcome has been taken.
     pub fn is_idle(&self) -> bool {
-        self.client.is_idle() && self.deliveries.is_empty() && !self.expanding_left()
+        self.client.is_idle() && self.deliveries.is_empty()
     }
 
     /// Closes the connections gracefully (FIN, then waiting for the broker's), aborting those
@@ -424,10 +413,6 @@ where
         })
         .await;
         info!("producer: connections closed");
-    }
-
-    fn expanding_left(&self) -> bool {
-        self.expanding.is_some_and(|e| e.len() > 0)
     }
 
     fn all_decided(&self) -> bool {
@@ -502,9 +487,7 @@ where
         let done = match stop {
             Stop::Until => false,
             Stop::Progress => progress,
-            Stop::Delivery => {
-                !self.deliveries.is_empty() || self.expanding_left() || self.client.delivery_ready()
-            }
+            Stop::Delivery => self.deliveries.ready(&self.client),
             Stop::Decided => self.all_decided(),
         };
         if done || EmbassyInstant::now() >= until {
@@ -603,14 +586,8 @@ where
         self.wake = self.client.poll(now);
         // Durable outcomes stay in the client until taken one at a time: the store forgets
         // one only after the application asked for the next.
-        while !D::DURABLE && !self.deliveries.is_full() {
-            match self.client.poll_delivery() {
-                Some(d) => {
-                    let _ = self.deliveries.push_back(d);
-                    progress = true;
-                }
-                None => break,
-            }
+        if !D::DURABLE {
+            progress |= self.deliveries.collect(&mut self.client);
         }
         progress
     }

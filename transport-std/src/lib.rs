@@ -37,10 +37,9 @@ use resolver::Resolver;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
-use producer_core::client::{
-    Client, ClientConfig, ClientDelivery, ConnId, RecordDeliveries, RestoreOptions,
-};
+use producer_core::client::{Client, ClientConfig, ClientDelivery, ConnId, RestoreOptions};
 pub use producer_core::client::{Receipt, RestoreSummary};
+use producer_core::driver::{Deliveries, DeliveryQueue};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{ClientConfigError, ProducerRecord, SendError};
@@ -109,8 +108,7 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
     tx: Vec<u8>,
     frames: FrameDecoder,
     request_timeout: Duration,
-    deliveries: VecDeque<ClientDelivery>,
-    expanding: Option<RecordDeliveries>,
+    deliveries: Deliveries<Unbounded>,
     ready: Vec<usize>,
     store: Option<Store>,
     restored: RestoreSummary,
@@ -120,6 +118,30 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
 }
 
 type Store = FlashStore<BlockingAsync<FileFlash>, Vec<u8>>;
+
+/// Taken outcomes wait here without bound: a host does not refuse records because the
+/// application has not taken outcomes yet.
+#[derive(Debug)]
+struct Unbounded(VecDeque<ClientDelivery>);
+
+impl DeliveryQueue for Unbounded {
+    fn push_back(&mut self, d: ClientDelivery) -> Result<(), ClientDelivery> {
+        self.0.push_back(d);
+        Ok(())
+    }
+
+    fn pop_front(&mut self) -> Option<ClientDelivery> {
+        self.0.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        false
+    }
+}
 
 /// A seed for the backoff jitter that differs between processes and runs: the standard
 /// library's per-process random hash keys, the time and the process id.
@@ -135,6 +157,29 @@ fn jitter_seed() -> u64 {
 
 fn store_error<E: fmt::Debug>(e: StoreError<E>) -> String {
     e.to_string()
+}
+
+/// Writes what `client` needs in the durable state; returns how many writes. A failed write
+/// stops the producer (see [`Error::Storage`]).
+fn persist<const BROKERS: usize>(
+    store: &mut Option<Store>,
+    client: &mut CoreClient<BROKERS>,
+    storage_error: &mut Option<String>,
+) -> usize {
+    let Some(store) = store.as_mut() else {
+        return 0;
+    };
+    if storage_error.is_some() {
+        return 0;
+    }
+    match store.persist_blocking(client) {
+        Ok(n) => n,
+        Err(e) => {
+            log::error!("durable state write failed, the producer stops: {e}");
+            *storage_error = Some(store_error(e));
+            0
+        }
+    }
 }
 
 impl Producer {
@@ -223,8 +268,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
             tx: vec![0u8; config.batch_bytes * 4 + 64 * 1024],
             frames: FrameDecoder::new(config.max_response_bytes),
             request_timeout: config.request_timeout,
-            deliveries: VecDeque::with_capacity(BATCHES),
-            expanding: None,
+            deliveries: Deliveries::new(Unbounded(VecDeque::with_capacity(BATCHES))),
             ready: Vec::with_capacity(BROKERS),
             store,
             restored,
@@ -249,20 +293,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// Writes what the client needs in the durable state; returns how many writes. A failed
     /// write stops the producer (see [`Error::Storage`]).
     fn persist(&mut self) -> usize {
-        let Some(store) = self.store.as_mut() else {
-            return 0;
-        };
-        if self.storage_error.is_some() {
-            return 0;
-        }
-        match store.persist_blocking(&mut self.client) {
-            Ok(n) => n,
-            Err(e) => {
-                log::error!("durable state write failed, the producer stops: {e}");
-                self.storage_error = Some(store_error(e));
-                0
-            }
-        }
+        persist(&mut self.store, &mut self.client, &mut self.storage_error)
     }
 
     /// The durable state failed: the producer has stopped (see [`Error::Storage`]).
@@ -394,25 +425,21 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// without one.
     pub fn poll_delivery(&mut self) -> Option<RecordDelivery> {
         self.collect();
-        loop {
-            if let Some(record) = self.expanding.as_mut().and_then(Iterator::next) {
-                return Some(record);
-            }
-            self.expanding = None;
-            let next = if self.store.is_some() {
-                // Outcomes are stored before they are handed out.
-                self.persist();
-                let next = self.client.poll_delivery();
-                if next.is_none() {
-                    // Everything taken: the store may forget the last batch now.
-                    self.persist();
-                }
-                next
-            } else {
-                self.deliveries.pop_front()
-            };
-            self.expanding = Some(next?.records());
+        if self.store.is_none() {
+            return self.deliveries.next(&mut self.client);
         }
+        let (store, client, storage_error) =
+            (&mut self.store, &mut self.client, &mut self.storage_error);
+        self.deliveries.next_with(|| {
+            // Outcomes are stored before they are handed out.
+            persist(store, client, storage_error);
+            let next = client.poll_delivery();
+            if next.is_none() {
+                // Everything taken: the store may forget the last batch now.
+                persist(store, client, storage_error);
+            }
+            next
+        })
     }
 
     /// Producer counters.
@@ -422,16 +449,14 @@ impl<const BROKERS: usize> Producer<BROKERS> {
 
     /// Nothing is held: every accepted record's outcome was handed out.
     pub fn is_idle(&self) -> bool {
-        self.client.is_idle() && self.deliveries.is_empty() && self.expanding.is_none()
+        self.client.is_idle() && self.deliveries.is_empty()
     }
 
     fn collect(&mut self) {
         if self.store.is_some() {
             return;
         }
-        while let Some(d) = self.client.poll_delivery() {
-            self.deliveries.push_back(d);
-        }
+        self.deliveries.collect(&mut self.client);
     }
 
     /// Drives I/O once: waits at most `timeout` for sockets or the next timer, then moves
