@@ -36,7 +36,6 @@ mod fmt;
 mod buffers;
 mod config;
 mod durability;
-mod error;
 mod link;
 
 use core::future::poll_fn;
@@ -51,15 +50,15 @@ use embassy_time::{Instant as EmbassyInstant, Timer};
 use heapless::{Deque, String};
 use producer_core::client::metadata::HOST_MAX;
 use producer_core::client::{Client, ClientDelivery, ConnId};
-use producer_core::driver::Deliveries;
+use producer_core::driver::{Deliveries, send_step};
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 
 pub use buffers::ConnectionBuffers;
 pub use config::{MapAddress, ProducerConfig};
 pub use durability::{Durability, Volatile};
-pub use error::Error;
 pub use producer_core::client::RecordDelivery;
+pub use producer_core::driver::Error;
 // Everything a firmware names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{
@@ -302,21 +301,17 @@ where
         // loses nothing.
         embassy_futures::yield_now().await;
         loop {
-            match self
-                .client
-                .send_tagged(record, tag, to_core(deadline), core_now())
-            {
-                Ok(receipt) => return Ok(receipt),
-                Err(SendError::Full) if D::DURABLE && self.client.delivery_ready() => {
-                    return Err(Error::Send(SendError::Full));
-                }
-                Err(e @ (SendError::NoMetadata | SendError::Full)) => {
-                    if EmbassyInstant::now() >= deadline {
-                        return Err(Error::Deadline(e));
-                    }
-                    self.drive(deadline, Stop::Progress).await;
-                }
-                Err(e) => return Err(Error::Send(e)),
+            let step = send_step(
+                &mut self.client,
+                record,
+                tag,
+                to_core(deadline),
+                core_now(),
+                D::DURABLE,
+            );
+            match step {
+                Poll::Ready(result) => return result,
+                Poll::Pending => self.drive(deadline, Stop::Progress).await,
             }
         }
     }

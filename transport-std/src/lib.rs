@@ -39,7 +39,7 @@ use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
 use producer_core::client::{Client, ClientConfig, ClientDelivery, ConnId, RestoreOptions};
 pub use producer_core::client::{Receipt, RestoreSummary};
-use producer_core::driver::{Deliveries, DeliveryQueue};
+use producer_core::driver::{self, Deliveries, DeliveryQueue, send_step};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{ClientConfigError, ProducerRecord, SendError};
@@ -365,25 +365,19 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         }
         loop {
             let now = self.now();
-            match self.client.send_tagged(&r, tag, self.at(deadline), now) {
-                Ok(receipt) => return Ok(receipt),
-                // With durable state a slot frees only when its outcome is taken: the
-                // caller must take outcomes first.
-                Err(SendError::Full) if self.store.is_some() && self.client.delivery_ready() => {
-                    return Err(Error::Send(SendError::Full));
-                }
-                Err(SendError::Storage) => {
+            let (until, durable) = (self.at(deadline), self.store.is_some());
+            match send_step(&mut self.client, &r, tag, until, now, durable) {
+                std::task::Poll::Ready(Ok(receipt)) => return Ok(receipt),
+                // The durable state failed: say how.
+                std::task::Poll::Ready(Err(driver::Error::Send(SendError::Storage))) => {
                     let e = self.storage_error.clone().unwrap_or_default();
                     return Err(Error::Storage(e));
                 }
-                Err(e @ (SendError::NoMetadata | SendError::Full)) => {
+                std::task::Poll::Ready(Err(e)) => return Err(e.into()),
+                std::task::Poll::Pending => {
                     let left = deadline.saturating_duration_since(StdInstant::now());
-                    if left.is_zero() {
-                        return Err(Error::Deadline(e));
-                    }
                     self.poll(left.min(Duration::from_millis(10)));
                 }
-                Err(e) => return Err(Error::Send(e)),
             }
         }
     }

@@ -8,14 +8,18 @@
 //!
 //! - [`deliveries`]: batch outcomes taken from the client, buffered (bounded by the queue the
 //!   transport picks) and handed out one record at a time, in order.
-//! - `send` (next): one attempt to accept a record, and which refusals mean "drive the connections
+//! - [`send`]: one attempt to accept a record, and which refusals mean "drive the connections
 //!   and try again before the deadline" and which are final. It returns a
-//!   `Poll`, so a blocking caller polls its sockets and an async one
+//!   [`Poll`](core::task::Poll), so a blocking caller polls its sockets and an async one
 //!   awaits them, each its own way.
-//! - `error` (next): the one `Error` a producer reports, whose messages say what to do.
+//! - [`error`]: the one [`Error`] a producer reports, whose messages say what to do.
 //!
 //! Like the rest of the core: `no_std`, no allocation, caller-provided storage.
 
 pub mod deliveries;
+pub mod error;
+pub mod send;
 
 pub use deliveries::{Deliveries, DeliveryQueue};
+pub use error::Error;
+pub use send::send_step;
