@@ -20,30 +20,33 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 mod config;
 pub mod file_flash;
+mod outcomes;
 mod resolver;
+mod store;
 
 pub use config::{DurableState, Error, ProducerConfig, batch_bytes_range};
 
 use file_flash::{FileFlash, PAGE_SIZE};
+use outcomes::Unbounded;
 use resolver::Resolver;
+use store::{Store, persist, store_error};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
-use producer_core::client::{Client, ClientConfig, ClientDelivery, ConnId, RestoreOptions};
+use producer_core::client::{Client, ClientConfig, ConnId, RestoreOptions};
 pub use producer_core::client::{Receipt, RestoreSummary};
-use producer_core::driver::{self, Deliveries, DeliveryQueue, send_step};
+use producer_core::driver::{self, Deliveries, send_step};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{ClientConfigError, ProducerRecord, SendError};
-use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
+use producer_core::flash::BlockingAsync;
 pub use producer_core::state::{
     BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
     UnknownOutcome,
@@ -117,32 +120,6 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
     last_turn: StdInstant,
 }
 
-type Store = FlashStore<BlockingAsync<FileFlash>, Vec<u8>>;
-
-/// Taken outcomes wait here without bound: a host does not refuse records because the
-/// application has not taken outcomes yet.
-#[derive(Debug)]
-struct Unbounded(VecDeque<ClientDelivery>);
-
-impl DeliveryQueue for Unbounded {
-    fn push_back(&mut self, d: ClientDelivery) -> Result<(), ClientDelivery> {
-        self.0.push_back(d);
-        Ok(())
-    }
-
-    fn pop_front(&mut self) -> Option<ClientDelivery> {
-        self.0.pop_front()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    fn is_full(&self) -> bool {
-        false
-    }
-}
-
 /// A seed for the backoff jitter that differs between processes and runs: the standard
 /// library's per-process random hash keys, the time and the process id.
 fn jitter_seed() -> u64 {
@@ -153,33 +130,6 @@ fn jitter_seed() -> u64 {
         h.write_u128(t.as_nanos());
     }
     h.finish()
-}
-
-fn store_error<E: fmt::Debug>(e: StoreError<E>) -> String {
-    e.to_string()
-}
-
-/// Writes what `client` needs in the durable state; returns how many writes. A failed write
-/// stops the producer (see [`Error::Storage`]).
-fn persist<const BROKERS: usize>(
-    store: &mut Option<Store>,
-    client: &mut CoreClient<BROKERS>,
-    storage_error: &mut Option<String>,
-) -> usize {
-    let Some(store) = store.as_mut() else {
-        return 0;
-    };
-    if storage_error.is_some() {
-        return 0;
-    }
-    match store.persist_blocking(client) {
-        Ok(n) => n,
-        Err(e) => {
-            log::error!("durable state write failed, the producer stops: {e}");
-            *storage_error = Some(store_error(e));
-            0
-        }
-    }
 }
 
 impl Producer {
