@@ -50,7 +50,7 @@ use embassy_time::{Instant as EmbassyInstant, Timer};
 use heapless::{Deque, String};
 use producer_core::client::metadata::HOST_MAX;
 use producer_core::client::{Client, ClientDelivery, ConnId};
-use producer_core::driver::{Deliveries, send_step};
+use producer_core::driver::{Broken, Deliveries, send_step, turn};
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 
@@ -74,7 +74,7 @@ pub use producer_core::state::{
 };
 pub use producer_core::wire::RecordHeader;
 
-use link::{Link, Phase};
+use link::{Link, Phase, Polled};
 
 /// Why a turn of the connections handed control back to `drive`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -549,11 +549,7 @@ where
                     let expired = link
                         .connect_deadline(self.connect_timeout)
                         .is_some_and(|d| d <= now);
-                    if expired {
-                        Err(link::Broken)
-                    } else {
-                        Ok(false)
-                    }
+                    if expired { Err(Broken) } else { Ok(false) }
                 }
                 Phase::Connecting { .. } => {
                     match link.poll_connect(cx, now, self.connect_timeout) {
@@ -566,11 +562,18 @@ where
                         Poll::Pending => Ok(false),
                     }
                 }
-                Phase::Up => service(&mut self.client, link, &self.frames, cx, conn, now),
+                Phase::Up => {
+                    let mut io = Polled {
+                        socket: &mut link.socket,
+                        cx,
+                    };
+                    let buffers = &mut link.buffers;
+                    turn::service(&mut self.client, &mut io, buffers, &self.frames, conn, now)
+                }
             };
             match result {
                 Ok(moved) => progress |= moved,
-                Err(link::Broken) => {
+                Err(Broken) => {
                     info!("producer: connection {:?} lost", conn.0);
                     link.abort();
                     self.client.on_connection_lost(conn, now);
@@ -586,46 +589,6 @@ where
         }
         progress
     }
-}
-
-/// An established connection's turn: received bytes become frames for the client, and the
-/// client's requests go out. `Ok(true)` when anything moved.
-fn service<
-    S,
-    const TOPICS: usize,
-    const PARTITIONS: usize,
-    const BATCHES: usize,
-    const BROKERS: usize,
->(
-    client: &mut Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>,
-    link: &mut Link<'_>,
-    frames: &FrameDecoder,
-    cx: &mut Context<'_>,
-    conn: ConnId,
-    now: Instant,
-) -> Result<bool, link::Broken>
-where
-    S: AsRef<[u8]> + AsMut<[u8]>,
-{
-    let mut moved = link.poll_read(cx)?;
-    moved |= link.frames(frames, |frame| client.on_frame(conn, now, frame))?;
-    loop {
-        moved |= link.poll_write(cx)?;
-        if link.request_pending() {
-            break;
-        }
-        let Some(buf) = link.request_buffer() else {
-            break;
-        };
-        match client.poll_transmit(conn, now, buf) {
-            Some(n) => {
-                link.queued(n);
-                moved = true;
-            }
-            None => break,
-        }
-    }
-    Ok(moved)
 }
 
 /// Looks `host` up through the stack's DNS servers, giving up at `give_up`. An IP literal

@@ -42,7 +42,7 @@ use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
 use producer_core::client::{Client, ClientConfig, ConnId, RestoreOptions};
 pub use producer_core::client::{Receipt, RestoreSummary};
-use producer_core::driver::{self, Deliveries, send_step};
+use producer_core::driver::{self, Broken, ConnBuffers, Deliveries, Io, send_step, turn};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{ClientConfigError, ProducerRecord, SendError};
@@ -52,8 +52,8 @@ pub use producer_core::state::{
     UnknownOutcome,
 };
 use producer_core::time::Instant;
+use producer_core::wire::FrameDecoder;
 pub use producer_core::wire::RecordHeader;
-use producer_core::wire::{FrameDecoder, FrameStatus};
 
 /// Topics one producer writes to.
 pub const TOPICS: usize = 8;
@@ -74,10 +74,6 @@ pub const BROKERS: usize = 8;
 /// The poll token of the resolver's wake-ups (sockets use their slot number).
 const WAKE: Token = Token(usize::MAX);
 
-/// Receive buffer reserved per connection: room for a read and the unfinished frame before
-/// it, so steady traffic never grows it.
-const INBOX_CAPACITY: usize = 256 * 1024;
-
 type CoreClient<const BROKERS: usize> = Client<Vec<u8>, TOPICS, PARTITIONS, BATCHES, BROKERS>;
 
 /// A name lookup under way for a connection slot.
@@ -90,9 +86,38 @@ struct Socket {
     stream: TcpStream,
     connected: bool,
     since: StdInstant,
-    out: Vec<u8>,
-    written: usize,
-    inbox: Vec<u8>,
+}
+
+/// A connection slot's buffers: the largest response frame with its length, and one request.
+type Buffers = ConnBuffers<Vec<u8>, Vec<u8>>;
+
+/// A mio stream as the core driver's [`Io`]: "would block" is "nothing now".
+struct Stream<'a>(&'a mut TcpStream);
+
+impl Io for Stream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Broken> {
+        loop {
+            match self.0.read(buf) {
+                Ok(0) => return Err(Broken),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Broken),
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
+        loop {
+            match self.0.write(buf) {
+                Ok(0) => return Err(Broken),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Broken),
+            }
+        }
+    }
 }
 
 /// The producer. Single-threaded: call [`Producer::send`], then drive it with
@@ -108,7 +133,9 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
     /// Name lookups under way, per slot (see `resolver`).
     lookups: Vec<Option<Lookup>>,
     resolver: Resolver,
-    tx: Vec<u8>,
+    /// Per slot, kept across reconnections (zeroed lazily by the allocator: untouched pages
+    /// cost nothing).
+    buffers: Vec<Buffers>,
     frames: FrameDecoder,
     request_timeout: Duration,
     deliveries: Deliveries<Unbounded>,
@@ -215,7 +242,14 @@ impl<const BROKERS: usize> Producer<BROKERS> {
             sockets: (0..BROKERS).map(|_| None).collect(),
             lookups: (0..BROKERS).map(|_| None).collect(),
             resolver,
-            tx: vec![0u8; config.batch_bytes * 4 + 64 * 1024],
+            buffers: (0..BROKERS)
+                .map(|_| {
+                    ConnBuffers::new(
+                        vec![0u8; config.max_response_bytes as usize + 4],
+                        vec![0u8; config.batch_bytes * 4 + 64 * 1024],
+                    )
+                })
+                .collect(),
             frames: FrameDecoder::new(config.max_response_bytes),
             request_timeout: config.request_timeout,
             deliveries: Deliveries::new(Unbounded(VecDeque::with_capacity(BATCHES))),
@@ -504,13 +538,11 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         match opened {
             Some(stream) => {
                 let _ = stream.set_nodelay(true);
+                self.buffers[i].clear();
                 self.sockets[i] = Some(Socket {
                     stream,
                     connected: false,
                     since: StdInstant::now(),
-                    out: Vec::with_capacity(self.tx.len()),
-                    written: 0,
-                    inbox: Vec::with_capacity(INBOX_CAPACITY),
                 });
             }
             None => {
@@ -554,6 +586,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     }
 
     fn service(&mut self, i: usize) {
+        let now = self.now();
         let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
@@ -561,75 +594,22 @@ impl<const BROKERS: usize> Producer<BROKERS> {
             match s.stream.take_error() {
                 Ok(None) if s.stream.peer_addr().is_ok() => {
                     s.connected = true;
-                    let now = self.now();
                     self.client.on_connected(ConnId(i as u8), now);
                 }
                 Ok(None) => return,
                 _ => return self.fail(i),
             }
         }
-        if self.flush_out(i).is_err() {
-            return self.fail(i);
+        let mut io = Stream(&mut s.stream);
+        let buffers = &mut self.buffers[i];
+        let conn = ConnId(i as u8);
+        // What is unsent first, as the socket is writable again; then what arrived.
+        let served = buffers.write_to(&mut io).and_then(|_| {
+            turn::receive(&mut self.client, &mut io, buffers, &self.frames, conn, now)
+        });
+        if served.is_err() {
+            self.fail(i);
         }
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
-                return;
-            };
-            match s.stream.read(&mut buf) {
-                Ok(0) => return self.fail(i),
-                Ok(n) => s.inbox.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return self.fail(i),
-            }
-        }
-        self.deliver_frames(i);
-    }
-
-    fn deliver_frames(&mut self, i: usize) {
-        let mut inbox = match self.sockets.get_mut(i).and_then(Option::as_mut) {
-            Some(s) => std::mem::take(&mut s.inbox),
-            None => return,
-        };
-        let mut used = 0;
-        loop {
-            match self.frames.decode(&inbox[used..]) {
-                Ok(FrameStatus::Complete { frame, consumed }) => {
-                    let now = self.now();
-                    self.client.on_frame(ConnId(i as u8), now, frame);
-                    used += consumed;
-                }
-                Ok(FrameStatus::NeedMore(_)) => break,
-                Err(_) => {
-                    // A frame we will not buffer: the stream is unusable.
-                    return self.fail(i);
-                }
-            }
-        }
-        inbox.drain(..used);
-        if let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) {
-            s.inbox = inbox;
-        }
-    }
-
-    /// Writes what is pending on socket `i`; `Err` when the connection broke.
-    fn flush_out(&mut self, i: usize) -> io::Result<()> {
-        let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
-            return Ok(());
-        };
-        while s.written < s.out.len() {
-            match s.stream.write(&s.out[s.written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => s.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        s.out.clear();
-        s.written = 0;
-        Ok(())
     }
 
     fn transmit(&mut self) {
@@ -645,25 +625,15 @@ impl<const BROKERS: usize> Producer<BROKERS> {
 
     fn transmit_once(&mut self) {
         for i in 0..self.sockets.len() {
-            loop {
-                let ready = matches!(&self.sockets[i], Some(s) if s.connected && s.out.is_empty());
-                if !ready {
-                    break;
-                }
-                let now = self.now();
-                let Some(n) = self
-                    .client
-                    .poll_transmit(ConnId(i as u8), now, &mut self.tx)
-                else {
-                    break;
-                };
-                if let Some(s) = self.sockets[i].as_mut() {
-                    s.out.extend_from_slice(&self.tx[..n]);
-                }
-                if self.flush_out(i).is_err() {
-                    self.fail(i);
-                    break;
-                }
+            let now = self.now();
+            let Some(s) = self.sockets[i].as_mut().filter(|s| s.connected) else {
+                continue;
+            };
+            let mut io = Stream(&mut s.stream);
+            let conn = ConnId(i as u8);
+            let buffers = &mut self.buffers[i];
+            if turn::transmit(&mut self.client, &mut io, buffers, conn, now).is_err() {
+                self.fail(i);
             }
         }
     }

@@ -14,12 +14,19 @@
 //!   awaits them, each its own way.
 //! - [`error`]: the one [`Error`] a producer reports, whose messages say what to do.
 //!
+//! - [`io`] and [`turn`]: a connection as a non-blocking byte stream with its buffers, and an
+//!   established connection's turn over it (frames in, requests out, partial writes kept).
+//!   A transport brings the stream (its sockets), dials, resolves names and waits.
+//!
 //! Like the rest of the core: `no_std`, no allocation, caller-provided storage.
 
 pub mod deliveries;
 pub mod error;
+pub mod io;
 pub mod send;
+pub mod turn;
 
 pub use deliveries::{Deliveries, DeliveryQueue};
 pub use error::Error;
+pub use io::{Broken, ConnBuffers, Io};
 pub use send::send_step;
