@@ -10,6 +10,8 @@
 //! - [`wire`]: the sans-IO Kafka codec.
 //! - [`client`]: the sans-IO producer client both transports drive: connections, metadata,
 //!   the record accumulator, routing and timers.
+//! - [`driver`]: what both transports share around the client: delivery buffering, the
+//!   send step, the error type.
 //! - [`time`]: time as an input.
 //! - [`backoff`]: the one rule every retry waits by (exponential, jittered, capped).
 //! - `flash` (feature `flash`): the durable store that lets a producer survive power cuts
@@ -31,6 +33,7 @@ mod fmt;
 
 pub mod backoff;
 pub mod client;
+pub mod driver;
 pub mod error_code;
 #[cfg(feature = "flash")]
 pub mod flash;

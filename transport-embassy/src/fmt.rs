@@ -1,32 +1,16 @@
-//! Logging that compiles to nothing unless a backend is chosen, as in producer-core: `defmt`
-//! on targets, `log` on hosts. Every call uses `{:?}`, which both backends accept.
-
-#[cfg(all(feature = "defmt", feature = "log"))]
-compile_error!("features `defmt` and `log` are exclusive: pick one logging backend");
-
-macro_rules! log_at {
-    ($level:ident, $s:literal $(, $x:expr)* $(,)?) => {{
-        #[cfg(feature = "defmt")]
-        ::defmt::$level!($s $(, $x)*);
-        #[cfg(feature = "log")]
-        ::log::$level!($s $(, $x)*);
-        #[cfg(not(any(feature = "defmt", feature = "log")))]
-        {
-            $( let _ = &$x; )*
-        }
-    }};
-}
+//! The core's logging (`producer_core`'s `fmt`, one copy for both crates), by level. This
+//! crate's `defmt` and `log` features pick the backend, and turn on the core's.
 
 macro_rules! debug {
-    ($($t:tt)*) => { log_at!(debug, $($t)*) };
+    ($($t:tt)*) => { ::producer_core::__log_at!(debug, $($t)*) };
 }
 
 macro_rules! info {
-    ($($t:tt)*) => { log_at!(info, $($t)*) };
+    ($($t:tt)*) => { ::producer_core::__log_at!(info, $($t)*) };
 }
 
 // Only the flash store warns so far.
 #[cfg_attr(not(feature = "flash"), allow(unused_macros))]
 macro_rules! warn {
-    ($($t:tt)*) => { log_at!(warn, $($t)*) };
+    ($($t:tt)*) => { ::producer_core::__log_at!(warn, $($t)*) };
 }

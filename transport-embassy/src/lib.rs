@@ -36,7 +36,6 @@ mod fmt;
 mod buffers;
 mod config;
 mod durability;
-mod error;
 mod link;
 
 use core::future::poll_fn;
@@ -50,15 +49,16 @@ use embassy_net::{IpAddress, IpEndpoint, Stack};
 use embassy_time::{Instant as EmbassyInstant, Timer};
 use heapless::{Deque, String};
 use producer_core::client::HOST_MAX;
-use producer_core::client::{Client, ClientDelivery, ConnId, RecordDeliveries};
+use producer_core::client::{Client, ClientDelivery, ConnId};
+use producer_core::driver::{Broken, Deliveries, send_step, turn};
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 
 pub use buffers::ConnectionBuffers;
 pub use config::{MapAddress, ProducerConfig};
 pub use durability::{Durability, Volatile};
-pub use error::Error;
 pub use producer_core::client::RecordDelivery;
+pub use producer_core::driver::Error;
 // Everything a firmware names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{
@@ -74,7 +74,7 @@ pub use producer_core::state::{
 };
 pub use producer_core::wire::RecordHeader;
 
-use link::{Link, Phase};
+use link::{Link, Phase, Polled};
 
 /// Why a turn of the connections handed control back to `drive`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +121,7 @@ pub struct Producer<
     wake: Option<Instant>,
     /// Outcomes taken from the client, not yet handed out. Bounded by `BATCHES`: when it is
     /// full the client keeps the rest, and `send` sees its slots taken.
-    deliveries: Deque<ClientDelivery, BATCHES>,
-    expanding: Option<RecordDeliveries>,
+    deliveries: Deliveries<Deque<ClientDelivery, BATCHES>>,
     durability: D,
 }
 
@@ -259,8 +258,7 @@ where
             map_address: config.map_address,
             connect_timeout: config.client.request_timeout,
             wake: None,
-            deliveries: Deque::new(),
-            expanding: None,
+            deliveries: Deliveries::new(Deque::new()),
             durability,
         })
     }
@@ -303,21 +301,17 @@ where
         // loses nothing.
         embassy_futures::yield_now().await;
         loop {
-            match self
-                .client
-                .send_tagged(record, tag, to_core(deadline), core_now())
-            {
-                Ok(receipt) => return Ok(receipt),
-                Err(SendError::Full) if D::DURABLE && self.client.delivery_ready() => {
-                    return Err(Error::Send(SendError::Full));
-                }
-                Err(e @ (SendError::NoMetadata | SendError::Full)) => {
-                    if EmbassyInstant::now() >= deadline {
-                        return Err(Error::Deadline(e));
-                    }
-                    self.drive(deadline, Stop::Progress).await;
-                }
-                Err(e) => return Err(Error::Send(e)),
+            let step = send_step(
+                &mut self.client,
+                record,
+                tag,
+                to_core(deadline),
+                core_now(),
+                D::DURABLE,
+            );
+            match step {
+                Poll::Ready(result) => return result,
+                Poll::Pending => self.drive(deadline, Stop::Progress).await,
             }
         }
     }
@@ -350,17 +344,7 @@ where
 
     /// The next record outcome, if one is ready; never waits.
     pub fn poll_delivery(&mut self) -> Option<RecordDelivery> {
-        loop {
-            if let Some(record) = self.expanding.as_mut().and_then(Iterator::next) {
-                return Some(record);
-            }
-            self.expanding = None;
-            let batch = match self.deliveries.pop_front() {
-                Some(batch) => batch,
-                None => self.client.poll_delivery()?,
-            };
-            self.expanding = Some(batch.records());
-        }
+        self.deliveries.next(&mut self.client)
     }
 
     /// Producer counters.
@@ -385,7 +369,7 @@ where
 
     /// Every accepted record has its outcome, and every outcome has been taken.
     pub fn is_idle(&self) -> bool {
-        self.client.is_idle() && self.deliveries.is_empty() && !self.expanding_left()
+        self.client.is_idle() && self.deliveries.is_empty()
     }
 
     /// Closes the connections gracefully (FIN, then waiting for the broker's), aborting those
@@ -424,10 +408,6 @@ where
         })
         .await;
         info!("producer: connections closed");
-    }
-
-    fn expanding_left(&self) -> bool {
-        self.expanding.is_some_and(|e| e.len() > 0)
     }
 
     fn all_decided(&self) -> bool {
@@ -502,9 +482,7 @@ where
         let done = match stop {
             Stop::Until => false,
             Stop::Progress => progress,
-            Stop::Delivery => {
-                !self.deliveries.is_empty() || self.expanding_left() || self.client.delivery_ready()
-            }
+            Stop::Delivery => self.deliveries.ready(&self.client),
             Stop::Decided => self.all_decided(),
         };
         if done || EmbassyInstant::now() >= until {
@@ -571,11 +549,7 @@ where
                     let expired = link
                         .connect_deadline(self.connect_timeout)
                         .is_some_and(|d| d <= now);
-                    if expired {
-                        Err(link::Broken)
-                    } else {
-                        Ok(false)
-                    }
+                    if expired { Err(Broken) } else { Ok(false) }
                 }
                 Phase::Connecting { .. } => {
                     match link.poll_connect(cx, now, self.connect_timeout) {
@@ -588,11 +562,18 @@ where
                         Poll::Pending => Ok(false),
                     }
                 }
-                Phase::Up => service(&mut self.client, link, &self.frames, cx, conn, now),
+                Phase::Up => {
+                    let mut io = Polled {
+                        socket: &mut link.socket,
+                        cx,
+                    };
+                    let buffers = &mut link.buffers;
+                    turn::service(&mut self.client, &mut io, buffers, &self.frames, conn, now)
+                }
             };
             match result {
                 Ok(moved) => progress |= moved,
-                Err(link::Broken) => {
+                Err(Broken) => {
                     info!("producer: connection {:?} lost", conn.0);
                     link.abort();
                     self.client.on_connection_lost(conn, now);
@@ -603,57 +584,11 @@ where
         self.wake = self.client.poll(now);
         // Durable outcomes stay in the client until taken one at a time: the store forgets
         // one only after the application asked for the next.
-        while !D::DURABLE && !self.deliveries.is_full() {
-            match self.client.poll_delivery() {
-                Some(d) => {
-                    let _ = self.deliveries.push_back(d);
-                    progress = true;
-                }
-                None => break,
-            }
+        if !D::DURABLE {
+            progress |= self.deliveries.collect(&mut self.client);
         }
         progress
     }
-}
-
-/// An established connection's turn: received bytes become frames for the client, and the
-/// client's requests go out. `Ok(true)` when anything moved.
-fn service<
-    S,
-    const TOPICS: usize,
-    const PARTITIONS: usize,
-    const BATCHES: usize,
-    const BROKERS: usize,
->(
-    client: &mut Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>,
-    link: &mut Link<'_>,
-    frames: &FrameDecoder,
-    cx: &mut Context<'_>,
-    conn: ConnId,
-    now: Instant,
-) -> Result<bool, link::Broken>
-where
-    S: AsRef<[u8]> + AsMut<[u8]>,
-{
-    let mut moved = link.poll_read(cx)?;
-    moved |= link.frames(frames, |frame| client.on_frame(conn, now, frame))?;
-    loop {
-        moved |= link.poll_write(cx)?;
-        if link.request_pending() {
-            break;
-        }
-        let Some(buf) = link.request_buffer() else {
-            break;
-        };
-        match client.poll_transmit(conn, now, buf) {
-            Some(n) => {
-                link.queued(n);
-                moved = true;
-            }
-            None => break,
-        }
-    }
-    Ok(moved)
 }
 
 /// Looks `host` up through the stack's DNS servers, giving up at `give_up`. An IP literal

@@ -1,5 +1,6 @@
-//! One broker connection: its TCP socket, the response being reassembled, the request being
-//! written, and where it is in its life.
+//! One broker connection: its TCP socket, its buffers (the core's
+//! [`ConnBuffers`]), and where it is in its life; and the socket as the core driver's
+//! [`Io`], for an established connection's turn.
 //!
 //! Every operation here is non-blocking and takes the producer task's `Context`. Bytes move
 //! through the socket's `embedded-io-async` `Read` and `Write`, and connection state through
@@ -18,8 +19,8 @@ use embassy_net::tcp::{State, TcpSocket};
 use embedded_io_async::{Read, Write};
 use heapless::String;
 use producer_core::client::HOST_MAX;
+use producer_core::driver::{Broken, ConnBuffers, Io};
 use producer_core::time::Instant;
-use producer_core::wire::{FrameDecoder, FrameStatus};
 
 /// Where a connection is in its life.
 // The name being resolved is kept inline (256 bytes per connection, small beside its
@@ -48,18 +49,34 @@ pub(crate) enum Phase {
     Closing,
 }
 
-/// The connection ended; the client must hear of it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Broken;
-
 pub(crate) struct Link<'d> {
     pub(crate) socket: TcpSocket<'d>,
     pub(crate) phase: Phase,
-    frame: &'d mut [u8],
-    received: usize,
-    request: &'d mut [u8],
-    request_len: usize,
-    written: usize,
+    pub(crate) buffers: ConnBuffers<&'d mut [u8], &'d mut [u8]>,
+}
+
+/// The socket polled once with the task's `Context`: `Pending` is "nothing now".
+pub(crate) struct Polled<'s, 'd, 'c, 'w> {
+    pub(crate) socket: &'s mut TcpSocket<'d>,
+    pub(crate) cx: &'c mut Context<'w>,
+}
+
+impl Io for Polled<'_, '_, '_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Broken> {
+        match pin!(Read::read(&mut *self.socket, buf)).poll(self.cx) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Err(Broken),
+            Poll::Ready(Ok(n)) => Ok(n),
+            Poll::Pending => Ok(0),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
+        match pin!(Write::write(&mut *self.socket, buf)).poll(self.cx) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Err(Broken),
+            Poll::Ready(Ok(n)) => Ok(n),
+            Poll::Pending => Ok(0),
+        }
+    }
 }
 
 impl<'d> Link<'d> {
@@ -73,18 +90,12 @@ impl<'d> Link<'d> {
         Link {
             socket,
             phase: Phase::Idle,
-            frame,
-            received: 0,
-            request,
-            request_len: 0,
-            written: 0,
+            buffers: ConnBuffers::new(frame, request),
         }
     }
 
     fn clear(&mut self) {
-        self.received = 0;
-        self.request_len = 0;
-        self.written = 0;
+        self.buffers.clear();
     }
 
     /// Starts a connection to an address.
@@ -182,100 +193,6 @@ impl<'d> Link<'d> {
             // Refused (RST), timed out in the stack, or closed before it opened.
             _ => Poll::Ready(Err(Broken)),
         }
-    }
-
-    /// A request is waiting to be written.
-    pub(crate) fn request_pending(&self) -> bool {
-        self.written < self.request_len
-    }
-
-    /// The request buffer, when the last request has been handed to the socket.
-    pub(crate) fn request_buffer(&mut self) -> Option<&mut [u8]> {
-        if self.request_pending() {
-            None
-        } else {
-            Some(&mut *self.request)
-        }
-    }
-
-    /// The client wrote an `n`-byte request into [`Link::request_buffer`].
-    pub(crate) fn queued(&mut self, n: usize) {
-        self.request_len = n.min(self.request.len());
-        self.written = 0;
-    }
-
-    /// Hands as much of the pending request to the socket as it takes. `Ok(true)` when bytes
-    /// moved.
-    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<bool, Broken> {
-        let mut moved = false;
-        while self.written < self.request_len {
-            let pending = &self.request[self.written..self.request_len];
-            match pin!(Write::write(&mut self.socket, pending)).poll(cx) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Broken),
-                Poll::Ready(Ok(n)) => {
-                    self.written += n;
-                    moved = true;
-                }
-                Poll::Pending => return Ok(moved),
-            }
-        }
-        self.request_len = 0;
-        self.written = 0;
-        Ok(moved)
-    }
-
-    /// Moves what the socket received into the frame buffer. `Ok(true)` when bytes moved;
-    /// `Err` when the broker closed or reset the connection.
-    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Result<bool, Broken> {
-        let mut moved = false;
-        loop {
-            let Some(free) = self
-                .frame
-                .get_mut(self.received..)
-                .filter(|f| !f.is_empty())
-            else {
-                // Full: the frame decoder refuses frames larger than this buffer, so the
-                // caller decodes (and frees room) before reading on.
-                return Ok(moved);
-            };
-            match pin!(Read::read(&mut self.socket, free)).poll(cx) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Err(Broken),
-                Poll::Ready(Ok(n)) => {
-                    self.received += n;
-                    moved = true;
-                }
-                Poll::Pending => return Ok(moved),
-            }
-        }
-    }
-
-    /// Hands every complete frame received to `on_frame`, then keeps the unfinished rest.
-    /// `Err` when the stream carries a frame this connection will not take (too large or
-    /// malformed): it can no longer be trusted.
-    pub(crate) fn frames(
-        &mut self,
-        decoder: &FrameDecoder,
-        mut on_frame: impl FnMut(&[u8]),
-    ) -> Result<bool, Broken> {
-        let mut used = 0;
-        let mut any = false;
-        loop {
-            let received = self.frame.get(used..self.received).unwrap_or(&[]);
-            match decoder.decode(received) {
-                Ok(FrameStatus::Complete { frame, consumed }) => {
-                    on_frame(frame);
-                    used += consumed;
-                    any = true;
-                }
-                Ok(FrameStatus::NeedMore(_)) => break,
-                Err(_) => return Err(Broken),
-            }
-        }
-        if used > 0 {
-            self.frame.copy_within(used..self.received, 0);
-            self.received -= used;
-        }
-        Ok(any)
     }
 
     /// Queues a FIN after whatever is unsent (graceful close).

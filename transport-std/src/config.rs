@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use producer_core::client::{ClientConfig, ClientConfigError, SendError};
+use producer_core::driver;
 use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
 use producer_core::state::UnknownOutcome;
 
@@ -153,16 +154,32 @@ pub enum Error {
     Storage(String),
 }
 
+/// The variants every transport shares say what they say in every transport: their
+/// messages are the core's ([`driver::Error`]); the host's own failures add theirs.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Config(e) => write!(f, "bad configuration: {e}"),
-            Error::Send(e) => write!(f, "record refused: {e}"),
-            Error::Deadline(e) => {
-                write!(f, "deadline passed before the record was accepted: {e}")
-            }
+            Error::Config(e) => driver::Error::Config(*e).fmt(f),
+            Error::Send(e) => driver::Error::Send(*e).fmt(f),
+            Error::Deadline(e) => driver::Error::Deadline(*e).fmt(f),
             Error::Io(e) => write!(f, "I/O: {e}"),
             Error::Storage(e) => write!(f, "durable state: {e}"),
+        }
+    }
+}
+
+/// The core's error in this transport's vocabulary. Restore refusals and store failures
+/// carry their message as [`Error::Storage`], as the file store's own errors do.
+impl From<driver::Error> for Error {
+    fn from(e: driver::Error) -> Self {
+        match e {
+            driver::Error::Config(e) => Error::Config(e),
+            driver::Error::Send(e) => Error::Send(e),
+            driver::Error::Deadline(e) => Error::Deadline(e),
+            driver::Error::Restore(e) => Error::Storage(e.to_string()),
+            driver::Error::Storage => Error::Storage(e.to_string()),
+            // Not from this transport: its request buffer is sized from `batch_bytes`.
+            driver::Error::RequestBuffer { .. } => Error::Io(io::Error::other(e.to_string())),
         }
     }
 }

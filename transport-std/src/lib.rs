@@ -20,38 +20,40 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 mod config;
 pub mod file_flash;
+mod outcomes;
 mod resolver;
+mod store;
 
 pub use config::{DurableState, Error, ProducerConfig, batch_bytes_range};
 
 use file_flash::{FileFlash, PAGE_SIZE};
+use outcomes::Unbounded;
 use resolver::Resolver;
+use store::{Store, persist, store_error};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
-use producer_core::client::{
-    Client, ClientConfig, ClientDelivery, ConnId, RecordDeliveries, RestoreOptions,
-};
+use producer_core::client::{Client, ClientConfig, ConnId, RestoreOptions};
 pub use producer_core::client::{Receipt, RestoreSummary};
+use producer_core::driver::{self, Broken, ConnBuffers, Deliveries, Io, send_step, turn};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{ClientConfigError, ProducerRecord, SendError};
-use producer_core::flash::{BlockingAsync, FlashStore, StoreError};
+use producer_core::flash::BlockingAsync;
 pub use producer_core::state::{
     BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
     UnknownOutcome,
 };
 use producer_core::time::Instant;
+use producer_core::wire::FrameDecoder;
 pub use producer_core::wire::RecordHeader;
-use producer_core::wire::{FrameDecoder, FrameStatus};
 
 /// Topics one producer writes to.
 pub const TOPICS: usize = 8;
@@ -72,10 +74,6 @@ pub const BROKERS: usize = 8;
 /// The poll token of the resolver's wake-ups (sockets use their slot number).
 const WAKE: Token = Token(usize::MAX);
 
-/// Receive buffer reserved per connection: room for a read and the unfinished frame before
-/// it, so steady traffic never grows it.
-const INBOX_CAPACITY: usize = 256 * 1024;
-
 type CoreClient<const BROKERS: usize> = Client<Vec<u8>, TOPICS, PARTITIONS, BATCHES, BROKERS>;
 
 /// A name lookup under way for a connection slot.
@@ -88,9 +86,38 @@ struct Socket {
     stream: TcpStream,
     connected: bool,
     since: StdInstant,
-    out: Vec<u8>,
-    written: usize,
-    inbox: Vec<u8>,
+}
+
+/// A connection slot's buffers: the largest response frame with its length, and one request.
+type Buffers = ConnBuffers<Vec<u8>, Vec<u8>>;
+
+/// A mio stream as the core driver's [`Io`]: "would block" is "nothing now".
+struct Stream<'a>(&'a mut TcpStream);
+
+impl Io for Stream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Broken> {
+        loop {
+            match self.0.read(buf) {
+                Ok(0) => return Err(Broken),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Broken),
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
+        loop {
+            match self.0.write(buf) {
+                Ok(0) => return Err(Broken),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Broken),
+            }
+        }
+    }
 }
 
 /// The producer. Single-threaded: call [`Producer::send`], then drive it with
@@ -106,11 +133,12 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
     /// Name lookups under way, per slot (see `resolver`).
     lookups: Vec<Option<Lookup>>,
     resolver: Resolver,
-    tx: Vec<u8>,
+    /// Per slot, kept across reconnections (zeroed lazily by the allocator: untouched pages
+    /// cost nothing).
+    buffers: Vec<Buffers>,
     frames: FrameDecoder,
     request_timeout: Duration,
-    deliveries: VecDeque<ClientDelivery>,
-    expanding: Option<RecordDeliveries>,
+    deliveries: Deliveries<Unbounded>,
     ready: Vec<usize>,
     store: Option<Store>,
     restored: RestoreSummary,
@@ -118,8 +146,6 @@ pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
     /// When the sockets last had a turn.
     last_turn: StdInstant,
 }
-
-type Store = FlashStore<BlockingAsync<FileFlash>, Vec<u8>>;
 
 /// A seed for the backoff jitter that differs between processes and runs: the standard
 /// library's per-process random hash keys, the time and the process id.
@@ -131,10 +157,6 @@ fn jitter_seed() -> u64 {
         h.write_u128(t.as_nanos());
     }
     h.finish()
-}
-
-fn store_error<E: fmt::Debug>(e: StoreError<E>) -> String {
-    e.to_string()
 }
 
 impl Producer {
@@ -220,11 +242,17 @@ impl<const BROKERS: usize> Producer<BROKERS> {
             sockets: (0..BROKERS).map(|_| None).collect(),
             lookups: (0..BROKERS).map(|_| None).collect(),
             resolver,
-            tx: vec![0u8; config.batch_bytes * 4 + 64 * 1024],
+            buffers: (0..BROKERS)
+                .map(|_| {
+                    ConnBuffers::new(
+                        vec![0u8; config.max_response_bytes as usize + 4],
+                        vec![0u8; config.batch_bytes * 4 + 64 * 1024],
+                    )
+                })
+                .collect(),
             frames: FrameDecoder::new(config.max_response_bytes),
             request_timeout: config.request_timeout,
-            deliveries: VecDeque::with_capacity(BATCHES),
-            expanding: None,
+            deliveries: Deliveries::new(Unbounded(VecDeque::with_capacity(BATCHES))),
             ready: Vec::with_capacity(BROKERS),
             store,
             restored,
@@ -249,20 +277,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// Writes what the client needs in the durable state; returns how many writes. A failed
     /// write stops the producer (see [`Error::Storage`]).
     fn persist(&mut self) -> usize {
-        let Some(store) = self.store.as_mut() else {
-            return 0;
-        };
-        if self.storage_error.is_some() {
-            return 0;
-        }
-        match store.persist_blocking(&mut self.client) {
-            Ok(n) => n,
-            Err(e) => {
-                log::error!("durable state write failed, the producer stops: {e}");
-                self.storage_error = Some(store_error(e));
-                0
-            }
-        }
+        persist(&mut self.store, &mut self.client, &mut self.storage_error)
     }
 
     /// The durable state failed: the producer has stopped (see [`Error::Storage`]).
@@ -334,25 +349,19 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         }
         loop {
             let now = self.now();
-            match self.client.send_tagged(&r, tag, self.at(deadline), now) {
-                Ok(receipt) => return Ok(receipt),
-                // With durable state a slot frees only when its outcome is taken: the
-                // caller must take outcomes first.
-                Err(SendError::Full) if self.store.is_some() && self.client.delivery_ready() => {
-                    return Err(Error::Send(SendError::Full));
-                }
-                Err(SendError::Storage) => {
+            let (until, durable) = (self.at(deadline), self.store.is_some());
+            match send_step(&mut self.client, &r, tag, until, now, durable) {
+                std::task::Poll::Ready(Ok(receipt)) => return Ok(receipt),
+                // The durable state failed: say how.
+                std::task::Poll::Ready(Err(driver::Error::Send(SendError::Storage))) => {
                     let e = self.storage_error.clone().unwrap_or_default();
                     return Err(Error::Storage(e));
                 }
-                Err(e @ (SendError::NoMetadata | SendError::Full)) => {
+                std::task::Poll::Ready(Err(e)) => return Err(e.into()),
+                std::task::Poll::Pending => {
                     let left = deadline.saturating_duration_since(StdInstant::now());
-                    if left.is_zero() {
-                        return Err(Error::Deadline(e));
-                    }
                     self.poll(left.min(Duration::from_millis(10)));
                 }
-                Err(e) => return Err(Error::Send(e)),
             }
         }
     }
@@ -394,25 +403,21 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     /// without one.
     pub fn poll_delivery(&mut self) -> Option<RecordDelivery> {
         self.collect();
-        loop {
-            if let Some(record) = self.expanding.as_mut().and_then(Iterator::next) {
-                return Some(record);
-            }
-            self.expanding = None;
-            let next = if self.store.is_some() {
-                // Outcomes are stored before they are handed out.
-                self.persist();
-                let next = self.client.poll_delivery();
-                if next.is_none() {
-                    // Everything taken: the store may forget the last batch now.
-                    self.persist();
-                }
-                next
-            } else {
-                self.deliveries.pop_front()
-            };
-            self.expanding = Some(next?.records());
+        if self.store.is_none() {
+            return self.deliveries.next(&mut self.client);
         }
+        let (store, client, storage_error) =
+            (&mut self.store, &mut self.client, &mut self.storage_error);
+        self.deliveries.next_with(|| {
+            // Outcomes are stored before they are handed out.
+            persist(store, client, storage_error);
+            let next = client.poll_delivery();
+            if next.is_none() {
+                // Everything taken: the store may forget the last batch now.
+                persist(store, client, storage_error);
+            }
+            next
+        })
     }
 
     /// Producer counters.
@@ -422,16 +427,14 @@ impl<const BROKERS: usize> Producer<BROKERS> {
 
     /// Nothing is held: every accepted record's outcome was handed out.
     pub fn is_idle(&self) -> bool {
-        self.client.is_idle() && self.deliveries.is_empty() && self.expanding.is_none()
+        self.client.is_idle() && self.deliveries.is_empty()
     }
 
     fn collect(&mut self) {
         if self.store.is_some() {
             return;
         }
-        while let Some(d) = self.client.poll_delivery() {
-            self.deliveries.push_back(d);
-        }
+        self.deliveries.collect(&mut self.client);
     }
 
     /// Drives I/O once: waits at most `timeout` for sockets or the next timer, then moves
@@ -535,13 +538,11 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         match opened {
             Some(stream) => {
                 let _ = stream.set_nodelay(true);
+                self.buffers[i].clear();
                 self.sockets[i] = Some(Socket {
                     stream,
                     connected: false,
                     since: StdInstant::now(),
-                    out: Vec::with_capacity(self.tx.len()),
-                    written: 0,
-                    inbox: Vec::with_capacity(INBOX_CAPACITY),
                 });
             }
             None => {
@@ -585,6 +586,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
     }
 
     fn service(&mut self, i: usize) {
+        let now = self.now();
         let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
@@ -592,75 +594,22 @@ impl<const BROKERS: usize> Producer<BROKERS> {
             match s.stream.take_error() {
                 Ok(None) if s.stream.peer_addr().is_ok() => {
                     s.connected = true;
-                    let now = self.now();
                     self.client.on_connected(ConnId(i as u8), now);
                 }
                 Ok(None) => return,
                 _ => return self.fail(i),
             }
         }
-        if self.flush_out(i).is_err() {
-            return self.fail(i);
+        let mut io = Stream(&mut s.stream);
+        let buffers = &mut self.buffers[i];
+        let conn = ConnId(i as u8);
+        // What is unsent first, as the socket is writable again; then what arrived.
+        let served = buffers.write_to(&mut io).and_then(|_| {
+            turn::receive(&mut self.client, &mut io, buffers, &self.frames, conn, now)
+        });
+        if served.is_err() {
+            self.fail(i);
         }
-        let mut buf = [0u8; 64 * 1024];
-        loop {
-            let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
-                return;
-            };
-            match s.stream.read(&mut buf) {
-                Ok(0) => return self.fail(i),
-                Ok(n) => s.inbox.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return self.fail(i),
-            }
-        }
-        self.deliver_frames(i);
-    }
-
-    fn deliver_frames(&mut self, i: usize) {
-        let mut inbox = match self.sockets.get_mut(i).and_then(Option::as_mut) {
-            Some(s) => std::mem::take(&mut s.inbox),
-            None => return,
-        };
-        let mut used = 0;
-        loop {
-            match self.frames.decode(&inbox[used..]) {
-                Ok(FrameStatus::Complete { frame, consumed }) => {
-                    let now = self.now();
-                    self.client.on_frame(ConnId(i as u8), now, frame);
-                    used += consumed;
-                }
-                Ok(FrameStatus::NeedMore(_)) => break,
-                Err(_) => {
-                    // A frame we will not buffer: the stream is unusable.
-                    return self.fail(i);
-                }
-            }
-        }
-        inbox.drain(..used);
-        if let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) {
-            s.inbox = inbox;
-        }
-    }
-
-    /// Writes what is pending on socket `i`; `Err` when the connection broke.
-    fn flush_out(&mut self, i: usize) -> io::Result<()> {
-        let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
-            return Ok(());
-        };
-        while s.written < s.out.len() {
-            match s.stream.write(&s.out[s.written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => s.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        s.out.clear();
-        s.written = 0;
-        Ok(())
     }
 
     fn transmit(&mut self) {
@@ -676,25 +625,15 @@ impl<const BROKERS: usize> Producer<BROKERS> {
 
     fn transmit_once(&mut self) {
         for i in 0..self.sockets.len() {
-            loop {
-                let ready = matches!(&self.sockets[i], Some(s) if s.connected && s.out.is_empty());
-                if !ready {
-                    break;
-                }
-                let now = self.now();
-                let Some(n) = self
-                    .client
-                    .poll_transmit(ConnId(i as u8), now, &mut self.tx)
-                else {
-                    break;
-                };
-                if let Some(s) = self.sockets[i].as_mut() {
-                    s.out.extend_from_slice(&self.tx[..n]);
-                }
-                if self.flush_out(i).is_err() {
-                    self.fail(i);
-                    break;
-                }
+            let now = self.now();
+            let Some(s) = self.sockets[i].as_mut().filter(|s| s.connected) else {
+                continue;
+            };
+            let mut io = Stream(&mut s.stream);
+            let conn = ConnId(i as u8);
+            let buffers = &mut self.buffers[i];
+            if turn::transmit(&mut self.client, &mut io, buffers, conn, now).is_err() {
+                self.fail(i);
             }
         }
     }

@@ -1,8 +1,10 @@
-//! Why the producer could not be built or a record not accepted.
+//! Why a producer could not be built or a record not accepted: one vocabulary for every
+//! transport, each message saying what to do. A transport with failures of its own (a host's
+//! operating system) wraps this in its error and takes these messages from here.
 
 use core::fmt;
 
-use producer_core::client::{ClientConfigError, RestoreError, SendError};
+use crate::client::{ClientConfigError, RestoreError, SendError};
 
 /// Why the producer could not be built or a record not accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,12 +12,13 @@ use producer_core::client::{ClientConfigError, RestoreError, SendError};
 pub enum Error {
     /// The configuration is refused; the message says what to change.
     Config(ClientConfigError),
-    /// `TX` of the connection buffers cannot hold a request with one batch of `batch_bytes`:
-    /// raise `TX` or lower `batch_bytes`.
+    /// The transport's request buffer (`TX` of an embassy producer's connection buffers)
+    /// cannot hold a request with one batch of `batch_bytes`: raise it or lower
+    /// `batch_bytes`.
     RequestBuffer {
-        /// `TX` as given.
+        /// The buffer's size as given.
         given: usize,
-        /// The least `TX` that works with this `batch_bytes`.
+        /// The least size that works with this `batch_bytes`.
         needed: usize,
     },
     /// A record was refused.
