@@ -46,7 +46,7 @@ use embassy_net::tcp::TcpSocket;
 use embassy_net::{Config, IpAddress, IpEndpoint, Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use embassy_net_tuntap::TunTapDevice;
 use embassy_time::{Instant, Timer, with_timeout};
-use producer_core::client::{Client, ProducerRecord, RestoreOptions, RestoreSummary, SendError};
+use producer_core::client::{Client, ProducerRecord, RestoreSummary, SendError};
 use producer_core::flash::{BlockingAsync, FlashStore, pages_needed};
 use producer_core::state::{BatchToken, Counters, Outcome};
 use producer_core::wire::RecordHeader;
@@ -55,6 +55,7 @@ use tests::netns::{BROKER_IP, NetNs, NsTansu, PREFIX_LEN, STACK_IP, list_namespa
 use tests::{BrokerKind, ReadRecord, read_back};
 use transport_embassy::{
     ConnectionBuffers, Error as TapError, MapAddress, Producer, ProducerConfig, RecordDelivery,
+    RestoreOptions,
 };
 use transport_std::file_flash::{FileFlash, PAGE_SIZE};
 
@@ -878,7 +879,7 @@ async fn boot<'d>(
         .unwrap_or_else(|e| panic!("producer: {e}"));
     let deadline = Instant::now() + embassy_time::Duration::from_secs(60);
     let options = RestoreOptions {
-        deadline: producer_core::time::Instant::from_micros(deadline.as_micros()),
+        deadline,
         now_ms: None,
         producer_state_ttl: None,
     };

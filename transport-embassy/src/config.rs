@@ -38,3 +38,22 @@ impl<'a> ProducerConfig<'a> {
         }
     }
 }
+
+/// What [`Producer::restore`](crate::Producer::restore) needs beyond the store, on the
+/// producer's own clock (embassy-time), like every other instant of this crate's API.
+#[cfg(feature = "flash")]
+#[derive(Clone, Copy, Debug)]
+pub struct RestoreOptions {
+    /// Deadline given to every restored batch that is not decided yet (instants do not
+    /// survive a restart).
+    pub deadline: embassy_time::Instant,
+    /// The wall clock now, in ms since the Unix epoch, when the device knows it (SNTP, an
+    /// RTC); with `producer_state_ttl` it decides whether a stamped batch may still be
+    /// resent.
+    pub now_ms: Option<i64>,
+    /// How long after a batch's newest record timestamp the broker is trusted to still know
+    /// the producer (Kafka's `producer.id.expiration.ms`, 24 h by default, minus clock skew).
+    /// A stamped batch older than this is reported `PossiblyPersisted(ProducerStateExpired)`
+    /// instead of resent; `None` (or no `now_ms`) trusts the broker to remember forever.
+    pub producer_state_ttl: Option<core::time::Duration>,
+}

@@ -60,12 +60,14 @@ pub use durability::{Durability, Volatile};
 pub use producer_core::client::RecordDelivery;
 pub use producer_core::driver::Error;
 // Everything a firmware names comes from here: no `producer_core` import needed.
+#[cfg(feature = "flash")]
+pub use config::RestoreOptions;
 pub use producer_core::ErrorCode;
+#[cfg(feature = "flash")]
+pub use producer_core::client::RestoreSummary;
 pub use producer_core::client::{
     ClientConfig, ClientConfigError, ProducerRecord, Receipt, SendError,
 };
-#[cfg(feature = "flash")]
-pub use producer_core::client::{RestoreOptions, RestoreSummary};
 #[cfg(feature = "flash")]
 pub use producer_core::flash::{BlockingAsync, FlashStore, Geometry, pages_needed};
 pub use producer_core::state::{
@@ -204,6 +206,11 @@ where
     /// once, before anything else. A store that does not fit this producer (other topics,
     /// smaller capacities) is refused with what to change, and nothing is sent.
     pub async fn restore(&mut self, options: RestoreOptions) -> Result<RestoreSummary, Error> {
+        let options = producer_core::client::RestoreOptions {
+            deadline: to_core(options.deadline),
+            now_ms: options.now_ms,
+            producer_state_ttl: options.producer_state_ttl,
+        };
         self.durability
             .restore(&mut self.client, options)
             .await
