@@ -185,6 +185,19 @@ impl FakeBroker {
     pub fn ledger(&self) -> Ledger {
         self.shared.lock().unwrap().ledger.clone()
     }
+
+    /// Stops it and waits for every connection's thread, then says what it counted and did.
+    /// A connection notes its acknowledgements just after the answer's last byte is written,
+    /// so a client that exits at once could otherwise be checked against a ledger that does
+    /// not hold them yet (a CI run saw 40 `Persisted` records "never acknowledged" so).
+    pub fn finish(mut self) -> (Counts, Ledger) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let s = self.shared.lock().unwrap();
+        (s.counts.clone(), s.ledger.clone())
+    }
 }
 
 impl Drop for FakeBroker {

@@ -19,7 +19,7 @@ use transport_embassy::{ConnectionBuffers, Producer, ProducerConfig};
 
 use super::bounds::{defaults, reconnects_within};
 use super::broker::{FakeBroker, TOPIC};
-use super::ledger::{Ledger, Reported, check_outcomes};
+use super::ledger::{Reported, check_outcomes};
 use super::tool_case::{DEADLINE, LONG_DEADLINE, PORT, Target, value};
 use super::verdict::{Bounds, Expect, OUTCOME_SLACK};
 use crate::netns::{BROKER_IP, NetNs, PREFIX_LEN, STACK_IP, run_embassy};
@@ -186,13 +186,8 @@ pub fn run_embassy_case(name: &str, target: Target, expect: Expect) {
     };
     let device = ns.open_tap();
     let run = produce_over_tap(device, bootstrap, deadline);
-    let counts = broker.as_ref().map(FakeBroker::counts).unwrap_or_default();
-    let ledger = broker
-        .as_ref()
-        .map(FakeBroker::ledger)
-        .unwrap_or_else(Ledger::default);
+    let (counts, ledger) = broker.map(FakeBroker::finish).unwrap_or_default();
     let queries = dns.as_ref().map(|d| d.queries().len() as u64);
-    drop(broker);
 
     let mut failed = Vec::new();
     let values: Vec<Vec<u8>> = (0..RECORDS).map(value).collect();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::bounds::reconnects_within;
 use super::broker::{FakeBroker, Misbehaviour, TOPIC};
-use super::ledger::{Ledger, check_outcomes};
+use super::ledger::check_outcomes;
 use super::tool::{NsResolvConf, run_produce};
 use super::verdict::{Bounds, Expect, OUTCOME_SLACK};
 use crate::netns::{BROKER_IP, NetNs};
@@ -98,13 +98,8 @@ pub fn run_tool_case(name: &str, target: Target, expect: Expect) {
     }
     let hard_limit = deadline + OUTCOME_SLACK + Duration::from_secs(8);
     let run = run_produce(&ns, &args, input, hard_limit);
-    let counts = broker.as_ref().map(FakeBroker::counts).unwrap_or_default();
-    let ledger = broker
-        .as_ref()
-        .map(FakeBroker::ledger)
-        .unwrap_or_else(Ledger::default);
+    let (counts, ledger) = broker.map(FakeBroker::finish).unwrap_or_default();
     let queries = dns.as_ref().map(|d| d.queries().len() as u64);
-    drop(broker);
 
     let mut failed = Vec::new();
     if run.killed {
