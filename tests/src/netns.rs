@@ -27,7 +27,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
@@ -304,12 +304,21 @@ impl NetNs {
     /// A test that opens the TAP again (a device's second life) may find the kernel still
     /// releasing the first file (seen once under load: EBUSY right after the first life's
     /// stack was dropped): it tries again for up to 5 s.
+    ///
+    /// embassy-net-tuntap opens `/dev/net/tun` without `O_CLOEXEC`, so a child that another
+    /// test spawned while the device was open (a Kafka or tansu broker) inherited the file
+    /// and kept the TAP attached for its whole life: the second life met EBUSY for longer
+    /// than any retry (a fresh-clone CI run). The file is marked close-on-exec as soon as it
+    /// is opened.
     pub fn open_tap(&self) -> embassy_net_tuntap::TunTapDevice {
         start_async_io_reactor();
         let until = Instant::now() + Duration::from_secs(5);
         loop {
             match self.run(|| embassy_net_tuntap::TunTapDevice::new(TAP)) {
-                Ok(device) => return device,
+                Ok(device) => {
+                    close_tun_on_exec();
+                    return device;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < until => {
                     thread::sleep(Duration::from_millis(20));
                 }
@@ -577,6 +586,35 @@ fn private_hosts_file(hosts: &std::path::Path) {
 /// used; started from a thread inside a namespace, that thread (which lives as long as the
 /// process) would keep the namespace alive after it is deleted. Start it from here, in the
 /// root namespace, before any TAP is opened.
+/// Marks every open `/dev/net/tun` file of this process close-on-exec (embassy-net-tuntap
+/// opens it without), so no child process inherits a TAP device and keeps it attached.
+fn close_tun_on_exec() {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_tun = std::fs::read_link(entry.path())
+            .is_ok_and(|target| target == Path::new("/dev/net/tun"));
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if is_tun {
+            // SAFETY: F_GETFD/F_SETFD on a descriptor number only read and set its flags; a
+            // number closed meanwhile makes them fail with EBADF, which is ignored.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                }
+            }
+        }
+    }
+}
+
 fn start_async_io_reactor() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
