@@ -81,16 +81,10 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         let CancelDecision::Fail { outcome, first } = decision else {
             return;
         };
-        let Some(batch) = self.slots[index].batch.as_mut() else {
+        if self.slots[index].batch.is_none() {
             return;
-        };
-        let outstanding = batch.state.is_outstanding();
-        batch.state = BatchState::Decided {
-            outcome,
-            outstanding,
-        };
-        let records = batch.records;
-        self.counters.count(outcome.kind(), records);
+        }
+        self.decide(index, outcome);
         if first == BeforeNextSend::Fence {
             self.start_fence(FenceReason::DeadlineAfterStamp, false);
         }

@@ -42,13 +42,7 @@ pub struct HeldBatch {
 impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
     /// Takes the next decided outcome, oldest batch first. Each batch yields exactly one.
     pub fn poll_event(&mut self) -> Option<Delivery> {
-        let (index, _) = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.batch.as_ref().map(|b| (i, b)))
-            .filter(|(_, b)| !b.delivered && matches!(b.state, BatchState::Decided { .. }))
-            .min_by_key(|(_, b)| b.order)?;
+        let index = self.next_decided()?;
         let slot = &mut self.slots[index];
         let batch = slot.batch.as_mut()?;
         let BatchState::Decided { outcome, .. } = batch.state else {
@@ -68,16 +62,21 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         Some(delivery)
     }
 
-    /// The batch [`Sequencer::poll_event`] would yield next, without yielding it: a client
-    /// that must make an outcome durable before handing it out checks it first.
-    pub fn peek_event(&self) -> Option<BatchToken> {
-        let (index, _) = self
-            .slots
+    /// The slot of the oldest decided batch not yet handed out.
+    fn next_decided(&self) -> Option<usize> {
+        self.slots
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.batch.as_ref().map(|b| (i, b)))
             .filter(|(_, b)| !b.delivered && matches!(b.state, BatchState::Decided { .. }))
-            .min_by_key(|(_, b)| b.order)?;
+            .min_by_key(|(_, b)| b.order)
+            .map(|(i, _)| i)
+    }
+
+    /// The batch [`Sequencer::poll_event`] would yield next, without yielding it: a client
+    /// that must make an outcome durable before handing it out checks it first.
+    pub fn peek_event(&self) -> Option<BatchToken> {
+        let index = self.next_decided()?;
         self.token_at(index)
     }
 

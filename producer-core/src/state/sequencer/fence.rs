@@ -124,14 +124,8 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
                 continue;
             };
             match stamp_ends(maybe_written, StampEnd::Fenced(reason)) {
-                Some(outcome) => {
-                    batch.state = BatchState::Decided {
-                        outcome,
-                        outstanding: false,
-                    };
-                    let records = batch.records;
-                    self.counters.count(outcome.kind(), records);
-                }
+                // Nothing is outstanding by now, so the outcome is final at once.
+                Some(outcome) => self.decide(index, outcome),
                 // Refused by every attempt: nothing of it is in the log, so it may take a
                 // fresh sequence under the new epoch.
                 None => {
@@ -171,19 +165,12 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         warn!("producer fatal: {:?}", reason);
         self.identity = Identity::Fatal(reason);
         for index in 0..BATCHES {
-            let Some(batch) = self.slots[index].batch.as_mut() else {
+            let Some(batch) = self.slots[index].batch.as_ref() else {
                 continue;
             };
-            let Some(outcome) = fatal_decision(&batch.state, reason) else {
-                continue;
-            };
-            let outstanding = batch.state.is_outstanding();
-            batch.state = BatchState::Decided {
-                outcome,
-                outstanding,
-            };
-            let records = batch.records;
-            self.counters.count(outcome.kind(), records);
+            if let Some(outcome) = fatal_decision(&batch.state, reason) {
+                self.decide(index, outcome);
+            }
         }
     }
 }

@@ -166,6 +166,21 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
             .all(|b| matches!(b.state, BatchState::Decided { .. }))
     }
 
+    /// Gives the batch in slot `index` its outcome and counts it. A request carrying it may
+    /// still be out (a deadline or a fatal stop decided it first): `outstanding` keeps the
+    /// fence waiting for that request's answer, which then changes nothing.
+    fn decide(&mut self, index: usize, outcome: crate::state::Outcome) {
+        let Some(batch) = self.slots[index].batch.as_mut() else {
+            return;
+        };
+        let outstanding = batch.state.is_outstanding();
+        batch.state = BatchState::Decided {
+            outcome,
+            outstanding,
+        };
+        self.counters.count(outcome.kind(), batch.records);
+    }
+
     fn token_at(&self, index: usize) -> Option<BatchToken> {
         let slot = self.slots.get(index)?;
         slot.batch.as_ref()?;
