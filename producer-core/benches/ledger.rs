@@ -1,10 +1,11 @@
 //! Sequencer cost per record: one batch's whole life in the ledger (accept, stamp, answer,
-//! outcome) for batches of 1 and of 100 records, on a `Sequencer<4, 16>` cycling through its
+//! outcome) for batches of 1 and of 100 records, on a `Sequencer<Fixed<1, 4, 16, 1>>` cycling through its
 //! partitions. Criterion reports the time per batch; `cargo xtask bench core` divides by the
 //! records per batch.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use producer_core::ErrorCode;
+use producer_core::capacity::Fixed;
 use producer_core::state::{
     Config, PartitionIndex, ProduceResult, ProducerEpoch, ProducerId, Sequencer,
 };
@@ -12,7 +13,7 @@ use producer_core::time::Instant;
 use std::hint::black_box;
 use std::time::Duration;
 
-type Seq = Sequencer<4, 16>;
+type Seq = Sequencer<Fixed<1, 4, 16, 1>>;
 
 fn ready_sequencer() -> Seq {
     let mut seq = Seq::new(Config::default()).expect("valid configuration");

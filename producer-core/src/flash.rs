@@ -19,6 +19,7 @@
 //!
 //! [`PersistOp`]: crate::client::PersistOp
 
+use crate::capacity::Capacities;
 use core::fmt;
 use core::ops::Range;
 
@@ -152,11 +153,11 @@ where
     /// A store over `range` (whole erase pages) of `flash`, checked against `client`'s
     /// capacities: every batch slot at its largest, with its meta item, must fit with the
     /// free pages sequential-storage needs to move items during garbage collection.
-    pub fn new<S, const T: usize, const P: usize, const N: usize, const K: usize>(
+    pub fn new<S, K: Capacities>(
         flash: F,
         range: Range<u32>,
         buffer: B,
-        client: &Client<S, T, P, N, K>,
+        client: &Client<S, K>,
     ) -> Result<Self, StoreError<F::Error>>
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
@@ -179,18 +180,23 @@ where
 
     /// [`FlashStore::new`] with a sequential-storage cache of the caller's choice (a key
     /// cache makes stores cheaper on large ranges).
-    pub fn with_cache<S, const T: usize, const P: usize, const N: usize, const K: usize>(
+    pub fn with_cache<S, K: Capacities>(
         flash: F,
         range: Range<u32>,
         mut buffer: B,
-        client: &Client<S, T, P, N, K>,
+        client: &Client<S, K>,
         cache: C,
     ) -> Result<Self, StoreError<F::Error>>
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
     {
-        check_geometry::<F>(&range, flash.capacity(), client.batch_bytes(), N)
-            .map_err(StoreError::Geometry)?;
+        check_geometry::<F>(
+            &range,
+            flash.capacity(),
+            client.batch_bytes(),
+            client.batch_slots(),
+        )
+        .map_err(StoreError::Geometry)?;
         let needed = Self::buffer_len(client.batch_bytes());
         if buffer.as_mut().len() < needed {
             return Err(StoreError::Buffer { needed });
@@ -205,9 +211,9 @@ where
 
     /// Reads every stored item back into a fresh `client` and rebuilds its batches (see
     /// [`Client::finish_restore`]). Call once, at boot, before anything else.
-    pub async fn restore<S, const T: usize, const P: usize, const N: usize, const K: usize>(
+    pub async fn restore<S, K: Capacities>(
         &mut self,
-        client: &mut Client<S, T, P, N, K>,
+        client: &mut Client<S, K>,
         options: RestoreOptions,
     ) -> Result<RestoreSummary, StoreError<F::Error>>
     where
@@ -253,9 +259,9 @@ where
 
     /// Writes every write `client` has pending, in order, confirming each; returns how many.
     /// A failed write stops the client ([`Client::on_persist_failed`]) and is returned.
-    pub async fn persist<S, const T: usize, const P: usize, const N: usize, const K: usize>(
+    pub async fn persist<S, K: Capacities>(
         &mut self,
-        client: &mut Client<S, T, P, N, K>,
+        client: &mut Client<S, K>,
     ) -> Result<usize, StoreError<F::Error>>
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
@@ -276,9 +282,9 @@ where
 
     /// [`FlashStore::restore`] for a flash that never pends (a blocking one behind
     /// [`BlockingAsync`]), without an executor.
-    pub fn restore_blocking<S, const T: usize, const P: usize, const N: usize, const K: usize>(
+    pub fn restore_blocking<S, K: Capacities>(
         &mut self,
-        client: &mut Client<S, T, P, N, K>,
+        client: &mut Client<S, K>,
         options: RestoreOptions,
     ) -> Result<RestoreSummary, StoreError<F::Error>>
     where
@@ -288,9 +294,9 @@ where
     }
 
     /// [`FlashStore::persist`] for a flash that never pends, without an executor.
-    pub fn persist_blocking<S, const T: usize, const P: usize, const N: usize, const K: usize>(
+    pub fn persist_blocking<S, K: Capacities>(
         &mut self,
-        client: &mut Client<S, T, P, N, K>,
+        client: &mut Client<S, K>,
     ) -> Result<usize, StoreError<F::Error>>
     where
         S: AsRef<[u8]> + AsMut<[u8]>,

@@ -12,6 +12,8 @@
 //!   the record accumulator, routing and timers.
 //! - [`driver`]: what both transports share around the client: delivery buffering, the
 //!   send step, the error type.
+//! - [`capacity`]: the four capacities a user chooses (topics, partitions, batches,
+//!   brokers) as one type, and the storage behind them.
 //! - [`time`]: time as an input.
 //! - [`backoff`]: the one rule every retry waits by (exponential, jittered, capped).
 //! - `flash` (feature `flash`): the durable store that lets a producer survive power cuts
@@ -32,6 +34,7 @@
 mod fmt;
 
 pub mod backoff;
+pub mod capacity;
 pub mod client;
 pub mod driver;
 pub mod error_code;

@@ -8,6 +8,7 @@
 //! attempts over a run can be no more than the number of such waits that fit in it, plus one.
 
 use core::time::Duration;
+use producer_core::capacity::Fixed;
 
 use producer_core::backoff::Backoff;
 use producer_core::client::{
@@ -21,7 +22,7 @@ use producer_core::wire::{
 };
 
 const BROKERS: usize = 2;
-type C = Client<Vec<u8>, 1, 16, 8, BROKERS>;
+type C = Client<Vec<u8>, Fixed<1, 16, 8, BROKERS>>;
 
 const TOPIC: &str = "t";
 

@@ -2,6 +2,7 @@
 //! answers, connection losses, cancels and clock ticks, with no broker behind them, checked
 //! against the invariants every broker relies on.
 
+use producer_core::capacity::Fixed;
 use std::collections::{BTreeMap, HashMap};
 
 use producer_core::ErrorCode;
@@ -13,7 +14,7 @@ use producer_core::time::Instant;
 use proptest::prelude::*;
 
 const PARTITIONS: usize = 3;
-type Seq = Sequencer<PARTITIONS, 8>;
+type Seq = Sequencer<Fixed<1, PARTITIONS, 8, 1>>;
 
 #[derive(Clone, Debug)]
 enum Op {

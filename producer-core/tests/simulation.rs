@@ -20,6 +20,7 @@
 //! A sweep stops at its fifth failing seed; `SIM_ALL=1` runs them all and lists each failing
 //! one, and `SIM_FROM=N` starts at seed N.
 
+use producer_core::capacity::Fixed;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
@@ -173,7 +174,7 @@ struct Sim {
     policy: UnknownOutcome,
     clocks: Clocks,
     cluster: Cluster,
-    seq: Sequencer<PARTITIONS, SLOTS>,
+    seq: Sequencer<Fixed<1, PARTITIONS, SLOTS, 1>>,
     conns: BTreeMap<u64, Conn>,
     /// The broker's side of every connection, open or closed (`simulation::broker`).
     inboxes: BTreeMap<u64, Inbox>,

@@ -89,7 +89,7 @@ pub struct Told {
 pub type Pending = HashMap<(producer_core::state::BatchToken, u32), usize>;
 
 /// Takes every outcome the producer has ready.
-pub fn drain<const B: usize>(producer: &mut Producer<B>, pending: &mut Pending, told: &mut [Told]) {
+pub fn drain(producer: &mut Producer, pending: &mut Pending, told: &mut [Told]) {
     while let Some(d) = producer.poll_delivery() {
         let i = pending
             .remove(&(d.receipt.batch, d.receipt.offset_delta))
@@ -126,8 +126,8 @@ impl Run {
 /// Sends records `0..n` with `deadline_after` each, then drives the producer until every
 /// record has its outcome (at most 5 s after the last deadline). With `interval`, record `i`
 /// is not sent before `i * interval` from the start (the producer is driven meanwhile).
-pub fn produce_all<const B: usize>(
-    producer: &mut Producer<B>,
+pub fn produce_all(
+    producer: &mut Producer,
     topic: &str,
     n: usize,
     deadline_after: Duration,
@@ -139,8 +139,8 @@ pub fn produce_all<const B: usize>(
 /// [`produce_all`], but it stops sending early once `stop` is set (records flowing while
 /// another thread breaks brokers, until it is done): `Run::told` then holds the records
 /// sent.
-pub fn produce_until<const B: usize>(
-    producer: &mut Producer<B>,
+pub fn produce_until(
+    producer: &mut Producer,
     topic: &str,
     n: usize,
     deadline_after: Duration,
@@ -152,8 +152,8 @@ pub fn produce_until<const B: usize>(
 
 /// [`produce_until`], and while `pause` is set no record is sent (the producer is driven
 /// meanwhile, and the pacing resumes where it stopped): bursts with silences between them.
-pub fn produce_paced<const B: usize>(
-    producer: &mut Producer<B>,
+pub fn produce_paced(
+    producer: &mut Producer,
     topic: &str,
     n: usize,
     deadline_after: Duration,

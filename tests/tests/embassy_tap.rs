@@ -54,8 +54,8 @@ use tests::kafka::Kafka;
 use tests::netns::{BROKER_IP, NetNs, NsTansu, PREFIX_LEN, STACK_IP, list_namespaces, run_embassy};
 use tests::{BrokerKind, ReadRecord, read_back};
 use transport_embassy::{
-    ConnectionBuffers, Error as TapError, MapAddress, Producer, ProducerConfig, RecordDelivery,
-    RestoreOptions,
+    ConnectionBuffers, Error as TapError, Fixed, MapAddress, Producer, ProducerConfig,
+    RecordDelivery, RestoreOptions,
 };
 use transport_std::file_flash::{FileFlash, PAGE_SIZE};
 
@@ -142,7 +142,7 @@ const RX: usize = 16 * 1024;
 /// Socket send window and largest request: one full batch per partition and then some.
 const TX: usize = 12 * 1024;
 
-type TapProducer<'d> = Producer<'d, Vec<u8>, 1, 3, BATCHES, BROKERS>;
+type TapProducer<'d> = Producer<'d, Vec<u8>, Fixed<1, 3, BATCHES, BROKERS>>;
 
 /// Record `i`: key `sensor-<i % 5>` (so each partition gets a few keys), a value naming it
 /// (`reading-<i>` and a payload of varying length), and a `seq` header on every third record.
@@ -578,7 +578,7 @@ const QUIET: usize = 800;
 const CUT_AFTER: embassy_time::Duration = embassy_time::Duration::from_millis(20);
 
 type Store = FlashStore<BlockingAsync<FileFlash>, Vec<u8>>;
-type DurableTapProducer<'d> = Producer<'d, Vec<u8>, 1, 3, BATCHES, BROKERS, Store>;
+type DurableTapProducer<'d> = Producer<'d, Vec<u8>, Fixed<1, 3, BATCHES, BROKERS>, Store>;
 
 /// Reading `i`: key `sensor-<i % 5>`, value the reading number in decimal.
 fn reading(i: usize) -> (Vec<u8>, Vec<u8>) {
@@ -849,7 +849,7 @@ fn open_store(path: &Path, config: &ProducerConfig<'_>) -> Store {
         .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut client_config = config.client;
     client_config.durable = true;
-    let geometry: Client<Vec<u8>, 1, 3, BATCHES, BROKERS> = Client::new(
+    let geometry: Client<Vec<u8>, Fixed<1, 3, BATCHES, BROKERS>> = Client::new(
         client_config,
         config.bootstrap,
         config.topics,

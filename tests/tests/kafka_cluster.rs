@@ -55,9 +55,9 @@ fn config(kafka: &Kafka, topic: &str, policy: UnknownOutcome) -> ProducerConfig 
 /// runs on another thread; sending stops `tail` after `faults` returns. Then the topic is
 /// read back and verified with exact offsets.
 #[allow(clippy::too_many_arguments)]
-fn flowing<const B: usize>(
+fn flowing(
     kafka: &Kafka,
-    producer: &mut Producer<B>,
+    producer: &mut Producer,
     topic: &str,
     max: usize,
     interval: Duration,
@@ -364,7 +364,8 @@ fn more_leaders_than_connections() {
     // The bootstrap list shares the two slots' capacity: one address, as a gateway
     // configured with a cluster's DNS name would have.
     config.bootstrap.truncate(1);
-    let mut producer = Producer::<2>::with_brokers(config).expect("producer");
+    config.brokers = 2;
+    let mut producer = Producer::new(config).expect("producer");
     let run = produce_all(
         &mut producer,
         topic,

@@ -3,6 +3,7 @@
 
 use core::future::Future;
 
+use producer_core::capacity::Capacities;
 use producer_core::client::Client;
 
 /// A durable store the producer writes its batches, stamps and outcomes to (see
@@ -14,9 +15,9 @@ pub trait Durability {
 
     /// Writes every write `client` has pending, confirming each to it. On failure the client
     /// has been told (it stops) and `false` is returned.
-    fn persist<S, const T: usize, const P: usize, const N: usize, const K: usize>(
+    fn persist<S, K: Capacities>(
         &mut self,
-        client: &mut Client<S, T, P, N, K>,
+        client: &mut Client<S, K>,
     ) -> impl Future<Output = bool>
     where
         S: AsRef<[u8]> + AsMut<[u8]>;
@@ -30,10 +31,7 @@ pub struct Volatile;
 impl Durability for Volatile {
     const DURABLE: bool = false;
 
-    async fn persist<S, const T: usize, const P: usize, const N: usize, const K: usize>(
-        &mut self,
-        _client: &mut Client<S, T, P, N, K>,
-    ) -> bool
+    async fn persist<S, K: Capacities>(&mut self, _client: &mut Client<S, K>) -> bool
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
     {
@@ -52,10 +50,7 @@ where
 {
     const DURABLE: bool = true;
 
-    async fn persist<S, const T: usize, const P: usize, const N: usize, const K: usize>(
-        &mut self,
-        client: &mut Client<S, T, P, N, K>,
-    ) -> bool
+    async fn persist<S, K: Capacities>(&mut self, client: &mut Client<S, K>) -> bool
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
     {

@@ -23,9 +23,10 @@
 //! }
 //! ```
 //!
-//! Memory is the caller's: batch storage (`BATCHES * batch_bytes` bytes) and one
+//! Memory is the caller's: the capacities as one type ([`Fixed`]`<TOPICS, PARTITIONS,
+//! BATCHES, BROKERS>`), batch storage (`BATCHES * batch_bytes` bytes) and one
 //! [`ConnectionBuffers`] per broker connection. The embassy-net `StackResources` must have
-//! room for `BROKERS` TCP sockets besides the DNS socket and the application's own.
+//! room for `BROKERS` TCP sockets besides the DNS socket, DHCP's and the application's own.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -47,7 +48,8 @@ use embassy_net::dns::DnsQueryType;
 use embassy_net::tcp::TcpSocket;
 use embassy_net::{IpAddress, IpEndpoint, Stack};
 use embassy_time::{Instant as EmbassyInstant, Timer};
-use heapless::{Deque, String};
+use heapless::String;
+use producer_core::capacity::{Array, PerBroker, Ring};
 use producer_core::client::HOST_MAX;
 use producer_core::client::{Client, ClientDelivery, ConnId};
 use producer_core::driver::{Broken, Deliveries, send_step, turn};
@@ -63,6 +65,7 @@ pub use producer_core::driver::Error;
 #[cfg(feature = "flash")]
 pub use config::RestoreOptions;
 pub use producer_core::ErrorCode;
+pub use producer_core::capacity::{Capacities, Fixed};
 #[cfg(feature = "flash")]
 pub use producer_core::client::RestoreSummary;
 pub use producer_core::client::{
@@ -100,30 +103,24 @@ enum Stop {
     Decided,
 }
 
-/// The producer. `S` is the batch storage; the capacities are the caller's: topics,
-/// partitions across them, batches held at once (buffered, in flight, or decided and not yet
-/// taken), and broker connections. `D` is where batches survive power cuts: nowhere
+/// The producer. `S` is the batch storage; `C` the capacities, the caller's, named once
+/// (`Fixed<TOPICS, PARTITIONS, BATCHES, BROKERS>`): topics, partitions across them, batches
+/// held at once (buffered, in flight, or decided and not yet taken), and broker
+/// connections. `D` is where batches survive power cuts: nowhere
 /// ([`Volatile`]) or a `FlashStore` (feature `flash`, `Producer::new_durable`).
-pub struct Producer<
-    'd,
-    S,
-    const TOPICS: usize,
-    const PARTITIONS: usize,
-    const BATCHES: usize,
-    const BROKERS: usize,
-    D = Volatile,
-> {
+pub struct Producer<'d, S, C: Capacities, D = Volatile> {
     stack: Stack<'d>,
-    client: Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>,
-    links: [Link<'d>; BROKERS],
+    client: Client<S, C>,
+    links: PerBroker<C, Link<'d>>,
     frames: FrameDecoder,
     map_address: Option<MapAddress>,
     connect_timeout: Duration,
     /// When the client next needs polling, from its last poll.
     wake: Option<Instant>,
-    /// Outcomes taken from the client, not yet handed out. Bounded by `BATCHES`: when it is
-    /// full the client keeps the rest, and `send` sees its slots taken.
-    deliveries: Deliveries<Deque<ClientDelivery, BATCHES>>,
+    /// Outcomes taken from the client, not yet handed out. Bounded by the batch capacity:
+    /// when it is full the client keeps the rest, and `send` sees its slots taken.
+    deliveries:
+        Deliveries<Ring<ClientDelivery, <C as Capacities>::Batches<Option<ClientDelivery>>>>,
     durability: D,
 }
 
@@ -140,14 +137,7 @@ fn to_embassy(t: Instant) -> EmbassyInstant {
     EmbassyInstant::try_from_micros(t.as_micros()).unwrap_or(EmbassyInstant::MAX)
 }
 
-impl<
-    'd,
-    S,
-    const TOPICS: usize,
-    const PARTITIONS: usize,
-    const BATCHES: usize,
-    const BROKERS: usize,
-> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS, Volatile>
+impl<'d, S, C: Capacities + Default> Producer<'d, S, C, Volatile>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -157,29 +147,20 @@ where
         stack: Stack<'d>,
         config: ProducerConfig<'_>,
         storage: S,
-        buffers: &'d mut [ConnectionBuffers<RX, TX>; BROKERS],
+        buffers: &'d mut [ConnectionBuffers<RX, TX>],
     ) -> Result<Self, Error> {
         Producer::with_durability(stack, config, storage, buffers, Volatile)
     }
 }
 
 #[cfg(feature = "flash")]
-impl<
-    'd,
-    S,
-    const TOPICS: usize,
-    const PARTITIONS: usize,
-    const BATCHES: usize,
-    const BROKERS: usize,
-    F,
-    B,
-    C,
-> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS, producer_core::flash::FlashStore<F, B, C>>
+impl<'d, S, C: Capacities + Default, F, B, H>
+    Producer<'d, S, C, producer_core::flash::FlashStore<F, B, H>>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
     F: embedded_storage_async::nor_flash::NorFlash,
     B: AsMut<[u8]>,
-    C: producer_core::flash::sequential_storage::cache::CacheImpl<
+    H: producer_core::flash::sequential_storage::cache::CacheImpl<
             producer_core::client::StorageKey,
         >,
 {
@@ -193,8 +174,8 @@ where
         stack: Stack<'d>,
         mut config: ProducerConfig<'_>,
         storage: S,
-        buffers: &'d mut [ConnectionBuffers<RX, TX>; BROKERS],
-        store: producer_core::flash::FlashStore<F, B, C>,
+        buffers: &'d mut [ConnectionBuffers<RX, TX>],
+        store: producer_core::flash::FlashStore<F, B, H>,
     ) -> Result<Self, Error> {
         config.client.durable = true;
         Producer::with_durability(stack, config, storage, buffers, store)
@@ -221,15 +202,7 @@ where
     }
 }
 
-impl<
-    'd,
-    S,
-    const TOPICS: usize,
-    const PARTITIONS: usize,
-    const BATCHES: usize,
-    const BROKERS: usize,
-    D,
-> Producer<'d, S, TOPICS, PARTITIONS, BATCHES, BROKERS, D>
+impl<'d, S, C: Capacities + Default, D> Producer<'d, S, C, D>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
     D: Durability,
@@ -238,16 +211,30 @@ where
         stack: Stack<'d>,
         config: ProducerConfig<'_>,
         storage: S,
-        buffers: &'d mut [ConnectionBuffers<RX, TX>; BROKERS],
+        buffers: &'d mut [ConnectionBuffers<RX, TX>],
         durability: D,
     ) -> Result<Self, Error> {
-        let client = Client::new(config.client, config.bootstrap, config.topics, storage)
-            .map_err(Error::Config)?;
+        let capacities = C::default();
+        let brokers = capacities.brokers();
+        if buffers.len() < brokers {
+            return Err(Error::ConnectionBuffers {
+                given: buffers.len(),
+                needed: brokers,
+            });
+        }
+        let client = Client::with_capacities(
+            config.client,
+            &capacities,
+            config.bootstrap,
+            config.topics,
+            storage,
+        )
+        .map_err(Error::Config)?;
         let needed = client.request_bytes_needed();
         if TX < needed {
             return Err(Error::RequestBuffer { given: TX, needed });
         }
-        let links = buffers.each_mut().map(|b| {
+        let links = buffers.iter_mut().map(|b| {
             let ConnectionBuffers {
                 socket_rx,
                 socket_tx,
@@ -256,6 +243,11 @@ where
             } = b;
             Link::new(TcpSocket::new(stack, socket_rx, socket_tx), frame, request)
         });
+        let links = Array::try_from_iter(brokers, links).ok_or(Error::ConnectionBuffers {
+            given: 0,
+            needed: brokers,
+        })?;
+        let batches = client.batch_slots();
         let max_frame = u32::try_from(RX.saturating_sub(4)).unwrap_or(u32::MAX);
         Ok(Producer {
             stack,
@@ -265,7 +257,7 @@ where
             map_address: config.map_address,
             connect_timeout: config.client.request_timeout,
             wake: None,
-            deliveries: Deliveries::new(Deque::new()),
+            deliveries: Deliveries::new(Ring::new(batches)),
             durability,
         })
     }
@@ -370,7 +362,7 @@ where
     }
 
     /// The core client: identity, ledger and metadata, for inspection.
-    pub fn client(&self) -> &Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS> {
+    pub fn client(&self) -> &Client<S, C> {
         &self.client
     }
 
@@ -546,7 +538,7 @@ where
                 None => link.resolve(&endpoint.host, endpoint.port, now),
             }
         }
-        for i in 0..BROKERS {
+        for i in 0..self.links.len() {
             let conn = ConnId(i as u8);
             let link = &mut self.links[i];
             let result = match link.phase {

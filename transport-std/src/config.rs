@@ -9,7 +9,9 @@ use std::time::Duration;
 use producer_core::client::{ClientConfig, ClientConfigError, SendError};
 use producer_core::driver;
 use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
-use producer_core::state::UnknownOutcome;
+use producer_core::state::{ConfigError, UnknownOutcome};
+
+use crate::capacity::Sizes;
 
 /// What the producer needs to know. Build with [`ProducerConfig::new`], then adjust fields.
 #[derive(Clone, Debug)]
@@ -45,6 +47,16 @@ pub struct ProducerConfig {
     /// kill, power loss with `sync`) neither loses nor duplicates a record: see
     /// [`DurableState`]. `None` keeps everything in memory.
     pub durable: Option<DurableState>,
+    /// Partition-table entries across the topics (1 to 65,535): a partition records go to
+    /// holds one for the producer's life, and a topic with more partitions than fit keeps
+    /// its lowest ids. About 110 bytes each.
+    pub partitions: usize,
+    /// Batches held at once (1 to 65,535): buffered, in flight, or decided and not yet
+    /// taken. Each takes `batch_bytes` of memory.
+    pub batches: usize,
+    /// Broker connections at once (1 to 255); with more partition leaders than that,
+    /// connections take turns.
+    pub brokers: usize,
 }
 
 /// Where and how the producer keeps its durable state.
@@ -99,6 +111,9 @@ impl ProducerConfig {
             producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
             max_response_bytes: 8 * 1024 * 1024,
             durable: None,
+            partitions: crate::PARTITIONS,
+            batches: crate::BATCHES,
+            brokers: crate::BROKERS,
         }
     }
 }
@@ -134,6 +149,34 @@ impl ProducerConfig {
         config.durable = durable;
         config.batch_bytes = self.batch_bytes;
         config.check_batch_bytes(max).map_err(Error::Config)
+    }
+
+    /// The capacities this configuration asks for, checked as the producer does before it
+    /// allocates anything.
+    pub fn check_capacities(&self) -> Result<Sizes, Error> {
+        let range = 1..=usize::from(u16::MAX);
+        if !range.contains(&self.partitions) {
+            return Err(Error::Config(ClientConfigError::Producer(
+                ConfigError::PartitionCapacity,
+            )));
+        }
+        if !range.contains(&self.batches) {
+            return Err(Error::Config(ClientConfigError::Producer(
+                ConfigError::BatchCapacity,
+            )));
+        }
+        if !(1..=usize::from(u8::MAX)).contains(&self.brokers) {
+            return Err(Error::Config(ClientConfigError::Bootstrap));
+        }
+        if self.topics.len() > usize::from(u8::MAX) {
+            return Err(Error::Config(ClientConfigError::Topic));
+        }
+        Ok(Sizes {
+            topics: self.topics.len().max(1),
+            partitions: self.partitions,
+            batches: self.batches,
+            brokers: self.brokers,
+        })
     }
 }
 
@@ -178,8 +221,10 @@ impl From<driver::Error> for Error {
             driver::Error::Deadline(e) => Error::Deadline(e),
             driver::Error::Restore(e) => Error::Storage(e.to_string()),
             driver::Error::Storage => Error::Storage(e.to_string()),
-            // Not from this transport: its request buffer is sized from `batch_bytes`.
-            driver::Error::RequestBuffer { .. } => Error::Io(io::Error::other(e.to_string())),
+            // Not from this transport: its buffers are sized from its configuration.
+            driver::Error::RequestBuffer { .. } | driver::Error::ConnectionBuffers { .. } => {
+                Error::Io(io::Error::other(e.to_string()))
+            }
         }
     }
 }

@@ -24,12 +24,14 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
+mod capacity;
 mod config;
 pub mod file_flash;
 mod outcomes;
 mod resolver;
 mod store;
 
+pub use capacity::{Heap, Sizes};
 pub use config::{DurableState, Error, ProducerConfig, batch_bytes_range};
 
 use file_flash::{FileFlash, PAGE_SIZE};
@@ -55,26 +57,26 @@ use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 pub use producer_core::wire::RecordHeader;
 
-/// Topics one producer writes to.
-pub const TOPICS: usize = 8;
-/// Partitions across those topics.
-pub const PARTITIONS: usize = 256;
-/// Batches held at once (buffered, in flight, or decided and not yet drained).
+/// Partition-table entries a [`Producer`] has by default ([`ProducerConfig::partitions`]):
+/// across its topics, more than most clusters give a topic.
+pub const PARTITIONS: usize = 4096;
+/// Batches held at once by default ([`ProducerConfig::batches`]): buffered, in flight, or
+/// decided and not yet drained.
 pub const BATCHES: usize = 256;
 /// Largest `batch_bytes` a [`Producer`] takes: Kafka's default `message.max.bytes`
 /// (1 MiB and a little), beyond which a broker refuses the batch anyway. The producer keeps
-/// [`BATCHES`] of them.
+/// [`ProducerConfig::batches`] of them.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
-/// Broker connections a [`Producer`] has by default; [`Producer::with_brokers`] picks
-/// another number. More partition leaders than connections still works: connections take
-/// turns (see `producer_core::client`), at the cost of a reconnect per turn.
+/// Broker connections a [`Producer`] has by default ([`ProducerConfig::brokers`]). More
+/// partition leaders than connections still works: connections take turns (see
+/// `producer_core::client`), at the cost of a reconnect per turn.
 pub const BROKERS: usize = 8;
 
 /// The poll token of the resolver's wake-ups (sockets use their slot number).
 const WAKE: Token = Token(usize::MAX);
 
-type CoreClient<const BROKERS: usize> = Client<Vec<u8>, TOPICS, PARTITIONS, BATCHES, BROKERS>;
+type CoreClient = Client<Vec<u8>, Sizes>;
 
 /// A name lookup under way for a connection slot.
 struct Lookup {
@@ -122,10 +124,10 @@ impl Io for Stream<'_> {
 
 /// The producer. Single-threaded: call [`Producer::send`], then drive it with
 /// [`Producer::poll`] or [`Producer::flush`] and take outcomes with
-/// [`Producer::poll_delivery`]. `BROKERS` is the number of broker connections it may hold at
-/// once ([`BROKERS`] unless built with [`Producer::with_brokers`]).
-pub struct Producer<const BROKERS: usize = { self::BROKERS }> {
-    client: Box<CoreClient<BROKERS>>,
+/// [`Producer::poll_delivery`]. Its capacities (partitions, batches, broker connections)
+/// come from its [`ProducerConfig`].
+pub struct Producer {
+    client: Box<CoreClient>,
     origin: StdInstant,
     poll: Poll,
     events: Events,
@@ -160,17 +162,9 @@ fn jitter_seed() -> u64 {
 }
 
 impl Producer {
-    /// Validates the configuration; connections open on the first poll.
+    /// Validates the configuration, then allocates what it asks for; connections open on the
+    /// first poll.
     pub fn new(config: ProducerConfig) -> Result<Producer, Error> {
-        Producer::with_brokers(config)
-    }
-}
-
-impl<const BROKERS: usize> Producer<BROKERS> {
-    /// [`Producer::new`] with room for `BROKERS` broker connections
-    /// (`Producer::<2>::with_brokers(config)`), as a gateway that can afford only a few
-    /// sockets would be built.
-    pub fn with_brokers(config: ProducerConfig) -> Result<Self, Error> {
         let mut client_config =
             ClientConfig::new(&config.client_id).with_request_timeout(config.request_timeout);
         client_config.linger = config.linger;
@@ -189,9 +183,10 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         // Checked before the storage is allocated: a wrong value gets the valid range (with
         // durable state, also within a page of the state file).
         config.check_batch_bytes()?;
-        let storage = vec![0u8; BATCHES * config.batch_bytes];
+        let sizes = config.check_capacities()?;
+        let storage = vec![0u8; sizes.batches * config.batch_bytes];
         let mut client = Box::new(
-            CoreClient::<BROKERS>::new(client_config, &bootstrap, &topics, storage)
+            CoreClient::with_capacities(client_config, &sizes, &bootstrap, &topics, storage)
                 .map_err(Error::Config)?,
         );
         let origin = StdInstant::now();
@@ -200,7 +195,7 @@ impl<const BROKERS: usize> Producer<BROKERS> {
         if let Some(state) = &config.durable {
             let pages = producer_core::flash::pages_needed::<BlockingAsync<FileFlash>>(
                 config.batch_bytes,
-                BATCHES,
+                sizes.batches,
             )
             .map_err(|e| Error::Storage(e.to_string()))?;
             // Half again as many pages as the worst case, so garbage collection stays cheap.
@@ -239,10 +234,10 @@ impl<const BROKERS: usize> Producer<BROKERS> {
             origin,
             poll,
             events: Events::with_capacity(64),
-            sockets: (0..BROKERS).map(|_| None).collect(),
-            lookups: (0..BROKERS).map(|_| None).collect(),
+            sockets: (0..sizes.brokers).map(|_| None).collect(),
+            lookups: (0..sizes.brokers).map(|_| None).collect(),
             resolver,
-            buffers: (0..BROKERS)
+            buffers: (0..sizes.brokers)
                 .map(|_| {
                     ConnBuffers::new(
                         vec![0u8; config.max_response_bytes as usize + 4],
@@ -252,8 +247,8 @@ impl<const BROKERS: usize> Producer<BROKERS> {
                 .collect(),
             frames: FrameDecoder::new(config.max_response_bytes),
             request_timeout: config.request_timeout,
-            deliveries: Deliveries::new(Unbounded(VecDeque::with_capacity(BATCHES))),
-            ready: Vec::with_capacity(BROKERS),
+            deliveries: Deliveries::new(Unbounded(VecDeque::with_capacity(sizes.batches))),
+            ready: Vec::with_capacity(sizes.brokers),
             store,
             restored,
             storage_error: None,

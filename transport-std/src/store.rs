@@ -16,9 +16,9 @@ pub(crate) fn store_error<E: fmt::Debug>(e: StoreError<E>) -> String {
 
 /// Writes what `client` needs in the durable state; returns how many writes. A failed write
 /// stops the producer (see [`Error::Storage`](crate::Error::Storage)).
-pub(crate) fn persist<const BROKERS: usize>(
+pub(crate) fn persist(
     store: &mut Option<Store>,
-    client: &mut CoreClient<BROKERS>,
+    client: &mut CoreClient,
     storage_error: &mut Option<String>,
 ) -> usize {
     let Some(store) = store.as_mut() else {

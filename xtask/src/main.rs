@@ -770,7 +770,7 @@ fn bench_core(section: &str) -> Result<(), String> {
         "## Core cost (producer-core, criterion)\n\n\
          Mean time per iteration from `cargo bench -p producer-core` (1 s warm-up, 3 s \
          measurement), divided by the records per iteration. The sequencer runs as \
-         `Sequencer<4, 16>` cycling over its 4 partitions, each batch answered at once.\n\n\
+         `Sequencer<Fixed<1, 4, 16, 1>>` cycling over its 4 partitions, each batch answered at once.\n\n\
          | operation | records | ns per iteration | ns per record |\n|---|---|---|---|\n",
     );
     for (name, records, what) in CORE_BENCHES {

@@ -9,6 +9,7 @@
 
 use core::hint::black_box;
 use core::panic::PanicInfo;
+use producer_core::capacity::Fixed;
 
 use cortex_m_rt::entry;
 use producer_core::client::{Client, ClientConfig, ConnId, ProducerRecord};
@@ -16,7 +17,7 @@ use producer_core::time::Instant;
 use producer_core::wire::{FrameDecoder, FrameStatus};
 
 /// One topic, 4 partitions, 8 batches of 2 KiB, 2 broker connections.
-type GatewayClient = Client<&'static mut [u8], 1, 4, 8, 2>;
+type GatewayClient = Client<&'static mut [u8], Fixed<1, 4, 8, 2>>;
 
 /// Batch size; the buffers below are what `cargo xtask bench size` subtracts from static RAM to
 /// report the client's own state (keep them in step with it).

@@ -37,7 +37,7 @@ use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, 
 use embassy_time::{Duration, Instant};
 use static_cell::ConstStaticCell;
 use transport_embassy::{
-    ClientConfig, ConnectionBuffers, Counters, OutcomeKind, Producer, ProducerConfig,
+    ClientConfig, ConnectionBuffers, Counters, Fixed, OutcomeKind, Producer, ProducerConfig,
     ProducerRecord, RecordDelivery,
 };
 
@@ -62,14 +62,10 @@ const TX: usize = BATCH_BYTES + 1024;
 /// Sockets in the stack: one per broker connection and the DNS socket.
 const SOCKETS: usize = BROKERS + 1;
 
-type GatewayProducer = Producer<
-    'static,
-    &'static mut [u8; BATCHES * BATCH_BYTES],
-    TOPICS,
-    PARTITIONS,
-    BATCHES,
-    BROKERS,
->;
+/// The four capacities, named once.
+type Capacities = Fixed<TOPICS, PARTITIONS, BATCHES, BROKERS>;
+
+type GatewayProducer = Producer<'static, &'static mut [u8; BATCHES * BATCH_BYTES], Capacities>;
 
 /// The guest's address on QEMU's user network.
 const ADDRESS: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);

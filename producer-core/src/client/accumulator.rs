@@ -7,6 +7,7 @@
 
 use super::durable::Mirror;
 use super::{Client, NO_TIMESTAMP, ProducerRecord, Receipt, SendError, partition_for_key};
+use crate::capacity::Capacities;
 use crate::state::{EnqueueError, Identity, PartitionIndex};
 use crate::time::Instant;
 use crate::wire::{Attributes, BatchBuilder, List, OpenBatch, RECORD_BATCH_OVERHEAD, Record};
@@ -39,8 +40,7 @@ pub(super) fn chunk(
         .unwrap_or(&mut [])
 }
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -214,7 +214,7 @@ where
 
     /// Seals every open batch so it is sent without waiting for the linger time.
     pub fn flush(&mut self, now: Instant) {
-        for index in 0..PARTITIONS {
+        for index in 0..self.open.len() {
             self.seal(index, now);
         }
     }

@@ -191,10 +191,10 @@ impl fmt::Display for ClientConfigError {
                  backoff (10 s is usual)",
             ),
             ClientConfigError::Bootstrap => f.write_str(
-                "give at least one bootstrap address, and no more than the BROKERS capacity",
+                "give at least one bootstrap address, and no more than the brokers capacity (1 to 255)",
             ),
             ClientConfigError::Topic => f.write_str(
-                "topic names must be 1 to 249 bytes, and no more topics than the TOPICS capacity",
+                "topic names must be 1 to 249 bytes, and no more topics than the topics capacity",
             ),
             ClientConfigError::Producer(e) => e.fmt(f),
         }

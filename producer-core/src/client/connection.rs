@@ -1,14 +1,15 @@
 //! One broker connection as the client sees it: where it goes, how far its handshake got, and
 //! the requests out on it, in order (Kafka answers in request order on a connection).
 
-use heapless::{Deque, Vec};
+use heapless::Deque;
 
 use super::config::MAX_REQUESTS_PER_CONNECTION;
+use crate::capacity::{BatchList, Capacities, Table};
 use crate::state::BatchToken;
 use crate::time::Instant;
 use crate::wire::{NegotiatedVersions, RequestBody};
 
-/// A connection slot, `0..BROKERS`. The transport keeps one socket per id.
+/// A connection slot, below the broker capacity. The transport keeps one socket per id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnId(pub u8);
@@ -46,25 +47,25 @@ pub enum ConnState {
 }
 
 /// What a request out on the connection was.
-#[derive(Clone, Debug)]
-pub(crate) enum PendingKind<const BATCHES: usize> {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PendingKind {
     ApiVersions,
     Metadata,
     InitProducerId,
-    /// The batches it carried, with their ledger partition index.
-    Produce(Vec<(BatchToken, u16), BATCHES>),
+    /// It carried this many batches: the first as many of the connection's `flight`.
+    Produce(usize),
 }
 
-#[derive(Clone, Debug)]
-pub(crate) struct Pending<const BATCHES: usize> {
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pending {
     pub correlation: i32,
     pub version: i16,
     pub sent_at: Instant,
-    pub kind: PendingKind<BATCHES>,
+    pub kind: PendingKind,
 }
 
 #[derive(Debug)]
-pub(crate) struct Connection<const BATCHES: usize> {
+pub(crate) struct Connection<C: Capacities> {
     pub target: Option<Target>,
     /// When `target` was given this slot: the start of its turn, when leaders outnumber
     /// the slots.
@@ -74,12 +75,16 @@ pub(crate) struct Connection<const BATCHES: usize> {
     pub draining: bool,
     pub state: ConnState,
     pub versions: NegotiatedVersions,
-    pub pending: Deque<Pending<BATCHES>, MAX_REQUESTS_PER_CONNECTION>,
+    pub pending: Deque<Pending, MAX_REQUESTS_PER_CONNECTION>,
+    /// The batches of the Produce requests out, in request order, each with its ledger
+    /// partition index: a batch is in one request at a time, so `batches` entries hold all.
+    pub flight: BatchList<C, (BatchToken, u16)>,
     pub next_correlation: i32,
 }
 
-impl<const BATCHES: usize> Connection<BATCHES> {
-    pub fn new() -> Self {
+impl<C: Capacities> Connection<C> {
+    /// A connection slot with room for the `batches` a producer holds.
+    pub fn new(batches: usize) -> Self {
         Connection {
             target: None,
             assigned_at: Instant::ZERO,
@@ -89,6 +94,7 @@ impl<const BATCHES: usize> Connection<BATCHES> {
             },
             versions: NegotiatedVersions::default(),
             pending: Deque::new(),
+            flight: Table::new(batches, (BatchToken::FILL, 0)),
             next_correlation: 0,
         }
     }
@@ -108,24 +114,40 @@ impl<const BATCHES: usize> Connection<BATCHES> {
         version: i16,
         body: &B,
         now: Instant,
-        kind: PendingKind<BATCHES>,
+        kind: PendingKind,
     ) -> Option<usize> {
         if self.pending.is_full() {
             return None;
         }
-        let correlation = self.next_correlation;
         let n =
-            crate::wire::encode_request(buf, version, correlation, Some(client_id), body).ok()?;
+            crate::wire::encode_request(buf, version, self.next_correlation, Some(client_id), body)
+                .ok()?;
+        self.record_request(version, now, kind).then_some(n)
+    }
+
+    /// The first `count` batches of `flight`, the oldest request's, leave it.
+    pub fn forget_flight(&mut self, count: usize) {
+        let count = count.min(self.flight.len());
+        self.flight.copy_within(count.., 0);
+        let left = self.flight.len() - count;
+        self.flight.truncate(left);
+    }
+
+    /// Records a request encoded (by the caller) with the next correlation id as out; false
+    /// (and nothing recorded) when the pipeline is full.
+    pub fn record_request(&mut self, version: i16, now: Instant, kind: PendingKind) -> bool {
+        let correlation = self.next_correlation;
+        let pending = Pending {
+            correlation,
+            version,
+            sent_at: now,
+            kind,
+        };
+        if self.pending.push_back(pending).is_err() {
+            return false;
+        }
         self.take_correlation();
-        self.pending
-            .push_back(Pending {
-                correlation,
-                version,
-                sent_at: now,
-                kind,
-            })
-            .ok()?;
-        Some(n)
+        true
     }
 
     pub fn has_room(&self) -> bool {

@@ -7,11 +7,11 @@
 use super::Client;
 use super::connection::{ConnId, ConnState, PendingKind, Target};
 use super::metadata::Endpoint;
+use crate::capacity::Capacities;
 use crate::state::ProduceResult;
 use crate::time::Instant;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -26,7 +26,7 @@ where
     /// has yet to close (see [`Client::poll_close`]) is never handed out again before it is.
     pub fn poll_connect(&mut self, now: Instant) -> Option<(ConnId, &Endpoint)> {
         self.assign_targets(now);
-        let i = (0..BROKERS).find(|&i| {
+        let i = (0..self.conns.len()).find(|&i| {
             let c = &self.conns[i];
             !self.to_close.contains(&ConnId(i as u8))
                 && c.target.is_some()
@@ -55,7 +55,7 @@ where
     /// [`Client::poll_close`]). Everything out on it counts as written and unanswered.
     pub fn on_connection_lost(&mut self, conn: ConnId, now: Instant) {
         let i = usize::from(conn.0);
-        if i < BROKERS && !matches!(self.conns[i].state, ConnState::Idle { .. }) {
+        if i < self.conns.len() && !matches!(self.conns[i].state, ConnState::Idle { .. }) {
             self.lose(i, now, true, true);
         }
     }
@@ -110,14 +110,16 @@ where
                 PendingKind::ApiVersions => {}
                 PendingKind::Metadata => self.want_metadata(now),
                 PendingKind::InitProducerId => self.sequencer.on_init_producer_id(now, Err(None)),
-                PendingKind::Produce(batches) => {
-                    for (token, _) in batches {
+                PendingKind::Produce(count) => {
+                    let flight = &self.conns[i].flight;
+                    for &(token, _) in &flight[..count.min(flight.len())] {
                         let _ = self.sequencer.on_produce_result(
                             token,
                             now,
                             ProduceResult::LostAfterWrite,
                         );
                     }
+                    self.conns[i].forget_flight(count);
                 }
             }
         }

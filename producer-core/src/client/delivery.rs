@@ -3,6 +3,7 @@
 
 use super::accumulator::SlotUse;
 use super::{Client, Receipt};
+use crate::capacity::Capacities;
 use crate::state::{BatchToken, Outcome};
 
 /// A batch's outcome, for the records it holds.
@@ -97,8 +98,7 @@ impl Iterator for RecordDeliveries {
 
 impl ExactSizeIterator for RecordDeliveries {}
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {

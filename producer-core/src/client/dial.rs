@@ -19,36 +19,37 @@
 //! were each dialled at `reconnect_backoff`'s pace forever). A connection handed to another
 //! target when its turn ends is not a failure.
 
-use heapless::Vec;
+use crate::capacity::{Array, BrokerList, Capacities, PerBroker, Table};
 
 use super::connection::Target;
 use crate::backoff::{Backoff, Jitter};
 use crate::time::Instant;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Dial {
+pub(crate) struct Dial {
     failures: u32,
     retry_at: Instant,
 }
 
 #[derive(Debug)]
-pub(crate) struct Dials<const BROKERS: usize> {
+pub(crate) struct Dials<C: Capacities> {
     rule: Backoff,
     jitter: Jitter,
-    bootstrap: [Dial; BROKERS],
-    nodes: Vec<(i32, Dial), BROKERS>,
+    bootstrap: PerBroker<C, Dial>,
+    nodes: BrokerList<C, (i32, Dial)>,
     /// The most failures and the latest wait of the brokers evicted since one last answered:
     /// what a broker missing from `nodes` is taken to have.
     evicted: Dial,
 }
 
-impl<const BROKERS: usize> Dials<BROKERS> {
-    pub fn new(rule: Backoff, jitter: Jitter) -> Self {
+impl<C: Capacities> Dials<C> {
+    /// Room for `brokers` bootstrap addresses and as many failing brokers.
+    pub fn new(brokers: usize, rule: Backoff, jitter: Jitter) -> Self {
         Dials {
             rule,
             jitter,
-            bootstrap: [Dial::default(); BROKERS],
-            nodes: Vec::new(),
+            bootstrap: Array::new(brokers, Dial::default()),
+            nodes: Table::new(brokers, (0, Dial::default())),
             evicted: Dial::default(),
         }
     }
@@ -99,8 +100,7 @@ impl<const BROKERS: usize> Dials<BROKERS> {
                     if self.nodes.is_full() {
                         let weakest = (0..self.nodes.len())
                             .min_by_key(|&i| (self.nodes[i].1.failures, self.nodes[i].1.retry_at));
-                        if let Some(i) = weakest {
-                            let (_, gone) = self.nodes.swap_remove(i);
+                        if let Some((_, gone)) = weakest.and_then(|i| self.nodes.swap_remove(i)) {
                             self.evicted = Dial {
                                 failures: self.evicted.failures.max(gone.failures),
                                 retry_at: self.evicted.retry_at.max(gone.retry_at),
@@ -135,9 +135,9 @@ mod tests {
     use super::*;
     use core::time::Duration;
 
-    fn dials() -> Dials<2> {
+    fn dials() -> Dials<crate::capacity::Fixed<1, 1, 1, 2>> {
         let rule = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-        Dials::new(rule, Jitter::new(1))
+        Dials::new(2, rule, Jitter::new(1))
     }
 
     fn ms(t: Instant) -> u64 {

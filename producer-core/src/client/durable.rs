@@ -397,6 +397,7 @@ fn read_outcome(r: &mut Reader<'_>) -> Result<Outcome, RestoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capacity::Fixed;
 
     #[test]
     fn meta_round_trips_every_outcome() {
@@ -461,7 +462,7 @@ mod tests {
     use crate::wire::{Attributes, BatchBuilder};
 
     // No allocator here either: fixed storage and heapless vectors, as on a target.
-    type TestClient = Client<[u8; 4 * 512], 1, 4, 4, 2>;
+    type TestClient = Client<[u8; 4 * 512], Fixed<1, 4, 4, 2>>;
     type Item = heapless::Vec<u8, 512>;
 
     fn client() -> TestClient {

@@ -5,13 +5,13 @@
 //! whose records are past the lifetime.
 
 use super::Client;
-use super::accumulator::{SlotUse, chunk};
+use super::accumulator::SlotUse;
+use crate::capacity::Capacities;
 use crate::state::BatchState;
 use crate::time::Instant;
 use crate::wire;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -39,14 +39,14 @@ where
     }
 
     /// The max timestamp in the header of the batch stored in `slot`.
-    pub(super) fn batch_max_timestamp(&mut self, slot: usize) -> Option<i64> {
-        let SlotUse::Sealed { len } = self.slots[slot] else {
-            return None;
-        };
-        chunk(self.storage.as_mut(), self.batch_bytes, self.reserve, slot)
-            .get(..len)
-            .and_then(|bytes| wire::header_of(bytes).ok())
-            .map(|h| h.max_timestamp)
+    pub(super) fn batch_max_timestamp(&self, slot: usize) -> Option<i64> {
+        max_timestamp(
+            self.storage.as_ref(),
+            self.batch_bytes,
+            self.reserve,
+            &self.slots,
+            slot,
+        )
     }
 
     /// Whether the broker may have forgotten the producer's state on partition `index`
@@ -70,7 +70,7 @@ where
         if newest < limit {
             return true;
         }
-        (0..BATCHES).any(|slot| {
+        (0..self.slots.len()).any(|slot| {
             self.sequencer.held(slot).is_some_and(|held| {
                 usize::from(held.partition.0) == index
                     && matches!(held.state, BatchState::InFlight { .. })
@@ -85,7 +85,7 @@ where
         let Some(limit) = self.stale_before(now) else {
             return;
         };
-        for slot in 0..BATCHES {
+        for slot in 0..self.slots.len() {
             let Some(held) = self.sequencer.held(slot) else {
                 continue;
             };
@@ -107,4 +107,23 @@ where
             }
         }
     }
+}
+
+/// The max timestamp in the header of the batch stored in `slot` of `storage`: a function of
+/// the tables it reads, so a caller holding other parts of the client may use it.
+pub(super) fn max_timestamp(
+    storage: &[u8],
+    batch_bytes: usize,
+    reserve: usize,
+    slots: &[SlotUse],
+    slot: usize,
+) -> Option<i64> {
+    let SlotUse::Sealed { len } = *slots.get(slot)? else {
+        return None;
+    };
+    let start = slot.checked_mul(batch_bytes)?.checked_add(reserve)?;
+    storage
+        .get(start..start.checked_add(len)?)
+        .and_then(|bytes| wire::header_of(bytes).ok())
+        .map(|h| h.max_timestamp)
 }

@@ -1,6 +1,8 @@
 //! What the client knows of the cluster: brokers, and each partition's leader.
 
-use heapless::{String, Vec};
+use heapless::String;
+
+use crate::capacity::{BrokerList, Capacities, PartitionList, Table, TopicList};
 
 /// Longest host name kept (DNS limit).
 pub const HOST_MAX: usize = 255;
@@ -8,7 +10,7 @@ pub const HOST_MAX: usize = 255;
 pub const TOPIC_MAX: usize = 249;
 
 /// A host and port to connect to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoint {
     /// Host name or address, as given or as the broker advertises it.
     pub host: String<HOST_MAX>,
@@ -32,7 +34,7 @@ impl Endpoint {
 }
 
 /// A broker from the latest metadata.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Broker {
     /// The broker's node id.
     pub node_id: i32,
@@ -41,7 +43,7 @@ pub struct Broker {
 }
 
 /// One partition the producer writes to; its position in the table is its ledger index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Partition {
     /// Index of the topic in the client's topic list.
@@ -53,7 +55,7 @@ pub struct Partition {
 }
 
 /// A topic the client produces to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Topic {
     /// The topic's name.
     pub name: String<TOPIC_MAX>,
@@ -61,32 +63,31 @@ pub struct Topic {
     pub partitions: u32,
     /// The topic has more partitions than the partition table holds: the table keeps its
     /// lowest ids, records for the others are refused (`SendError::NoSuchPartition`), and
-    /// records without a key go to the ones kept. Raise `PARTITIONS` to use them all.
+    /// records without a key go to the ones kept. Raise the partitions capacity to use them
+    /// all.
     pub full: bool,
 }
 
-/// Brokers and partitions, with fixed capacities.
+/// Brokers and partitions, in tables of the client's [`Capacities`].
 #[derive(Debug)]
-pub struct Metadata<const TOPICS: usize, const PARTITIONS: usize, const BROKERS: usize> {
+pub struct Metadata<C: Capacities> {
     /// Topics, in the order they were configured.
-    pub topics: Vec<Topic, TOPICS>,
+    pub topics: TopicList<C, Topic>,
     /// Partitions of all topics; the index is the ledger's `PartitionIndex`. Entries are only
     /// ever added, so an index stays valid when metadata changes.
-    pub partitions: Vec<Partition, PARTITIONS>,
+    pub partitions: PartitionList<C, Partition>,
     /// Brokers from the latest answer.
-    pub brokers: Vec<Broker, BROKERS>,
+    pub brokers: BrokerList<C, Broker>,
     /// A metadata answer has arrived.
     pub known: bool,
 }
 
-impl<const TOPICS: usize, const PARTITIONS: usize, const BROKERS: usize>
-    Metadata<TOPICS, PARTITIONS, BROKERS>
-{
-    pub(crate) fn new() -> Self {
+impl<C: Capacities> Metadata<C> {
+    pub(crate) fn new(capacities: &C) -> Self {
         Metadata {
-            topics: Vec::new(),
-            partitions: Vec::new(),
-            brokers: Vec::new(),
+            topics: Table::new(capacities.topics(), Topic::default()),
+            partitions: Table::new(capacities.partitions(), Partition::default()),
+            brokers: Table::new(capacities.brokers(), Broker::default()),
             known: false,
         }
     }

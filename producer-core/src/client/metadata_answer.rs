@@ -10,8 +10,8 @@
 //! would not make room, so it is not asked again for that.
 //!
 //! The cost: the answer's partitions are read once per configured topic, its brokers a
-//! fixed number of times, and everything else is over the client's own tables (`TOPICS`,
-//! `PARTITIONS`, `BROKERS` entries). An answer naming 10,000 brokers or 100,000 partitions
+//! fixed number of times, and everything else is over the client's own tables (as many
+//! entries as its capacities). An answer naming 10,000 brokers or 100,000 partitions
 //! costs work in proportion to its size (which the frame limit bounds), never to the product
 //! of its lists.
 //!
@@ -21,20 +21,20 @@
 //! a complete answer resets it. No request goes out sooner than `retry_backoff` after an
 //! answer, whatever asks for it.
 
-use heapless::{String, Vec};
+use heapless::String;
 
 use super::Client;
 use super::connection::{Pending, Target};
 use super::metadata::{Broker, Endpoint, Partition};
+use crate::capacity::Capacities;
 use crate::time::Instant;
 use crate::wire::MetadataResponse;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
-    pub(super) fn on_metadata(&mut self, p: &Pending<BATCHES>, frame: &[u8], now: Instant) -> bool {
+    pub(super) fn on_metadata(&mut self, p: &Pending, frame: &[u8], now: Instant) -> bool {
         let Some((header, response)) = Self::decode::<MetadataResponse<'_>>(frame, p.version)
         else {
             return false;
@@ -74,8 +74,9 @@ where
             return false;
         }
         // One pass: check the numbering and note the leader of each id the table can hold
-        // (ids below PARTITIONS: the table keeps a topic's lowest ids).
-        let mut leader_of: [Option<Option<i32>>; PARTITIONS] = [None; PARTITIONS];
+        // (ids below the partition capacity: the table keeps a topic's lowest ids).
+        let leader_of = &mut self.scratch.leader_of;
+        leader_of.fill(None);
         let (mut n, mut sum, mut max) = (0u64, 0u64, 0u64);
         for part in &answer.partitions {
             let Ok(id) = u32::try_from(part.partition_index) else {
@@ -92,7 +93,9 @@ where
                     Some((part.error_code == 0 && part.leader_id >= 0).then_some(part.leader_id));
             }
         }
-        let held = usize::try_from(n).unwrap_or(usize::MAX).min(PARTITIONS);
+        let held = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(leader_of.len());
         // Ids 0..n each once: the ones the table can hold were seen, the rest add up.
         if n == 0
             || n > i32::MAX as u64
@@ -103,8 +106,8 @@ where
             return self.misnumbered(t);
         }
         let mut full = held < n as usize;
-        for (id, leader) in leader_of[..held].iter().enumerate() {
-            let leader = leader.flatten();
+        for id in 0..held {
+            let leader = self.scratch.leader_of[id].flatten();
             let index = match self.metadata.index_of(topic, id as i32) {
                 Some(index) => index,
                 None => {
@@ -165,10 +168,12 @@ where
     /// to next), then the brokers connections serve, then the other leaders of our
     /// partitions, then the rest.
     fn apply_brokers(&mut self, response: &MetadataResponse<'_>) -> bool {
-        let work = self.partitions_with_work();
+        self.note_partitions_with_work();
+        let work = &self.scratch.work;
         // The leaders of the table's partitions, once: (node, one of them has records,
         // the answer lists it).
-        let mut leaders: Vec<(i32, bool, bool), PARTITIONS> = Vec::new();
+        let leaders = &mut self.scratch.leaders;
+        leaders.clear();
         let mut leaderless = false;
         for (index, p) in self.metadata.partitions.iter().enumerate() {
             let Some(node) = p.leader else {
@@ -187,13 +192,15 @@ where
                 entry.2 = true;
             }
         }
-        let mut table: Vec<Broker, BROKERS> = Vec::new();
+        // Built in the scratch table, which then changes places with the old one.
+        let table = &mut self.scratch.brokers;
+        table.clear();
         'passes: for pass in 0..4 {
             for b in &response.brokers {
                 if table.is_full() {
                     break 'passes;
                 }
-                let serving = self.serves(Target::Node(b.node_id));
+                let serving = super::routing::serves(&self.conns, Target::Node(b.node_id));
                 let leads = leaders
                     .iter()
                     .find(|(n, _, _)| *n == b.node_id)
@@ -220,7 +227,8 @@ where
             }
         }
         let overflow = response.brokers.len() > table.len();
-        self.metadata.brokers = table;
+        core::mem::swap(&mut self.metadata.brokers, table);
+        let leaders = &self.scratch.leaders;
         // A leader the broker list does not name (it is down, say) cannot be reached: ask
         // again rather than wait for the metadata to age. A leader left out of a full table
         // is not that: connections take turns, and the table is refreshed for the next one

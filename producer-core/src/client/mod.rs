@@ -51,11 +51,12 @@ mod requests;
 mod responses;
 mod restore;
 mod routing;
+mod scratch;
 mod timers;
 
 use core::time::Duration;
 
-use heapless::{String, Vec};
+use heapless::String;
 
 pub use config::{ClientConfig, ClientConfigError, MAX_REQUESTS_PER_CONNECTION};
 pub use connection::{ConnId, ConnState, Target};
@@ -73,27 +74,25 @@ use accumulator::SlotUse;
 use connection::Connection;
 use dial::Dials;
 use durable::{META_LEN, Mirror};
+use scratch::Scratch;
 
 use crate::backoff::{Backoff, Jitter};
+use crate::capacity::{
+    Array, BrokerList, Capacities, PerBatch, PerBroker, PerPartition, PerTopic, Table,
+};
 use crate::state::{BatchToken, Counters, Sequencer, TokenError};
 use crate::time::Instant;
 
-/// The producer client. `S` is the batch storage (`BATCHES * batch_bytes` bytes: a static
-/// buffer on targets, a `Vec` on hosts); the capacities are the caller's: topics, partitions
+/// The producer client. `S` is the batch storage (`batches * batch_bytes` bytes: a static
+/// buffer on targets, a `Vec` on hosts); `C` the caller's [`Capacities`]: topics, partitions
 /// across them, batches held at once, and broker connections.
-pub struct Client<
-    S,
-    const TOPICS: usize,
-    const PARTITIONS: usize,
-    const BATCHES: usize,
-    const BROKERS: usize,
-> {
+pub struct Client<S, C: Capacities> {
     client_id: String<64>,
     request_timeout: Duration,
     linger: Duration,
     batch_bytes: usize,
     /// When each broker and bootstrap address may be dialled again.
-    dials: Dials<BROKERS>,
+    dials: Dials<C>,
     metadata_max_age: Duration,
     /// Metadata refreshes while answers stay incomplete: `retry_backoff` doubling to
     /// `retry_backoff_max`, as librdkafka's fast refresh.
@@ -111,7 +110,7 @@ pub struct Client<
     wall_at_zero_ms: Option<i64>,
     /// Per partition (ledger index): when its last success came, and the max timestamp of
     /// that batch, from which Kafka counts its memory of the producer there.
-    acked_at: [Option<(Instant, i64)>; PARTITIONS],
+    acked_at: PerPartition<C, Option<(Instant, i64)>>,
     /// Where the search for a waiting leader starts: advanced at each handed-over slot, so
     /// leaders take turns in rotation when they outnumber the slots.
     rotation: usize,
@@ -120,23 +119,23 @@ pub struct Client<
     turn_ends: Option<Instant>,
     /// The leader whose turn ended last: it waits behind the others that wait.
     turn_over: Option<Target>,
-    sequencer: Sequencer<PARTITIONS, BATCHES>,
-    metadata: Metadata<TOPICS, PARTITIONS, BROKERS>,
-    bootstrap: Vec<Endpoint, BROKERS>,
+    sequencer: Sequencer<C>,
+    metadata: Metadata<C>,
+    bootstrap: BrokerList<C, Endpoint>,
     bootstrap_next: usize,
     storage: S,
-    slots: [SlotUse; BATCHES],
-    open: [Option<BatchToken>; PARTITIONS],
-    sticky: [StickyPartitioner; TOPICS],
-    conns: [Connection<BATCHES>; BROKERS],
-    to_close: Vec<ConnId, BROKERS>,
+    slots: PerBatch<C, SlotUse>,
+    open: PerPartition<C, Option<BatchToken>>,
+    sticky: PerTopic<C, StickyPartitioner>,
+    conns: PerBroker<C, Connection<C>>,
+    to_close: BrokerList<C, ConnId>,
     metadata_due: Option<Instant>,
     metadata_fetched_at: Option<Instant>,
     /// Bytes in front of each batch kept for its durable header (0 when not durable).
     reserve: usize,
     durable: bool,
     /// What the durable store holds per batch slot.
-    mirror: [Mirror; BATCHES],
+    mirror: PerBatch<C, Mirror>,
     /// The write handed out by `poll_persist` and not yet confirmed.
     persisting: Option<durable::Pending>,
     meta_buf: [u8; META_LEN],
@@ -149,10 +148,12 @@ pub struct Client<
     /// The batch `poll_delivery` handed out last: it stays in the store until the next call,
     /// so the application has recorded its outcome before the store forgets it.
     handed_out: Option<BatchToken>,
+    /// Working memory of single calls, kept here so that no call needs stack in proportion
+    /// to a capacity.
+    scratch: Scratch<C>,
 }
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -163,8 +164,36 @@ where
         bootstrap: &[&str],
         topics: &[&str],
         storage: S,
+    ) -> Result<Self, ClientConfigError>
+    where
+        C: Default,
+    {
+        Self::with_capacities(config, &C::default(), bootstrap, topics, storage)
+    }
+
+    /// [`Client::new`] with capacities chosen at run time (a host's, from its
+    /// configuration).
+    pub fn with_capacities(
+        config: ClientConfig<'_>,
+        capacities: &C,
+        bootstrap: &[&str],
+        topics: &[&str],
+        storage: S,
     ) -> Result<Self, ClientConfigError> {
-        let max = storage.as_ref().len() / BATCHES.max(1);
+        let (n_topics, n_partitions) = (capacities.topics(), capacities.partitions());
+        let (n_batches, n_brokers) = (capacities.batches(), capacities.brokers());
+        // The capacities first: nothing is allocated for a refused configuration.
+        config
+            .producer
+            .validate(n_partitions, n_batches)
+            .map_err(ClientConfigError::Producer)?;
+        if n_brokers == 0 || n_brokers > usize::from(u8::MAX) {
+            return Err(ClientConfigError::Bootstrap);
+        }
+        if n_topics > usize::from(u8::MAX) {
+            return Err(ClientConfigError::Topic);
+        }
+        let max = storage.as_ref().len() / n_batches.max(1);
         config.check_batch_bytes(max)?;
         config.check_reconnect_backoff()?;
         let timeout_ms = config.request_timeout.as_millis();
@@ -173,7 +202,7 @@ where
         }
         let client_id =
             String::try_from(config.client_id).map_err(|_| ClientConfigError::ClientId)?;
-        let mut boot = Vec::new();
+        let mut boot = Table::new(n_brokers, Endpoint::default());
         for address in bootstrap {
             let endpoint = Endpoint::parse(address).ok_or(ClientConfigError::Bootstrap)?;
             boot.push(endpoint)
@@ -182,10 +211,10 @@ where
         if boot.is_empty() {
             return Err(ClientConfigError::Bootstrap);
         }
-        let mut metadata = Metadata::new();
+        let mut metadata = Metadata::new(capacities);
         for name in topics {
             let name = String::try_from(*name).map_err(|_| ClientConfigError::Topic)?;
-            if name.is_empty() || TOPICS > usize::from(u8::MAX) {
+            if name.is_empty() {
                 return Err(ClientConfigError::Topic);
             }
             metadata
@@ -197,14 +226,12 @@ where
                 })
                 .map_err(|_| ClientConfigError::Topic)?;
         }
-        let mut sequencer = Sequencer::new(config.producer).map_err(ClientConfigError::Producer)?;
+        let mut sequencer = Sequencer::with_capacities(config.producer, capacities)
+            .map_err(ClientConfigError::Producer)?;
         let reserve = if config.durable { BATCH_HEADER } else { 0 };
         if config.durable {
             // A slot is reused only once the store no longer holds its old batch.
             sequencer.set_retain_delivered(true);
-        }
-        if BROKERS > usize::from(u8::MAX) {
-            return Err(ClientConfigError::Bootstrap);
         }
         // The sequencer draws its jitter from the seed's first output; the client from the
         // ones after, so neither's draws shift the other's.
@@ -216,7 +243,7 @@ where
             request_timeout: config.request_timeout,
             linger: config.linger,
             batch_bytes: config.batch_bytes,
-            dials: Dials::new(reconnect, jitter.fork()),
+            dials: Dials::new(n_brokers, reconnect, jitter.fork()),
             metadata_max_age: config.metadata_max_age,
             metadata_rule: config.producer.retry_rule(),
             metadata_jitter: jitter.fork(),
@@ -225,7 +252,7 @@ where
             connection_turn: config.connection_turn,
             producer_state_ttl: config.producer_state_ttl,
             wall_at_zero_ms: None,
-            acked_at: [None; PARTITIONS],
+            acked_at: Array::new(n_partitions, None),
             rotation: 0,
             turn_ends: None,
             turn_over: None,
@@ -234,16 +261,16 @@ where
             bootstrap: boot,
             bootstrap_next: 0,
             storage,
-            slots: [SlotUse::Free; BATCHES],
-            open: [None; PARTITIONS],
-            sticky: [StickyPartitioner::default(); TOPICS],
-            conns: core::array::from_fn(|_| Connection::new()),
-            to_close: Vec::new(),
+            slots: Array::new(n_batches, SlotUse::Free),
+            open: Array::new(n_partitions, None),
+            sticky: Array::new(n_topics, StickyPartitioner::default()),
+            conns: Array::from_fn(n_brokers, |_| Connection::new(n_batches)),
+            to_close: Table::new(n_brokers, ConnId(0)),
             metadata_due: Some(Instant::ZERO),
             metadata_fetched_at: None,
             reserve,
             durable: config.durable,
-            mirror: [Mirror::default(); BATCHES],
+            mirror: Array::new(n_batches, Mirror::default()),
             persisting: None,
             meta_buf: [0; META_LEN],
             storage_failed: false,
@@ -251,11 +278,12 @@ where
             last_now: Instant::ZERO,
             next_tag: 0,
             handed_out: None,
+            scratch: Scratch::new(capacities),
         })
     }
 
     /// The idempotence state: identity, ledger, counters.
-    pub fn sequencer(&self) -> &Sequencer<PARTITIONS, BATCHES> {
+    pub fn sequencer(&self) -> &Sequencer<C> {
         &self.sequencer
     }
 
@@ -265,7 +293,7 @@ where
     }
 
     /// What the client knows of the cluster.
-    pub fn metadata(&self) -> &Metadata<TOPICS, PARTITIONS, BROKERS> {
+    pub fn metadata(&self) -> &Metadata<C> {
         &self.metadata
     }
 
@@ -273,6 +301,11 @@ where
     /// header in front of each batch).
     pub fn batch_bytes(&self) -> usize {
         self.batch_bytes
+    }
+
+    /// Batch slots: batches held at once.
+    pub fn batch_slots(&self) -> usize {
+        self.slots.len()
     }
 
     /// Every accepted record has its outcome, drained or not; what a flush waits for.

@@ -10,12 +10,12 @@
 use super::Client;
 use super::accumulator::SlotUse;
 use super::durable::{self, BATCH_HEADER, MetaState, Mirror, PersistOp};
+use crate::capacity::Capacities;
 use crate::state::{BatchState, BatchToken, PartitionIndex};
 use crate::time::Instant;
 use crate::wire;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -126,7 +126,7 @@ where
     /// records): an application that resumes its input after a restart skips what they hold
     /// (their records are already accepted, and keep their place in their partitions).
     pub fn restored_batches(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
-        (0..BATCHES).filter_map(|slot| {
+        (0..self.slots.len()).filter_map(|slot| {
             let h = self.sequencer.held(slot)?;
             let m = &self.mirror[slot];
             (m.restored && !h.delivered).then_some((m.info.tag, h.records))
@@ -143,7 +143,7 @@ where
     /// stamp), then sealed batches, then wanted stamps, then erasures.
     fn next_persist(&mut self) -> Option<durable::Pending> {
         use durable::Pending;
-        for slot in 0..BATCHES {
+        for slot in 0..self.slots.len() {
             let Some(h) = self.sequencer.held(slot) else {
                 continue;
             };
@@ -169,7 +169,7 @@ where
                 _ => {}
             }
         }
-        let unstored = (0..BATCHES)
+        let unstored = (0..self.slots.len())
             .filter_map(|slot| self.sequencer.held(slot).map(|h| (slot, h)))
             .filter(|(slot, h)| {
                 h.sealed
@@ -181,7 +181,7 @@ where
         if let Some((slot, _)) = unstored {
             return Some(Pending::StoreBatch(slot));
         }
-        for slot in 0..BATCHES {
+        for slot in 0..self.slots.len() {
             if !self.mirror[slot].want_stamp {
                 continue;
             }
@@ -199,7 +199,7 @@ where
                 return Some(Pending::StoreMeta(slot, MetaState::Stamped(stamp)));
             }
         }
-        for slot in 0..BATCHES {
+        for slot in 0..self.slots.len() {
             let Some(h) = self.sequencer.held(slot) else {
                 continue;
             };

@@ -2,16 +2,16 @@
 //! Metadata, InitProducerId, and Produce requests carrying as many stamped batches as the
 //! transport's buffer certainly holds), encoded straight into that buffer.
 
-use heapless::Vec;
-
 use super::Client;
 use super::accumulator::{SlotUse, chunk};
 use super::connection::{ConnId, ConnState, PendingKind, Target};
+use super::metadata::{Partition, Topic};
+use crate::capacity::Capacities;
 use crate::state::{BatchToken, Identity, PartitionIndex, ProduceResult};
 use crate::time::Instant;
 use crate::wire::{
     self, ApiVersionsRequest, InitProducerIdRequest, List, MetadataRequest, MetadataRequestTopic,
-    ProducePartition, ProduceRequest, ProduceTopic,
+    ProducePartition, ProduceRequest, ProduceTopic, Source,
 };
 
 /// Fixed request overhead allowance: header, client id, acks, timeout, array lengths.
@@ -19,8 +19,7 @@ const REQUEST_OVERHEAD: usize = 64;
 /// Per topic and per partition allowance in a produce request, beyond names and batches.
 const ENTRY_OVERHEAD: usize = 16;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -96,15 +95,9 @@ where
             && !metadata_out
             && let Some(version) = versions.metadata
         {
-            let mut topics: Vec<MetadataRequestTopic<'_>, TOPICS> = Vec::new();
-            for t in &self.metadata.topics {
-                let _ = topics.push(MetadataRequestTopic {
-                    topic_id: [0; 16],
-                    name: Some(t.name.as_str()),
-                });
-            }
+            let topics = MetadataTopics(&self.metadata.topics);
             let request = MetadataRequest {
-                topics: Some(List::from_slice(&topics)),
+                topics: Some(List::from_source(&topics, 0, topics.0.len())),
                 allow_auto_topic_creation: false,
                 include_cluster_authorized_operations: false,
                 include_topic_authorized_operations: false,
@@ -163,14 +156,16 @@ where
         let mut budget = buf
             .len()
             .checked_sub(REQUEST_OVERHEAD + self.client_id.len())?;
-        let mut taken: Vec<(BatchToken, u16), BATCHES> = Vec::new();
-        let mut topics_used: Vec<u8, TOPICS> = Vec::new();
+        // The request's batches join the connection's flight list as they are taken.
+        let start = self.conns[i].flight.len();
+        let mut taken = 0;
+        self.scratch.topic_used.fill(false);
         for index in 0..self.metadata.partitions.len() {
             let p = self.metadata.partitions[index];
             if p.leader != Some(node) {
                 continue;
             }
-            let topic_cost = if topics_used.contains(&p.topic) {
+            let topic_cost = if self.scratch.topic_used[usize::from(p.topic)] {
                 0
             } else {
                 ENTRY_OVERHEAD + self.metadata.topics[usize::from(p.topic)].name.len()
@@ -178,7 +173,7 @@ where
             // One batch per partition per request: a request names each partition once, and
             // further batches of the partition pipeline in the following requests.
             let cost = topic_cost + ENTRY_OVERHEAD + self.batch_bytes;
-            if budget < cost || taken.is_full() {
+            if budget < cost || taken >= self.slots.len() {
                 break;
             }
             if self.state_may_be_forgotten(index, now) {
@@ -216,69 +211,140 @@ where
                 let _ = self.sequencer.cancel(permit.token, now);
                 continue;
             }
+            if self.conns[i]
+                .flight
+                .push((permit.token, index as u16))
+                .is_err()
+            {
+                // More batches in flight than the producer holds: cannot be.
+                let _ =
+                    self.sequencer
+                        .on_produce_result(permit.token, now, ProduceResult::NotWritten);
+                continue;
+            }
             budget -= cost;
             if topic_cost > 0 {
-                let _ = topics_used.push(p.topic);
+                self.scratch.topic_used[usize::from(p.topic)] = true;
             }
-            let _ = taken.push((permit.token, index as u16));
+            taken += 1;
         }
-        if taken.is_empty() {
+        if taken == 0 {
             return None;
         }
-        let storage = self.storage.as_ref();
-        let size = self.batch_bytes;
-        let mut partitions: Vec<Vec<ProducePartition<'_>, BATCHES>, TOPICS> = Vec::new();
-        for _ in 0..self.metadata.topics.len() {
-            let _ = partitions.push(Vec::new());
-        }
-        for &(token, index) in &taken {
-            let slot = token.slot();
-            let p = self.metadata.partitions[usize::from(index)];
-            let len = match self.slots[slot] {
-                SlotUse::Sealed { len, .. } => len,
-                _ => 0,
-            };
-            let start = slot * size + self.reserve;
-            let records = storage.get(start..start + len);
-            if let Some(list) = partitions.get_mut(usize::from(p.topic)) {
-                let _ = list.push(ProducePartition {
-                    index: p.partition,
-                    records,
-                });
-            }
-        }
-        let mut topics: Vec<ProduceTopic<'_>, TOPICS> = Vec::new();
-        for (t, list) in partitions.iter().enumerate() {
-            if !list.is_empty() {
-                let _ = topics.push(ProduceTopic {
-                    name: self.metadata.topics[t].name.as_str(),
-                    partitions: List::from_slice(list),
-                });
-            }
-        }
+        let batches = ProduceBatches {
+            batches: &self.conns[i].flight[start..],
+            partitions: &self.metadata.partitions,
+            topics: &self.metadata.topics,
+            slots: &self.slots,
+            storage: self.storage.as_ref(),
+            batch_bytes: self.batch_bytes,
+            reserve: self.reserve,
+        };
+        let topic_count = (0..batches.topics.len())
+            .filter(|&t| batches.partitions_of(t) > 0)
+            .count();
         let request = ProduceRequest {
             transactional_id: None,
             acks: -1,
             timeout_ms: self.request_timeout.as_millis() as i32,
-            topics: List::from_slice(&topics),
+            topics: List::from_source(&batches, 0, topic_count),
         };
-        let sent = self.conns[i].send_request(
-            &self.client_id,
-            buf,
-            version,
-            &request,
-            now,
-            PendingKind::Produce(taken.clone()),
-        );
+        let correlation = self.conns[i].next_correlation;
+        let encoded = if self.conns[i].has_room() {
+            wire::encode_request(buf, version, correlation, Some(&self.client_id), &request).ok()
+        } else {
+            None
+        };
+        let count = self.conns[i].flight.len() - start;
+        let sent = encoded
+            .filter(|_| self.conns[i].record_request(version, now, PendingKind::Produce(count)));
         if sent.is_some() {
             return sent;
         }
         // Could not be encoded or queued: none of it left.
-        for (token, _) in taken {
+        for k in start..self.conns[i].flight.len() {
+            let (token, _) = self.conns[i].flight[k];
             let _ = self
                 .sequencer
                 .on_produce_result(token, now, ProduceResult::NotWritten);
         }
+        self.conns[i].flight.truncate(start);
         None
+    }
+}
+
+/// The topics of a Metadata request: every topic the client was built with.
+struct MetadataTopics<'a>(&'a [Topic]);
+
+impl<'a> Source<'a, MetadataRequestTopic<'a>> for MetadataTopics<'a> {
+    fn item(&'a self, _key: usize, index: usize) -> Option<MetadataRequestTopic<'a>> {
+        self.0.get(index).map(|t| MetadataRequestTopic {
+            topic_id: [0; 16],
+            name: Some(t.name.as_str()),
+        })
+    }
+}
+
+/// The batches of one Produce request, read as its topics (in the order the client was
+/// built with them) and each topic's partitions (in the order the batches were taken),
+/// straight from the client's tables as the request is encoded.
+struct ProduceBatches<'a> {
+    batches: &'a [(BatchToken, u16)],
+    partitions: &'a [Partition],
+    topics: &'a [Topic],
+    slots: &'a [SlotUse],
+    storage: &'a [u8],
+    batch_bytes: usize,
+    reserve: usize,
+}
+
+impl<'a> ProduceBatches<'a> {
+    fn topic_of(&self, &(_, index): &(BatchToken, u16)) -> Option<usize> {
+        self.partitions
+            .get(usize::from(index))
+            .map(|p| usize::from(p.topic))
+    }
+
+    /// How many of the batches are topic `t`'s.
+    fn partitions_of(&self, t: usize) -> usize {
+        self.batches
+            .iter()
+            .filter(|b| self.topic_of(b) == Some(t))
+            .count()
+    }
+}
+
+impl<'a> Source<'a, ProduceTopic<'a>> for ProduceBatches<'a> {
+    /// The `index`-th topic with batches.
+    fn item(&'a self, _key: usize, index: usize) -> Option<ProduceTopic<'a>> {
+        let (t, count) = (0..self.topics.len())
+            .map(|t| (t, self.partitions_of(t)))
+            .filter(|&(_, count)| count > 0)
+            .nth(index)?;
+        Some(ProduceTopic {
+            name: self.topics.get(t)?.name.as_str(),
+            partitions: List::from_source(self, t, count),
+        })
+    }
+}
+
+impl<'a> Source<'a, ProducePartition<'a>> for ProduceBatches<'a> {
+    /// The `index`-th batch of topic `t`.
+    fn item(&'a self, t: usize, index: usize) -> Option<ProducePartition<'a>> {
+        let &(token, p) = self
+            .batches
+            .iter()
+            .filter(|b| self.topic_of(b) == Some(t))
+            .nth(index)?;
+        let slot = token.slot();
+        let len = match self.slots.get(slot)? {
+            SlotUse::Sealed { len, .. } => *len,
+            _ => 0,
+        };
+        let start = slot * self.batch_bytes + self.reserve;
+        Some(ProducePartition {
+            index: self.partitions.get(usize::from(p))?.partition,
+            records: self.storage.get(start..start + len),
+        })
     }
 }

@@ -3,19 +3,17 @@
 //! connection (ApiVersions) or to the metadata (in `metadata_answer`). A frame that does not
 //! decode, or answers another request, closes the connection.
 
-use heapless::Vec;
-
 use super::connection::{ConnId, ConnState, Pending, PendingKind};
 use super::{Client, NO_TIMESTAMP};
+use crate::capacity::Capacities;
 use crate::error_code::ErrorCode;
-use crate::state::{Attempt, BatchToken, ProduceResult, ProducerEpoch, ProducerId};
+use crate::state::{Attempt, ProduceResult, ProducerEpoch, ProducerId};
 use crate::time::Instant;
 use crate::wire::{
     self, ApiVersionsResponse, InitProducerIdResponse, ProduceResponse, ResponseHeader,
 };
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -24,7 +22,7 @@ where
     /// retried as unanswered.
     pub fn on_frame(&mut self, conn: ConnId, now: Instant, frame: &[u8]) {
         let i = usize::from(conn.0);
-        if i >= BROKERS {
+        if i >= self.conns.len() {
             return;
         }
         let Some(pending) = self.conns[i].pending.pop_front() else {
@@ -36,7 +34,13 @@ where
             PendingKind::ApiVersions => self.on_api_versions(i, &pending, frame, now),
             PendingKind::Metadata => self.on_metadata(&pending, frame, now),
             PendingKind::InitProducerId => self.on_init_producer_id(&pending, frame, now),
-            PendingKind::Produce(batches) => self.on_produce(&pending, batches, frame, now),
+            PendingKind::Produce(count) => {
+                let ok = self.on_produce(i, &pending, *count, frame, now);
+                if ok {
+                    self.conns[i].forget_flight(*count);
+                }
+                ok
+            }
         };
         // A real answer, beyond the handshake: the broker works, its reconnect backoff
         // starts again from the beginning.
@@ -66,17 +70,11 @@ where
         Some((header, body))
     }
 
-    pub(super) fn check_correlation(pending: &Pending<BATCHES>, header: &ResponseHeader) -> bool {
+    pub(super) fn check_correlation(pending: &Pending, header: &ResponseHeader) -> bool {
         header.correlation_id == pending.correlation
     }
 
-    fn on_api_versions(
-        &mut self,
-        i: usize,
-        p: &Pending<BATCHES>,
-        frame: &[u8],
-        _now: Instant,
-    ) -> bool {
+    fn on_api_versions(&mut self, i: usize, p: &Pending, frame: &[u8], _now: Instant) -> bool {
         let Some((header, response)) = Self::decode::<ApiVersionsResponse<'_>>(frame, p.version)
         else {
             return false;
@@ -106,7 +104,7 @@ where
         true
     }
 
-    fn on_init_producer_id(&mut self, p: &Pending<BATCHES>, frame: &[u8], now: Instant) -> bool {
+    fn on_init_producer_id(&mut self, p: &Pending, frame: &[u8], now: Instant) -> bool {
         let Some((header, r)) = Self::decode::<InitProducerIdResponse>(frame, p.version) else {
             return false;
         };
@@ -122,10 +120,13 @@ where
         true
     }
 
+    /// The answer to a Produce request that carried the first `count` batches of connection
+    /// `i`'s flight list.
     fn on_produce(
         &mut self,
-        p: &Pending<BATCHES>,
-        batches: &Vec<(BatchToken, u16), BATCHES>,
+        i: usize,
+        p: &Pending,
+        count: usize,
         frame: &[u8],
         now: Instant,
     ) -> bool {
@@ -135,10 +136,11 @@ where
         if !Self::check_correlation(p, &header) {
             return false;
         }
-        let mut answered: Vec<bool, BATCHES> = Vec::new();
-        for _ in batches {
-            let _ = answered.push(false);
-        }
+        let flight = &self.conns[i].flight;
+        let batches = &flight[..count.min(flight.len())];
+        let answered = &mut self.scratch.answered[..batches.len()];
+        answered.fill(false);
+        let mut refresh = false;
         for t in &response.topics {
             let Some(topic) = self.metadata.topic_index(t.name) else {
                 continue;
@@ -162,11 +164,15 @@ where
                 let Ok(class) = self.sequencer.on_produce_result(batches[k].0, now, result) else {
                     continue;
                 };
-                if class.refresh_metadata {
-                    self.want_metadata(now);
-                }
+                refresh |= class.refresh_metadata;
                 if let Attempt::Appended { .. } = class.attempt {
-                    let newest = self.batch_max_timestamp(batches[k].0.slot());
+                    let newest = super::lifetime::max_timestamp(
+                        self.storage.as_ref(),
+                        self.batch_bytes,
+                        self.reserve,
+                        &self.slots,
+                        batches[k].0.slot(),
+                    );
                     if let Some(at) = self.acked_at.get_mut(usize::from(batches[k].1)) {
                         *at = Some((now, newest.unwrap_or(NO_TIMESTAMP)));
                     }
@@ -180,6 +186,9 @@ where
                     .sequencer
                     .on_produce_result(token, now, ProduceResult::LostAfterWrite);
             }
+        }
+        if refresh {
+            self.want_metadata(now);
         }
         true
     }

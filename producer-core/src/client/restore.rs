@@ -5,11 +5,11 @@
 use super::accumulator::{SlotUse, chunk};
 use super::durable::{self, MetaState, RestoreError, RestoreOptions, RestoreSummary};
 use super::{Client, metadata};
+use crate::capacity::Capacities;
 use crate::state::{PartitionIndex, Restored, Stored};
 use crate::wire;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -25,7 +25,7 @@ where
             return Err(RestoreError::NotFresh);
         }
         let (is_batch, slot) = durable::parse_key(key)?;
-        if slot >= BATCHES {
+        if slot >= self.slots.len() {
             return Err(RestoreError::Slot { slot: slot as u16 });
         }
         let room = self.batch_bytes - self.reserve;
@@ -89,7 +89,7 @@ where
         }
         // Check everything before changing anything.
         let mut resume: Option<(u64, crate::state::Stamp)> = None;
-        for slot in 0..BATCHES {
+        for slot in 0..self.slots.len() {
             let m = &self.mirror[slot];
             if !m.is_stored() {
                 continue;
@@ -126,7 +126,7 @@ where
         let mut last: Option<u64> = None;
         loop {
             // The next slot in acceptance order (BATCHES is small: a selection is enough).
-            let next = (0..BATCHES)
+            let next = (0..self.slots.len())
                 .filter(|&s| self.mirror[s].is_stored())
                 .filter(|&s| last.is_none_or(|l| self.mirror[s].info.order > l))
                 .min_by_key(|&s| self.mirror[s].info.order);

@@ -2,23 +2,22 @@
 //! names brokers, then the partition leaders, those with batches waiting first; with more
 //! such leaders than slots, connections take turns (`connection_turn`).
 
-use heapless::Vec;
-
 use super::Client;
-use super::connection::{ConnId, ConnState, Target};
+use super::connection::{ConnId, ConnState, Connection, Target};
+use crate::capacity::Capacities;
 use crate::state::BatchState;
 use crate::time::Instant;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
-    /// Which partitions (by ledger index) hold a batch without an outcome: their leaders
-    /// need a connection.
-    pub(super) fn partitions_with_work(&self) -> [bool; PARTITIONS] {
-        let mut work = [false; PARTITIONS];
-        for slot in 0..BATCHES {
+    /// Notes in `scratch.work` which partitions (by ledger index) hold a batch without an
+    /// outcome: their leaders need a connection.
+    pub(super) fn note_partitions_with_work(&mut self) {
+        let work = &mut self.scratch.work;
+        work.fill(false);
+        for slot in 0..self.slots.len() {
             if let Some(held) = self.sequencer.held(slot)
                 && !matches!(held.state, BatchState::Decided { .. })
                 && let Some(w) = work.get_mut(usize::from(held.partition.0))
@@ -26,14 +25,6 @@ where
                 *w = true;
             }
         }
-        work
-    }
-
-    /// A slot (not draining) serves `target`.
-    pub(super) fn serves(&self, target: Target) -> bool {
-        self.conns
-            .iter()
-            .any(|c| c.target == Some(target) && !c.draining)
     }
 
     /// Gives connection slots to the targets needed: a bootstrap address until metadata
@@ -46,10 +37,13 @@ where
     /// every leader gets its turn. A connection to a leader with nothing to send gives its
     /// slot up at once to one that has. No partition is left without a way to its leader.
     pub(super) fn assign_targets(&mut self, now: Instant) {
-        let mut wanted: Vec<Target, BROKERS> = Vec::new();
+        self.scratch.wanted.clear();
         let mut waiting = false;
+        let mut ask_again = false;
         if self.metadata.known {
-            let work = self.partitions_with_work();
+            self.note_partitions_with_work();
+            let work = &self.scratch.work;
+            let wanted = &mut self.scratch.wanted;
             let n = self.metadata.partitions.len();
             // 0. Leaders with records that hold a slot keep it (until their turn is over);
             // 1. then leaders with records that wait, from the rotation point;
@@ -62,7 +56,7 @@ where
                         continue;
                     };
                     let t = Target::Node(leader);
-                    let serving = self.serves(t);
+                    let serving = serves(&self.conns, t);
                     let reachable = serving || self.metadata.broker(leader).is_some();
                     let last = self.turn_over == Some(t);
                     let take = match pass {
@@ -76,7 +70,7 @@ where
                     }
                     if (1..=2).contains(&pass) && !reachable {
                         // Its address was not kept (more brokers than slots): ask again.
-                        self.want_metadata_paced(now);
+                        ask_again = true;
                         continue;
                     }
                     if wanted.push(t).is_err() && pass < 3 {
@@ -85,13 +79,21 @@ where
                 }
             }
         }
+        if ask_again {
+            self.want_metadata_paced(now);
+        }
         let any_usable = self
             .conns
             .iter()
             .any(|c| c.target.is_some() && !matches!(c.state, ConnState::Idle { .. }));
         // With no connection up and no wanted broker whose address is known (none named
         // yet, or the full table kept others), only a bootstrap address leads to metadata.
-        let reachable = wanted.iter().any(|&t| self.endpoint_of(Some(t)).is_some());
+        let reachable = self
+            .scratch
+            .wanted
+            .iter()
+            .any(|&t| self.endpoint_of(Some(t)).is_some());
+        let wanted = &mut self.scratch.wanted;
         if !any_usable && !reachable {
             wanted.clear();
             // The next bootstrap address in turn, unless another may be dialled sooner.
@@ -106,7 +108,7 @@ where
             || wanted
                 .iter()
                 .any(|&t| !self.conns.iter().any(|c| c.target == Some(t)));
-        for i in 0..BROKERS {
+        for i in 0..self.conns.len() {
             let c = &mut self.conns[i];
             let Some(t) = c.target else { continue };
             if wanted.contains(&t) || matches!(t, Target::Bootstrap(_)) {
@@ -124,7 +126,7 @@ where
         // A turn is over: the oldest serving connection hands its slot on.
         self.turn_ends = None;
         if waiting && !self.conns.iter().any(|c| c.draining) {
-            let oldest = (0..BROKERS)
+            let oldest = (0..self.conns.len())
                 .filter(|&i| {
                     matches!(self.conns[i].target, Some(Target::Node(_)))
                         && !matches!(self.conns[i].state, ConnState::Idle { .. })
@@ -141,7 +143,7 @@ where
             }
         }
         // Drained connections close; their slots are free for the next leader.
-        for i in 0..BROKERS {
+        for i in 0..self.conns.len() {
             let c = &self.conns[i];
             if c.draining
                 && c.pending.is_empty()
@@ -158,18 +160,19 @@ where
                 self.rotation = self.rotation.wrapping_add(1);
             }
         }
-        for t in wanted {
+        for w in 0..self.scratch.wanted.len() {
+            let t = self.scratch.wanted[w];
             if self.conns.iter().any(|c| c.target == Some(t)) {
                 continue;
             }
             // A free slot the transport has closed already first; one it is yet to close
             // (see `poll_close`) connects once it has.
-            let mut free = (0..BROKERS)
+            let mut free = (0..self.conns.len())
                 .filter(|&i| self.conns[i].target.is_none())
                 .min_by_key(|&i| self.to_close.contains(&ConnId(i as u8)));
             if free.is_none()
                 && matches!(t, Target::Node(_))
-                && let Some(spare) = (0..BROKERS).find(|&i| self.is_spare_bootstrap(i))
+                && let Some(spare) = (0..self.conns.len()).find(|&i| self.is_spare_bootstrap(i))
             {
                 // A leader needs the slot the spare bootstrap connection holds.
                 let _ = self.to_close.push(ConnId(spare as u8));
@@ -197,4 +200,11 @@ where
             self.want_metadata_paced(now);
         }
     }
+}
+
+/// A slot (not draining) of `conns` serves `target`.
+pub(super) fn serves<C: Capacities>(conns: &[Connection<C>], target: Target) -> bool {
+    conns
+        .iter()
+        .any(|c| c.target == Some(target) && !c.draining)
 }

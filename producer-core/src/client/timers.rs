@@ -6,10 +6,10 @@
 use super::Client;
 use super::accumulator::SlotUse;
 use super::connection::{ConnId, ConnState, Target};
+use crate::capacity::Capacities;
 use crate::time::Instant;
 
-impl<S, const TOPICS: usize, const PARTITIONS: usize, const BATCHES: usize, const BROKERS: usize>
-    Client<S, TOPICS, PARTITIONS, BATCHES, BROKERS>
+impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -17,7 +17,7 @@ where
     /// metadata refreshes. Returns the next instant it needs to be polled at.
     pub fn poll(&mut self, now: Instant) -> Option<Instant> {
         self.last_now = now;
-        for index in 0..PARTITIONS {
+        for index in 0..self.open.len() {
             if let Some(token) = self.open[index]
                 && let SlotUse::Open { opened_at, .. } = self.slots[token.slot()]
                 && opened_at + self.linger <= now
@@ -34,7 +34,7 @@ where
             .conns
             .iter()
             .any(|c| matches!(c.target, Some(Target::Node(_))) && c.state == ConnState::Ready);
-        for i in 0..BROKERS {
+        for i in 0..self.conns.len() {
             let timed_out = self.conns[i]
                 .deadline(self.request_timeout)
                 .is_some_and(|t| t <= now);

@@ -9,6 +9,7 @@
 //! stays in the client (and the store) until the application asks for the next, so the
 //! transport takes them straight from the client ([`Deliveries::next_with`]).
 
+use crate::capacity::{Capacities, Ring, Slots};
 use crate::client::{Client, ClientDelivery, RecordDeliveries, RecordDelivery};
 
 /// Where taken batch outcomes wait, first in first out.
@@ -41,6 +42,24 @@ impl<const N: usize> DeliveryQueue for heapless::Deque<ClientDelivery, N> {
     }
 }
 
+impl<St: Slots<Option<ClientDelivery>>> DeliveryQueue for Ring<ClientDelivery, St> {
+    fn push_back(&mut self, d: ClientDelivery) -> Result<(), ClientDelivery> {
+        Ring::push_back(self, d)
+    }
+
+    fn pop_front(&mut self) -> Option<ClientDelivery> {
+        Ring::pop_front(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        Ring::is_empty(self)
+    }
+
+    fn is_full(&self) -> bool {
+        Ring::is_full(self)
+    }
+}
+
 /// Batch outcomes taken from the client and the records of the one being handed out.
 #[derive(Debug)]
 pub struct Deliveries<Q> {
@@ -61,10 +80,7 @@ impl<Q: DeliveryQueue> Deliveries<Q> {
     /// Takes the client's ready outcomes into the queue, while it has room. Returns whether
     /// any was taken. Not for a durable client: its outcomes leave one at a time, when
     /// asked for.
-    pub fn collect<S, const T: usize, const P: usize, const N: usize, const K: usize>(
-        &mut self,
-        client: &mut Client<S, T, P, N, K>,
-    ) -> bool
+    pub fn collect<S, C: Capacities>(&mut self, client: &mut Client<S, C>) -> bool
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
     {
@@ -82,10 +98,7 @@ impl<Q: DeliveryQueue> Deliveries<Q> {
 
     /// The next record outcome: the rest of the batch being handed out, then the queued
     /// batches, then the client's.
-    pub fn next<S, const T: usize, const P: usize, const N: usize, const K: usize>(
-        &mut self,
-        client: &mut Client<S, T, P, N, K>,
-    ) -> Option<RecordDelivery>
+    pub fn next<S, C: Capacities>(&mut self, client: &mut Client<S, C>) -> Option<RecordDelivery>
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
     {
@@ -122,10 +135,7 @@ impl<Q: DeliveryQueue> Deliveries<Q> {
     }
 
     /// A record outcome is ready: taken, or ready in the client.
-    pub fn ready<S, const T: usize, const P: usize, const N: usize, const K: usize>(
-        &self,
-        client: &Client<S, T, P, N, K>,
-    ) -> bool
+    pub fn ready<S, C: Capacities>(&self, client: &Client<S, C>) -> bool
     where
         S: AsRef<[u8]> + AsMut<[u8]>,
     {

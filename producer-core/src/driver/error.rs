@@ -21,6 +21,14 @@ pub enum Error {
         /// The least size that works with this `batch_bytes`.
         needed: usize,
     },
+    /// Fewer connection buffers than broker connections (the broker capacity): give one per
+    /// connection.
+    ConnectionBuffers {
+        /// Buffers given.
+        given: usize,
+        /// The broker capacity.
+        needed: usize,
+    },
     /// A record was refused.
     Send(SendError),
     /// The deadline passed before the record could be accepted (no metadata yet, or every
@@ -42,6 +50,11 @@ impl fmt::Display for Error {
                 f,
                 "connection buffers' TX is {given} bytes but a request with one full batch \
                  needs {needed}: raise TX or lower batch_bytes"
+            ),
+            Error::ConnectionBuffers { given, needed } => write!(
+                f,
+                "{given} connection buffers for {needed} broker connections: give one per \
+                 connection (the broker capacity)"
             ),
             Error::Send(e) => write!(f, "record refused: {e}"),
             Error::Deadline(e) => {

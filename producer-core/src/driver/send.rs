@@ -7,6 +7,7 @@
 //! connections, then call again"; how to wait is the caller's (a blocking poll of its
 //! sockets, or an await).
 
+use crate::capacity::Capacities;
 use core::task::Poll;
 
 use super::Error;
@@ -23,8 +24,8 @@ use crate::time::Instant;
 /// - `Ready(Err(`[`Error::Send`]`))`: refused for good, or (`durable`, every slot holding an
 ///   outcome waiting to be taken) [`SendError::Full`] until the application takes
 ///   outcomes: turning the connections would not free a slot.
-pub fn send_step<S, const T: usize, const P: usize, const N: usize, const K: usize>(
-    client: &mut Client<S, T, P, N, K>,
+pub fn send_step<S, C: Capacities>(
+    client: &mut Client<S, C>,
     record: &ProducerRecord<'_>,
     tag: u64,
     deadline: Instant,

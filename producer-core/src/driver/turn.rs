@@ -4,6 +4,7 @@
 //! its sockets, its resolver and its clock.
 
 use super::io::{Broken, ConnBuffers, Io};
+use crate::capacity::Capacities;
 use crate::client::{Client, ConnId};
 use crate::time::Instant;
 use crate::wire::FrameDecoder;
@@ -11,8 +12,8 @@ use crate::wire::FrameDecoder;
 /// Reads what arrived on `io` and hands each complete frame to `client`, until nothing more
 /// has arrived. `Ok(true)` when anything moved; `Err` when the connection is lost (the
 /// caller tells the client with `on_connection_lost`).
-pub fn receive<S, R, T, const TO: usize, const P: usize, const N: usize, const K: usize>(
-    client: &mut Client<S, TO, P, N, K>,
+pub fn receive<S, R, T, C: Capacities>(
+    client: &mut Client<S, C>,
     io: &mut impl Io,
     buffers: &mut ConnBuffers<R, T>,
     decoder: &FrameDecoder,
@@ -39,8 +40,8 @@ where
 
 /// Writes the pending request, then each request the client has for `conn`, until the
 /// stream takes no more or the client has nothing. `Ok(true)` when anything moved.
-pub fn transmit<S, R, T, const TO: usize, const P: usize, const N: usize, const K: usize>(
-    client: &mut Client<S, TO, P, N, K>,
+pub fn transmit<S, R, T, C: Capacities>(
+    client: &mut Client<S, C>,
     io: &mut impl Io,
     buffers: &mut ConnBuffers<R, T>,
     conn: ConnId,
@@ -68,8 +69,8 @@ where
 }
 
 /// [`receive`], then [`transmit`]: a whole turn of an established connection.
-pub fn service<S, R, T, const TO: usize, const P: usize, const N: usize, const K: usize>(
-    client: &mut Client<S, TO, P, N, K>,
+pub fn service<S, R, T, C: Capacities>(
+    client: &mut Client<S, C>,
     io: &mut impl Io,
     buffers: &mut ConnBuffers<R, T>,
     decoder: &FrameDecoder,

@@ -15,14 +15,20 @@ pub struct BatchToken {
 }
 
 impl BatchToken {
-    /// The slot the batch occupies, `0..BATCHES`: lets a client keep the batch's bytes in a
+    /// Fills the unused places of a table of tokens; never handed out.
+    pub(crate) const FILL: BatchToken = BatchToken {
+        slot: u16::MAX,
+        generation: u16::MAX,
+    };
+
+    /// The slot the batch occupies, below the batch capacity: lets a client keep the batch's bytes in a
     /// parallel array of its own, with no map.
     pub fn slot(self) -> usize {
         usize::from(self.slot)
     }
 }
 
-/// A partition, as an index `0..PARTITIONS` into the ledger. The client maps topic-partitions
+/// A partition, as an index below the partition capacity into the ledger. The client maps topic-partitions
 /// to indexes; the ledger needs no strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

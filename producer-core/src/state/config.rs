@@ -78,9 +78,9 @@ pub enum ConfigError {
     ZeroRetryBackoff,
     /// `retry_backoff_max` is below `retry_backoff`.
     BackoffMaxBelowBackoff,
-    /// The `PARTITIONS` capacity is 0 or above 65,535.
+    /// The partitions capacity is 0 or above 65,535.
     PartitionCapacity,
-    /// The `BATCHES` capacity is 0 or above 65,535.
+    /// The batches capacity is 0 or above 65,535.
     BatchCapacity,
 }
 
@@ -99,10 +99,10 @@ impl fmt::Display for ConfigError {
                 "retry backoff max is below retry backoff: raise it to at least the backoff",
             ),
             ConfigError::PartitionCapacity => {
-                f.write_str("the PARTITIONS capacity must be between 1 and 65535")
+                f.write_str("the partitions capacity must be between 1 and 65535")
             }
             ConfigError::BatchCapacity => {
-                f.write_str("the BATCHES capacity must be between 1 and 65535")
+                f.write_str("the batches capacity must be between 1 and 65535")
             }
         }
     }

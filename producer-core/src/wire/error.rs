@@ -128,6 +128,8 @@ pub enum EncodeError {
     },
     /// The bytes given to a record batch operation are not a valid batch.
     InvalidBatch(DecodeError),
+    /// A list computed by a [`Source`](super::Source) gave fewer elements than its count.
+    CountMismatch,
 }
 
 impl core::fmt::Display for EncodeError {
@@ -135,6 +137,7 @@ impl core::fmt::Display for EncodeError {
         match self {
             Self::BufferTooSmall => f.write_str("buffer too small"),
             Self::ValueTooLarge => f.write_str("value too large for its length prefix"),
+            Self::CountMismatch => f.write_str("a computed list ended before its count"),
             Self::NullNotAllowed => f.write_str("null not allowed in this version"),
             Self::UnsupportedVersion { api_key, version } => {
                 write!(f, "unsupported version {version} of API {api_key}")

@@ -37,8 +37,22 @@ pub struct List<'a, T> {
     repr: Repr<'a, T>,
 }
 
+/// Elements a caller computes as they are encoded, from tables of its own: a request whose
+/// element count is known only at run time needs no array of elements built first (a
+/// producer's Produce request names as many partitions as its tables hold batches for).
+pub trait Source<'a, T> {
+    /// Element `index` of list `key` (one source may serve several lists, such as one per
+    /// topic); `None` ends the list early.
+    fn item(&'a self, key: usize, index: usize) -> Option<T>;
+}
+
 enum Repr<'a, T> {
     Slice(&'a [T]),
+    Source {
+        source: &'a dyn Source<'a, T>,
+        key: usize,
+        count: usize,
+    },
     Wire {
         bytes: &'a [u8],
         count: usize,
@@ -78,11 +92,18 @@ impl<'a, T> List<'a, T> {
         }
     }
 
+    /// A list of `count` elements `source` computes for `key`, for encoding.
+    pub fn from_source(source: &'a dyn Source<'a, T>, key: usize, count: usize) -> Self {
+        List {
+            repr: Repr::Source { source, key, count },
+        }
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         match self.repr {
             Repr::Slice(s) => s.len(),
-            Repr::Wire { count, .. } => count,
+            Repr::Source { count, .. } | Repr::Wire { count, .. } => count,
         }
     }
 
@@ -182,11 +203,18 @@ impl<'a, T: Item<'a>> List<'a, T> {
             Repr::Wire {
                 bytes, version: v, ..
             } if v == version => w.put_slice(bytes),
-            Repr::Wire { .. } => {
+            Repr::Wire { .. } | Repr::Source { .. } => {
+                let mut written = 0;
                 for item in self.iter() {
                     item.encode(w, version)?;
+                    written += 1;
                 }
-                Ok(())
+                // A source that ended early would leave the count prefix wrong.
+                if written == self.len() {
+                    Ok(())
+                } else {
+                    Err(EncodeError::CountMismatch)
+                }
             }
         }
     }
@@ -237,6 +265,14 @@ impl<'a, T: Item<'a>> Iterator for ListIter<'a, T> {
                 self.pos = self.pos.saturating_add(1);
                 item
             }
+            Repr::Source { source, key, count } => {
+                if self.pos >= *count {
+                    return None;
+                }
+                let item = source.item(*key, self.pos);
+                self.pos += 1;
+                item
+            }
             Repr::Wire {
                 bytes,
                 count,
@@ -259,6 +295,7 @@ impl<'a, T: Item<'a>> Iterator for ListIter<'a, T> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = match self.repr {
             Repr::Slice(s) => s.len().saturating_sub(self.pos),
+            Repr::Source { count, .. } => count.saturating_sub(self.pos),
             Repr::Wire { count, .. } => count,
         };
         (n, Some(n))

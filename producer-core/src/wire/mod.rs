@@ -94,7 +94,7 @@ pub use error::{DecodeError, EncodeError};
 pub use frame::{FrameDecoder, FrameStatus};
 pub use header::{RequestHeader, ResponseHeader};
 pub use init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
-pub use list::{Item, List};
+pub use list::{Item, List, Source};
 #[cfg(feature = "decode-any")]
 pub use message::{decode_request_as, decode_request_header};
 pub use message::{decode_response, decode_response_lenient, encode_request, encode_response};

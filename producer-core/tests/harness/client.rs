@@ -2,6 +2,7 @@
 //! each: the same shape, and a configuration drawn from the seed in a fixed order (so a seed
 //! replays, and so both simulations explore the same space of settings).
 
+use producer_core::capacity::Fixed;
 use std::time::Duration;
 
 use producer_core::client::{Client, ClientConfig};
@@ -20,7 +21,7 @@ pub const SLOTS: usize = 16;
 pub type TestClient = TestClientWith<4>;
 /// The client with `K` connection slots: with two, fewer than the model cluster's three
 /// brokers, connections take turns.
-pub type TestClientWith<const K: usize> = Client<Vec<u8>, 1, 4, SLOTS, K>;
+pub type TestClientWith<const K: usize> = Client<Vec<u8>, Fixed<1, 4, SLOTS, K>>;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// A configuration with `policy` and timings drawn from `rng`, for a broker of `flavour`

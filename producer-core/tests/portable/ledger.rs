@@ -395,11 +395,11 @@ pub fn bad_configuration_is_rejected_with_what_to_change() {
         assert!(text.contains("set") || text.contains("raise"), "{text}");
     }
     assert_eq!(
-        Sequencer::<0, 4>::new(base).unwrap_err(),
+        Sequencer::<producer_core::capacity::Fixed<1, 0, 4, 1>>::new(base).unwrap_err(),
         ConfigError::PartitionCapacity
     );
     assert_eq!(
-        Sequencer::<4, 0>::new(base).unwrap_err(),
+        Sequencer::<producer_core::capacity::Fixed<1, 4, 0, 1>>::new(base).unwrap_err(),
         ConfigError::BatchCapacity
     );
     let mut text = heapless::String::<256>::new();

@@ -16,6 +16,7 @@ pub mod codec;
 pub mod ledger;
 
 use producer_core::ErrorCode;
+use producer_core::capacity::Fixed;
 use producer_core::state::{
     Config, Identity, PartitionIndex, ProduceResult, ProducerEpoch, ProducerId, Sequencer,
     UnknownOutcome,
@@ -23,7 +24,7 @@ use producer_core::state::{
 use producer_core::time::Instant;
 
 /// Capacities a small gateway would pick.
-pub type Seq = Sequencer<4, 8>;
+pub type Seq = Sequencer<Fixed<1, 4, 8, 1>>;
 
 pub const P0: PartitionIndex = PartitionIndex(0);
 pub const P1: PartitionIndex = PartitionIndex(1);

@@ -29,6 +29,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use producer_core::capacity::Fixed;
 use producer_core::client::Client;
 use producer_core::state::{Outcome, PartitionLedger, Sequencer, UnknownOutcome};
 use rdkafka::ClientConfig;
@@ -990,14 +991,14 @@ fn alloc() {
 fn size() {
     use std::mem::size_of;
     let ledger = size_of::<PartitionLedger>();
-    let seq_4_16 = size_of::<Sequencer<4, 16>>();
-    let slot = size_of::<Sequencer<4, 17>>() - seq_4_16;
-    type Small = Client<&'static mut [u8], 1, 4, 16, 2>;
-    type Std = Client<Vec<u8>, 8, 256, 256, 16>;
+    let seq_4_16 = size_of::<Sequencer<Fixed<1, 4, 16, 1>>>();
+    let slot = size_of::<Sequencer<Fixed<1, 4, 17, 1>>>() - seq_4_16;
+    type Small = Client<&'static mut [u8], Fixed<1, 4, 16, 2>>;
+    type Std = Client<Vec<u8>, Fixed<8, 256, 256, 16>>;
     let small = size_of::<Small>();
-    let small_partition = size_of::<Client<&'static mut [u8], 1, 5, 16, 2>>() - small;
-    let small_slot = size_of::<Client<&'static mut [u8], 1, 4, 17, 2>>() - small;
-    let small_broker = size_of::<Client<&'static mut [u8], 1, 4, 16, 3>>() - small;
+    let small_partition = size_of::<Client<&'static mut [u8], Fixed<1, 5, 16, 2>>>() - small;
+    let small_slot = size_of::<Client<&'static mut [u8], Fixed<1, 4, 17, 2>>>() - small;
+    let small_broker = size_of::<Client<&'static mut [u8], Fixed<1, 4, 16, 3>>>() - small;
     let md = format!(
         "## Sizes\n\n\
          `size_of` on this host (x86-64; a 32-bit target differs where pointers and `usize` are \
@@ -1008,7 +1009,7 @@ fn size() {
          | item | bytes |\n|---|---|\n\
          | `PartitionLedger` (per partition) | {ledger} |\n\
          | batch slot in the sequencer (per batch) | {slot} |\n\
-         | `Sequencer<4, 16>` | {seq_4_16} |\n\
+         | `Sequencer<Fixed<1, 4, 16, 1>>` | {seq_4_16} |\n\
          | `Client<&mut [u8], 1 topic, 4 partitions, 16 batches, 2 brokers>` | {small} |\n\
          | … per more partition / batch / broker | {small_partition} / {small_slot} / {small_broker} |\n\
          | `Client` as transport-std uses it (8, 256, 256, 16) | {} |",

@@ -15,7 +15,7 @@ use embassy_net_tuntap::TunTapDevice;
 use embassy_time::Instant;
 use producer_core::client::ProducerRecord;
 use producer_core::state::Outcome;
-use transport_embassy::{ConnectionBuffers, Producer, ProducerConfig};
+use transport_embassy::{ConnectionBuffers, Fixed, Producer, ProducerConfig};
 
 use super::bounds::{defaults, reconnects_within};
 use super::broker::{FakeBroker, TOPIC};
@@ -33,7 +33,7 @@ const BATCH_BYTES: usize = 2048;
 const RX: usize = 8 * 1024;
 const TX: usize = 4 * 1024;
 
-type TapProducer<'d> = Producer<'d, Vec<u8>, 1, 4, BATCHES, BROKERS>;
+type TapProducer<'d> = Producer<'d, Vec<u8>, Fixed<1, 4, BATCHES, BROKERS>>;
 
 /// What the run on the executor thread reports.
 struct Run {

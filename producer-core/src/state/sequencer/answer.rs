@@ -1,5 +1,6 @@
 //! What a produce attempt's result does to its batch and to the producer.
 
+use crate::capacity::Capacities;
 use crate::error_code::ErrorCode;
 use crate::state::batch::{BatchState, BatchToken};
 use crate::state::classify::{
@@ -12,7 +13,7 @@ use crate::time::Instant;
 
 use super::{Sequencer, TokenError};
 
-impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+impl<C: Capacities> Sequencer<C> {
     /// Takes what became of a batch's request and returns its classification, so the client
     /// can refresh metadata when it says so. Outcomes it decides are queued for
     /// [`Sequencer::poll_event`].

@@ -1,6 +1,7 @@
 //! Time: deadlines, cancels, the end of the broker's memory of the producer, and when to
 //! poll next.
 
+use crate::capacity::Capacities;
 use crate::state::batch::{BatchState, BatchToken, PartitionIndex};
 use crate::state::eligibility::{BeforeNextSend, CancelDecision, cancel_decision, expiry_decision};
 use crate::state::identity::{FenceReason, Identity};
@@ -8,7 +9,7 @@ use crate::time::Instant;
 
 use super::{Sequencer, TokenError};
 
-impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+impl<C: Capacities> Sequencer<C> {
     /// Treats `token`'s deadline as reached now (the caller gave up on it) and returns what
     /// that did: see [`cancel_decision`].
     pub fn cancel(
@@ -64,7 +65,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     /// Applies every deadline that has passed by `now`, and completes a drained fence.
     pub(super) fn expire(&mut self, now: Instant) {
         self.note_restart(now);
-        for index in 0..BATCHES {
+        for index in 0..self.slots.len() {
             let Some(batch) = self.slots[index].batch else {
                 continue;
             };

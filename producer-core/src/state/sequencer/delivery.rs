@@ -1,5 +1,6 @@
 //! Handing outcomes out, once per batch, and freeing slots.
 
+use crate::capacity::Capacities;
 use crate::state::batch::{BatchState, BatchToken, PartitionIndex};
 use crate::state::outcome::Outcome;
 
@@ -39,7 +40,7 @@ pub struct HeldBatch {
     pub delivered: bool,
 }
 
-impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+impl<C: Capacities> Sequencer<C> {
     /// Takes the next decided outcome, oldest batch first. Each batch yields exactly one.
     pub fn poll_event(&mut self) -> Option<Delivery> {
         let index = self.next_decided()?;

@@ -1,5 +1,6 @@
 //! The identity's life: producer ids, fences (drain, then bump or a new id), fatal stop.
 
+use crate::capacity::Capacities;
 use crate::error_code::ErrorCode;
 use crate::state::batch::BatchState;
 use crate::state::classify::{InitProducerIdNext, classify_init_producer_id};
@@ -9,7 +10,7 @@ use crate::time::Instant;
 
 use super::Sequencer;
 
-impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+impl<C: Capacities> Sequencer<C> {
     /// Whether to send an InitProducerId request now. When this returns true the sequencer
     /// counts the request as out; answer it with [`Sequencer::on_init_producer_id`] (also
     /// when the connection is lost, with `Err(None)`).
@@ -116,7 +117,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         if self.batches().any(|b| b.state.is_outstanding()) {
             return;
         }
-        for index in 0..BATCHES {
+        for index in 0..self.slots.len() {
             let Some(batch) = self.slots[index].batch.as_mut() else {
                 continue;
             };
@@ -164,7 +165,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
     pub(super) fn become_fatal(&mut self, reason: FatalReason) {
         warn!("producer fatal: {:?}", reason);
         self.identity = Identity::Fatal(reason);
-        for index in 0..BATCHES {
+        for index in 0..self.slots.len() {
             let Some(batch) = self.slots[index].batch.as_ref() else {
                 continue;
             };

@@ -31,6 +31,7 @@ pub use delivery::{Delivery, HeldBatch};
 pub use restore::{RestoreError, Restored};
 pub use send::{EnqueueError, SendPermit};
 
+use crate::capacity::{Array, Capacities, PerBatch, PerPartition};
 use crate::state::batch::{Batch, BatchState, BatchToken, PartitionIndex, Slot};
 use crate::state::config::{Config, ConfigError};
 use crate::state::identity::Identity;
@@ -51,14 +52,14 @@ pub enum TokenError {
     NotOpen,
 }
 
-/// The idempotence state of one producer, for `PARTITIONS` partitions and up to `BATCHES`
-/// batches held at once (buffered, in flight, or decided and not yet drained).
+/// The idempotence state of one producer, for the partitions and batches its
+/// [`Capacities`] hold (batches buffered, in flight, or decided and not yet drained).
 #[derive(Debug)]
-pub struct Sequencer<const PARTITIONS: usize, const BATCHES: usize> {
+pub struct Sequencer<C: Capacities> {
     config: Config,
     identity: Identity,
-    partitions: [PartitionLedger; PARTITIONS],
-    slots: [Slot; BATCHES],
+    partitions: PerPartition<C, PartitionLedger>,
+    slots: PerBatch<C, Slot>,
     next_order: u64,
     counters: Counters,
     /// When a request was last abandoned unanswered: see `Config::abandoned_request_grace`.
@@ -77,17 +78,27 @@ pub struct Sequencer<const PARTITIONS: usize, const BATCHES: usize> {
     pacing: Pacing,
 }
 
-impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+impl<C: Capacities> Sequencer<C> {
     /// A sequencer with no producer id yet; it asks for one on its first poll.
-    pub fn new(config: Config) -> Result<Self, ConfigError> {
-        config.validate(PARTITIONS, BATCHES)?;
+    pub fn new(config: Config) -> Result<Self, ConfigError>
+    where
+        C: Default,
+    {
+        Self::with_capacities(config, &C::default())
+    }
+
+    /// [`Sequencer::new`] with capacities chosen at run time. Only the partition and batch
+    /// capacities count.
+    pub fn with_capacities(config: Config, capacities: &C) -> Result<Self, ConfigError> {
+        let (partitions, batches) = (capacities.partitions(), capacities.batches());
+        config.validate(partitions, batches)?;
         Ok(Sequencer {
             config,
             identity: Identity::NoId {
                 retry_at: Instant::ZERO,
             },
-            partitions: [PartitionLedger::default(); PARTITIONS],
-            slots: [Slot::default(); BATCHES],
+            partitions: Array::new(partitions, PartitionLedger::default()),
+            slots: Array::new(batches, Slot::default()),
             next_order: 0,
             counters: Counters::default(),
             last_abandoned: None,

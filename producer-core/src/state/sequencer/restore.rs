@@ -1,5 +1,6 @@
 //! A restart: the resumed identity and the batches read back from durable storage.
 
+use crate::capacity::Capacities;
 use crate::state::batch::{Batch, BatchState, BatchToken, PartitionIndex, Stamp};
 use crate::state::decide::{RESTORED_MAYBE_WRITTEN, Stored, restore_decision};
 use crate::state::identity::{FenceReason, Identity, ProducerEpoch, ProducerId};
@@ -40,7 +41,7 @@ pub enum RestoreError {
     NotResumed,
 }
 
-impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+impl<C: Capacities> Sequencer<C> {
     /// After a restart, takes back the identity the restored stamped batches carry, before
     /// any of them is [restored](Sequencer::restore). Only those batches are sent under it, so
     /// that the broker deduplicates whichever of them it already appended; once they are all
@@ -84,7 +85,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         deadline: Instant,
         restored: Restored,
     ) -> Result<BatchToken, RestoreError> {
-        if usize::from(partition.0) >= PARTITIONS {
+        if usize::from(partition.0) >= self.partitions.len() {
             return Err(RestoreError::NoSuchPartition);
         }
         if records == 0 || records > i32::MAX as u32 {

@@ -1,5 +1,6 @@
 //! Accepting batches and handing them out stamped: enqueue, open, extend, seal, next_send.
 
+use crate::capacity::Capacities;
 use crate::state::batch::{Batch, BatchState, BatchToken, PartitionIndex, Stamp};
 use crate::state::identity::{FatalReason, Identity};
 use crate::time::Instant;
@@ -36,7 +37,7 @@ pub enum EnqueueError {
     Fatal(FatalReason),
 }
 
-impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHES> {
+impl<C: Capacities> Sequencer<C> {
     /// Accepts a sealed batch of `records` records for `partition`, to be decided by
     /// `deadline`.
     pub fn enqueue(
@@ -100,7 +101,7 @@ impl<const PARTITIONS: usize, const BATCHES: usize> Sequencer<PARTITIONS, BATCHE
         if let Identity::Fatal(reason) = self.identity {
             return Err(EnqueueError::Fatal(reason));
         }
-        if usize::from(partition.0) >= PARTITIONS {
+        if usize::from(partition.0) >= self.partitions.len() {
             return Err(EnqueueError::NoSuchPartition);
         }
         if records == 0 || records > i32::MAX as u32 {
