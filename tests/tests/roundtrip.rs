@@ -90,6 +90,66 @@ fn exact_100k_records_three_partitions(kind: BrokerKind) {
     assert_eq!(v.persisted, N);
 }
 
+/// A topic of 1,000 partitions on Kafka: the std producer's partition table is sized from its
+/// configuration (4,096 entries by default), so every partition, not only the lowest 256 that
+/// a fixed table once held, takes its records, and the log holds each exactly once, in order.
+#[test]
+fn a_thousand_partitions_kafka() {
+    const N: usize = 20_000;
+    const WIDE: i32 = 1000;
+    let broker = Broker::start(BrokerKind::Kafka);
+    broker.create_topic("wide", WIDE);
+    let mut config = ProducerConfig::new([broker.bootstrap()], ["wide"]);
+    // Smaller batches: 256 slots of 64 KiB would hold most partitions' one batch each.
+    config.batch_bytes = 16 * 1024;
+    let mut producer = Producer::new(config).expect("producer");
+    let run = produce_all(&mut producer, "wide", N, Duration::from_secs(60), None);
+    drop(producer);
+    let persisted = run.count(OutcomeKind::Persisted);
+    assert_eq!(
+        persisted, N,
+        "every record persists against a healthy broker"
+    );
+    let mut used: Vec<i32> = run.told.iter().filter_map(|t| t.partition).collect();
+    used.sort_unstable();
+    used.dedup();
+    eprintln!(
+        "{N} records over {} of {WIDE} partitions in {:?}, {} retries",
+        used.len(),
+        run.elapsed,
+        run.retries
+    );
+    // 1,009 keys and the keyless records spread over most partitions, far above the 256 a
+    // fixed table once held.
+    assert!(
+        used.len() > 600 && used.iter().filter(|&&p| p >= 256).count() > 450,
+        "records reach most partitions, high ids included: {} used",
+        used.len()
+    );
+    let log = read_back(
+        &broker.bootstrap(),
+        "wide",
+        WIDE,
+        N,
+        Duration::from_secs(180),
+    );
+    let v = verify(&log, &run.told, true);
+    assert_eq!(v.persisted, N);
+    for p in 0..WIDE {
+        let sent: Vec<usize> = (0..N)
+            .filter(|&i| run.told[i].partition == Some(p))
+            .collect();
+        let read: Vec<usize> = log[p as usize]
+            .iter()
+            .map(|r| index_of(r).unwrap())
+            .collect();
+        assert!(
+            read == sent,
+            "partition {p}: the log is not the records sent there, in order"
+        );
+    }
+}
+
 /// A chaos run: `n` records through a [`ChaosProxy`] cutting with `cut_probability` per
 /// request, each with `deadline_after`, then read back and verified. Returns the outcome
 /// counts and the proxy's statistics.

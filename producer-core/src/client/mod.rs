@@ -33,6 +33,7 @@
 //! - `lifetime`: the wall clock and the producer-state lifetime.
 //! - `persist`, `restore`, `durable`: the durable mirror, restore after a restart, and the
 //!   stored items' encoding.
+//! - `scratch`: working memory of single calls, sized by the [`Capacities`] once.
 
 mod accumulator;
 mod config;

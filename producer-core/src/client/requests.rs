@@ -156,6 +156,7 @@ where
         let mut budget = buf
             .len()
             .checked_sub(REQUEST_OVERHEAD + self.client_id.len())?;
+        self.note_partitions_with_work();
         // The request's batches join the connection's flight list as they are taken.
         let start = self.conns[i].flight.len();
         let mut taken = 0;
@@ -175,6 +176,12 @@ where
             let cost = topic_cost + ENTRY_OVERHEAD + self.batch_bytes;
             if budget < cost || taken >= self.slots.len() {
                 break;
+            }
+            // A partition with no batch waiting has nothing to send: the checks below each
+            // look through the batch slots, so a large table is walked once, not once per
+            // partition.
+            if !self.scratch.work[index] {
+                continue;
             }
             if self.state_may_be_forgotten(index, now) {
                 self.sequencer
