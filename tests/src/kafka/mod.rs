@@ -14,7 +14,9 @@
 //! advertise another address, such as a proxy in front of it), `INTERNAL` (replication, and
 //! the fixture's own admin connections, so a proxy never sees them) and `CONTROLLER` (the
 //! KRaft quorum), all PLAINTEXT; and, when the builder asks for [`Sasl`], one
-//! SASL_PLAINTEXT listener per mechanism ([`Kafka::sasl_bootstrap`]).
+//! SASL_PLAINTEXT listener per mechanism ([`Kafka::sasl_bootstrap`]). Kafka's own Java
+//! console clients run against any of them ([`Kafka::console_produce`],
+//! [`Kafka::console_consume`]).
 //!
 //! Nothing outlives the test process: every JVM is started from one long-lived thread with
 //! `PR_SET_PDEATHSIG`, so it is killed when the process dies however it dies, and a new
@@ -25,6 +27,7 @@
 mod admin;
 mod builder;
 mod jars;
+mod java_clients;
 mod node;
 mod oauth;
 mod process;
@@ -34,6 +37,7 @@ mod segments;
 pub use admin::PartitionState;
 pub use builder::KafkaBuilder;
 pub use jars::{LOG4J2, POM, jars, jars_dir, version};
+pub use java_clients::{ClientRun, java_client_properties};
 pub use oauth::{oauthbearer_initial_response, unsecured_jws, unsecured_jws_of};
 pub use process::spawn_owned;
 pub use sasl::{Sasl, SaslMechanism, SaslUser};
