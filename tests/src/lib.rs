@@ -12,11 +12,16 @@
 //! - [`free_port`], [`refusing_address`], [`SilentListener`]: dead-end addresses.
 //! - [`hostile`]: a fake broker that misbehaves on purpose, and the bounds a producer is held
 //!   to against it.
+//! - [`sasl_frames`], [`sasl_recorder`]: SaslHandshake and SaslAuthenticate read and written
+//!   independently of the producer's codec: a SASL probe of fixed messages, and a proxy recording
+//!   a reference client's SASL exchange.
 
 pub mod hostile;
 pub mod kafka;
 pub mod netns;
 pub mod records;
+pub mod sasl_frames;
+pub mod sasl_recorder;
 mod tool_binary;
 
 pub use tool_binary::produce_binary;

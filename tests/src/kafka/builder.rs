@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::free_port;
 
-use super::{DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, cluster_id, jars, remove_leftovers, version};
+use super::{
+    DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, Sasl, cluster_id, jars, remove_leftovers, version,
+};
 
 /// How to build a [`Kafka`] cluster: [`Kafka::builder`], adjust, [`KafkaBuilder::start`].
 #[derive(Clone, Debug)]
@@ -22,6 +24,7 @@ pub struct KafkaBuilder {
     client_ports: Option<Vec<u16>>,
     advertised: Option<Vec<String>>,
     configs: Vec<(String, String)>,
+    sasl: Option<Sasl>,
 }
 
 impl KafkaBuilder {
@@ -76,6 +79,15 @@ impl KafkaBuilder {
         self
     }
 
+    /// SASL_PLAINTEXT listeners besides the others: one per mechanism `sasl` enables, on
+    /// free ports of every node, with its users ([`Kafka::sasl_bootstrap`],
+    /// [`Kafka::sasl`]).
+    pub fn sasl(mut self, sasl: Sasl) -> Self {
+        assert!(!sasl.mechanisms().is_empty(), "SASL with no mechanism");
+        self.sasl = Some(sasl);
+        self
+    }
+
     /// Formats every node's storage with a fresh cluster id, starts the nodes and waits
     /// until Metadata lists every broker (at most 90 s; panics with the nodes' logs
     /// otherwise).
@@ -105,6 +117,12 @@ impl KafkaBuilder {
                     client_port: client_ports[i],
                     internal_port: free_port(),
                     controller_port: free_port(),
+                    sasl_ports: self
+                        .sasl
+                        .iter()
+                        .flat_map(|s| s.mechanisms())
+                        .map(|_| free_port())
+                        .collect(),
                     advertised: self
                         .advertised
                         .as_ref()
@@ -123,6 +141,7 @@ impl KafkaBuilder {
             nodes,
             cluster_id: cluster_id(),
             keep: Mutex::new(false),
+            sasl: self.sasl.clone(),
         };
         let voters: Vec<String> = kafka
             .nodes
@@ -170,6 +189,7 @@ impl Kafka {
             client_ports: None,
             advertised: None,
             configs: Vec::new(),
+            sasl: None,
         };
         builder
             .config("offsets.topic.replication.factor", &replication)

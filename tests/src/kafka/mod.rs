@@ -13,7 +13,10 @@
 //! Each node has three listeners: `CLIENT` (what producers and consumers use; it may
 //! advertise another address, such as a proxy in front of it), `INTERNAL` (replication, and
 //! the fixture's own admin connections, so a proxy never sees them) and `CONTROLLER` (the
-//! KRaft quorum).
+//! KRaft quorum), all PLAINTEXT; and, when the builder asks for [`Sasl`], one
+//! SASL_PLAINTEXT listener per mechanism ([`Kafka::sasl_bootstrap`]). Kafka's own Java
+//! console clients run against any of them ([`Kafka::console_produce`],
+//! [`Kafka::console_consume`]).
 //!
 //! Nothing outlives the test process: every JVM is started from one long-lived thread with
 //! `PR_SET_PDEATHSIG`, so it is killed when the process dies however it dies, and a new
@@ -24,14 +27,20 @@
 mod admin;
 mod builder;
 mod jars;
+mod java_clients;
 mod node;
+mod oauth;
 mod process;
+mod sasl;
 mod segments;
 
 pub use admin::PartitionState;
 pub use builder::KafkaBuilder;
 pub use jars::{LOG4J2, POM, jars, jars_dir, version};
+pub use java_clients::{ClientRun, java_client_properties};
+pub use oauth::{oauthbearer_initial_response, unsecured_jws, unsecured_jws_of};
 pub use process::spawn_owned;
+pub use sasl::{Sasl, SaslMechanism, SaslUser};
 pub use segments::StoredBatch;
 
 use node::Node;
@@ -58,6 +67,7 @@ pub struct Kafka {
     nodes: Vec<Node>,
     cluster_id: String,
     keep: Mutex<bool>,
+    sasl: Option<Sasl>,
 }
 
 impl Kafka {
@@ -93,6 +103,45 @@ impl Kafka {
     /// What node `id`'s `CLIENT` listener advertises.
     pub fn advertised(&self, id: i32) -> &str {
         &self.node(id).advertised
+    }
+
+    /// The SASL settings and users the cluster was built with; panics if it has none.
+    pub fn sasl(&self) -> &Sasl {
+        self.sasl
+            .as_ref()
+            .expect("a cluster without SASL listeners (KafkaBuilder::sasl)")
+    }
+
+    /// `host:port` of every node's listener for `mechanism`, node 1 first.
+    pub fn sasl_bootstrap_all(&self, mechanism: SaslMechanism) -> Vec<String> {
+        self.node_ids()
+            .into_iter()
+            .map(|id| self.sasl_addr(id, mechanism).to_string())
+            .collect()
+    }
+
+    /// The listeners of every node for `mechanism`, comma-separated.
+    pub fn sasl_bootstrap(&self, mechanism: SaslMechanism) -> String {
+        self.sasl_bootstrap_all(mechanism).join(",")
+    }
+
+    /// Node `id`'s listener for `mechanism`; panics if the cluster does not offer it.
+    pub fn sasl_addr(&self, id: i32, mechanism: SaslMechanism) -> SocketAddr {
+        let index = self
+            .sasl()
+            .mechanisms()
+            .iter()
+            .position(|&m| m == mechanism)
+            .unwrap_or_else(|| panic!("this cluster does not offer {}", mechanism.name()));
+        SocketAddr::from((self.host, self.node(id).sasl_ports[index]))
+    }
+
+    /// `text` with the SASL users' passwords hidden (see [`Sasl::redact`]).
+    pub fn redact(&self, text: &str) -> String {
+        match &self.sasl {
+            Some(sasl) => sasl.redact(text),
+            None => text.to_string(),
+        }
     }
 
     /// Node ids, `1..=n`.
@@ -145,7 +194,7 @@ impl Kafka {
         let mut out = String::new();
         for node in &self.nodes {
             for path in [node.format_log(), node.log(), node.stdout_log()] {
-                let text = tail(&path, lines);
+                let text = self.redact(&tail(&path, lines));
                 if !text.is_empty() {
                     out.push_str(&format!(
                         "\n--- node {} {} (last {lines} lines) ---\n{text}",

@@ -26,6 +26,8 @@ pub(super) struct Node {
     pub(super) client_port: u16,
     pub(super) internal_port: u16,
     pub(super) controller_port: u16,
+    /// The SASL listeners' ports, in the order of the cluster's mechanisms.
+    pub(super) sasl_ports: Vec<u16>,
     pub(super) advertised: String,
     pub(super) dir: PathBuf,
     pub(super) child: Mutex<Option<Child>>,
@@ -57,6 +59,17 @@ impl Kafka {
             "CLIENT://{},INTERNAL://{host}:{}",
             node.advertised, node.internal_port
         );
+        let mut protocols = "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string();
+        let mut sasl_settings = Vec::new();
+        if let Some(sasl) = &self.sasl {
+            for (m, port) in sasl.mechanisms().iter().zip(&node.sasl_ports) {
+                let listener = format!(",{}://{host}:{port}", m.listener());
+                listeners.push_str(&listener);
+                advertised.push_str(&listener);
+            }
+            protocols.push_str(&sasl.protocol_map());
+            sasl_settings = sasl.broker_settings();
+        }
         let roles = if node.controller {
             let controller = format!(",CONTROLLER://{host}:{}", node.controller_port);
             listeners.push_str(&controller);
@@ -71,10 +84,7 @@ impl Kafka {
             ("controller.quorum.voters", voters.to_string()),
             ("listeners", listeners),
             ("advertised.listeners", advertised),
-            (
-                "listener.security.protocol.map",
-                "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
-            ),
+            ("listener.security.protocol.map", protocols),
             ("inter.broker.listener.name", "INTERNAL".to_string()),
             ("controller.listener.names", "CONTROLLER".to_string()),
             ("log.dirs", node.dir.join("data").display().to_string()),
@@ -98,6 +108,7 @@ impl Kafka {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(sasl_settings)
         .collect();
         for (k, v) in extra {
             settings.retain(|(key, _)| key != k);
@@ -153,16 +164,19 @@ impl Kafka {
             .arg(format!("--cluster-id={}", self.cluster_id))
             .arg("-c")
             .arg(node.properties());
+        if let Some(sasl) = &self.sasl {
+            command.args(sasl.format_args());
+        }
         let out = command
             .output()
             .unwrap_or_else(|e| panic!("cannot run java ({e}): install Java 17 (`apt-get install -y openjdk-17-jre-headless`) or run `cargo xtask test`, which does"));
-        let report = format!(
+        let report = self.redact(&format!(
             "{command:?}\nexit: {} after {:.1} s\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
             out.status,
             started.elapsed().as_secs_f64(),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ));
         let written = fs::write(node.format_log(), &report);
         assert!(
             out.status.success(),
