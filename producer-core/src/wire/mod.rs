@@ -16,7 +16,7 @@
 //!   `decode-any`, for model brokers and cross-checks): a frame of whichever API.
 //! - `api_versions`, `metadata`, `init_producer_id`, `produce`, `sasl_handshake`,
 //!   `sasl_authenticate`: API bodies; `api_key` holds the implemented version ranges and the
-//!   negotiation rule. The SASL mechanisms themselves are in `crate::sasl`.
+//!   negotiation rule. The SASL mechanisms themselves are in [`crate::sasl`].
 //! - `record_batch`, `record`, `compression`, `crc`: record batch v2.
 //!
 //! # Example: one idempotent produce round trip
