@@ -1,12 +1,12 @@
 //! The salted password of SCRAM and the cache that spares recomputing it.
 //!
 //! `SaltedPassword = PBKDF2(HMAC-H, password, salt, iterations)` is the one expensive step of
-//! SCRAM, by design: Kafka asks at least 4096 iterations, two HMAC computations each, which
-//! is a good part of a second of SHA-512 on a Cortex-M4. It depends only on the password and
-//! on what the broker's stored credential says (mechanism, salt, iterations), and every broker
-//! of a cluster sends the same salt and count for a user (the credential lives in the
-//! cluster's metadata), so a client that keeps it computes it once per credential, not once
-//! per connection.
+//! SCRAM, by design: Kafka asks at least 4096 iterations, two HMAC computations each, by far
+//! the largest computation a connection makes on a microcontroller. It depends only on the
+//! password and on what the broker's stored credential says (mechanism, salt, iterations),
+//! and every broker of a cluster sends the same salt and count for a user (the credential
+//! lives in the cluster's metadata), so a client that keeps it computes it once per
+//! credential, not once per connection.
 
 use super::scram::ScramHash;
 use super::{Error, MAX_SALT_LEN};
