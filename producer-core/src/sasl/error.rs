@@ -1,6 +1,10 @@
 //! The one error type of SASL authentication, with messages that say what to change.
 
+use crate::ErrorCode;
 use core::fmt;
+
+const SASL_AUTHENTICATION_FAILED: i16 = ErrorCode::SASL_AUTHENTICATION_FAILED.0;
+const ILLEGAL_SASL_STATE: i16 = ErrorCode::ILLEGAL_SASL_STATE.0;
 
 /// Why a SASL authentication could not go on.
 ///
@@ -177,18 +181,23 @@ impl fmt::Display for Error {
                 "SASL: the broker's listener does not enable {mechanism}: configure a mechanism \
                  from its sasl.enabled.mechanisms, or enable {mechanism} there"
             ),
-            Self::AuthenticationFailed { error_code: 58 } => write!(
+            Self::AuthenticationFailed {
+                error_code: SASL_AUTHENTICATION_FAILED,
+            } => write!(
                 f,
                 "SASL: the broker refused the credentials (SASL_AUTHENTICATION_FAILED): \
                  {CHECK_USER}"
             ),
-            Self::AuthenticationFailed { error_code: 34 } => f.write_str(
+            Self::AuthenticationFailed {
+                error_code: ILLEGAL_SASL_STATE,
+            } => f.write_str(
                 "SASL: the broker did not expect this authentication message \
                  (ILLEGAL_SASL_STATE): a client bug, please report it",
             ),
             Self::AuthenticationFailed { error_code } => write!(
                 f,
-                "SASL: the broker refused the authentication with error code {error_code}"
+                "SASL: the broker refused the authentication with error code {error_code} ({})",
+                ErrorCode(*error_code).name().unwrap_or("unknown")
             ),
             Self::TokenRejected { status } => write!(
                 f,

@@ -56,7 +56,10 @@ pub use salted::{SaltedPassword, SaltedPasswordCache};
 #[cfg(feature = "sasl-scram")]
 pub use scram::{Nonce, ScramClient, ScramHash};
 
+use crate::ErrorCode;
 use crate::wire::{SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse};
+
+const UNSUPPORTED_SASL_MECHANISM: i16 = ErrorCode::UNSUPPORTED_SASL_MECHANISM.0;
 
 /// Random bytes [`Authenticator::start`] takes for a SCRAM nonce (192 bits; 32 characters
 /// once encoded). PLAIN and OAUTHBEARER ignore them.
@@ -76,9 +79,6 @@ pub const MIN_ITERATIONS: u32 = 4096;
 /// Most SCRAM iterations accepted: Kafka's own maximum. A broker asking more would keep a
 /// small device computing for minutes before it can even fail.
 pub const MAX_ITERATIONS: u32 = 16_384;
-
-/// The Kafka error code of a handshake naming a mechanism the listener does not enable.
-const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 
 /// A mechanism and the credentials it sends: what the application configures. Borrowed, like
 /// the rest of the client configuration; `Debug` and `defmt` show the username but never the
