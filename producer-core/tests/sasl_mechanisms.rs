@@ -153,6 +153,41 @@ fn oauthbearer_success_and_the_error_dance() {
 }
 
 #[test]
+fn a_fresh_token_for_each_exchange() {
+    let extensions = [("logicalCluster", "lkc-1")];
+    let mechanism = Mechanism::OAuthBearer {
+        token: "first",
+        extensions: &extensions,
+    };
+    let mut auth = Authenticator::new(mechanism).unwrap();
+    let mut out = [0u8; 128];
+    let (mut exchange, n) = auth.start_with_token("refreshed.jwt", &mut out).unwrap();
+    assert_eq!(
+        &out[..n],
+        b"n,,\x01auth=Bearer refreshed.jwt\x01logicalCluster=lkc-1\x01\x01"
+    );
+    assert_eq!(
+        auth.on_response(&mut exchange, &ok(b""), &mut out),
+        Ok(Step::Done {
+            session_lifetime_ms: 0
+        })
+    );
+    assert_eq!(
+        auth.start_with_token("not a token", &mut out).err(),
+        Some(Error::InvalidToken)
+    );
+    let plain = Authenticator::new(Mechanism::Plain {
+        username: "u",
+        password: "p",
+    })
+    .unwrap();
+    assert_eq!(
+        plain.start_with_token("t", &mut out).err(),
+        Some(Error::WrongMechanism)
+    );
+}
+
+#[test]
 fn credentials_are_checked_when_the_authenticator_is_made() {
     let bad = [
         (
@@ -207,7 +242,7 @@ fn credentials_are_checked_when_the_authenticator_is_made() {
     ];
     for (mechanism, expected) in bad {
         assert_eq!(
-            Authenticator::<1>::new(mechanism).err(),
+            Authenticator::new(mechanism).err(),
             Some(expected),
             "{mechanism:?}"
         );
@@ -216,7 +251,7 @@ fn credentials_are_checked_when_the_authenticator_is_made() {
 
 #[test]
 fn the_handshake_must_enable_the_mechanism() {
-    let auth = Authenticator::<1>::new(Mechanism::ScramSha512 {
+    let auth = Authenticator::new(Mechanism::ScramSha512 {
         username: "u",
         password: "p",
     })
@@ -264,7 +299,7 @@ fn no_secret_reaches_debug_or_display() {
         },
     ];
     for mechanism in mechanisms {
-        let mut auth = Authenticator::<1>::new(mechanism).unwrap();
+        let mut auth = Authenticator::new(mechanism).unwrap();
         let mut out = [0u8; 256];
         let (mut exchange, n) = auth.start(&RANDOM, &mut out).unwrap();
         let request = producer_core::wire::SaslAuthenticateRequest {
@@ -302,6 +337,7 @@ fn every_error_says_what_to_do() {
         },
         Error::UnexpectedServerMessage,
         Error::OutOfOrder,
+        Error::WrongMechanism,
         Error::ScramMalformed,
         Error::ScramMissingAttribute { attribute: 's' },
         Error::ScramBadBase64 { attribute: 'v' },
@@ -348,7 +384,7 @@ proptest! {
             Mechanism::ScramSha512 { username: "u", password: "p" },
             Mechanism::OAuthBearer { token: "t", extensions: &extensions },
         ][which];
-        let mut auth = Authenticator::<1>::new(mechanism).unwrap();
+        let mut auth = Authenticator::new(mechanism).unwrap();
         let mut out = vec![0u8; 300];
         let (mut exchange, _) = auth.start(&RANDOM, &mut out).unwrap();
         for (error_code, auth_bytes, session_lifetime_ms) in &answers {

@@ -135,7 +135,7 @@ fn kafka_known_answers_through_the_authenticator() {
             ScramHash::Sha256 => Mechanism::ScramSha256 { username, password },
             ScramHash::Sha512 => Mechanism::ScramSha512 { username, password },
         };
-        let mut auth = Authenticator::<1>::new(mechanism).unwrap();
+        let mut auth = Authenticator::new(mechanism).unwrap();
         assert_eq!(auth.handshake_request().mechanism, v.hash.mechanism());
         let mut out = [0u8; 512];
         let (mut exchange, n) = auth.start(&kafka_nonce_bytes(), &mut out).unwrap();
@@ -369,7 +369,7 @@ fn full_exchanges_with_an_independent_server_reuse_the_salted_password() {
                 password: "pw 1",
             }
         };
-        let mut auth = Authenticator::<2>::new(mechanism).unwrap();
+        let mut auth = Authenticator::<2>::with_cache(mechanism).unwrap();
         for round in 0..3u8 {
             let mut server = xmpp::Server::new(sha512, store(wire_user, "pw 1", b"salt-1"));
             let (exchange, seen) = exchange_with(&mut auth, &mut server, &[round; 24]).unwrap();
@@ -431,7 +431,7 @@ proptest! {
             Mechanism::ScramSha256 { username: &user, password: &password }
         };
         let wire_user = user.replace('=', "=3D").replace(',', "=2C");
-        let mut auth = Authenticator::<2>::new(mechanism).unwrap();
+        let mut auth = Authenticator::<2>::with_cache(mechanism).unwrap();
         let mut server = xmpp::Server::new(sha512, store(&wire_user, &password, &salt));
         let (exchange, seen) = exchange_with(&mut auth, &mut server, &random).unwrap();
         prop_assert!(exchange.is_authenticated());

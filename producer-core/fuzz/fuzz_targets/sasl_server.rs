@@ -83,7 +83,7 @@ fuzz_target!(|input: &[u8]| {
                     extensions: &extensions,
                 },
             };
-            let Ok(mut auth) = Authenticator::<1>::new(mechanism) else {
+            let Ok(mut auth) = Authenticator::new(mechanism) else {
                 return;
             };
             let mut out = [0u8; 512];

@@ -58,6 +58,8 @@ pub enum Error {
     UnexpectedServerMessage,
     /// A step of the exchange was called out of order (a bug in the caller).
     OutOfOrder,
+    /// A step for another mechanism than the configured one (a bug in the caller).
+    WrongMechanism,
     /// A SCRAM server message is not a list of `name=value` attributes in printable text.
     ScramMalformed,
     /// A SCRAM server message lacks an attribute it must have, where it must have it.
@@ -212,6 +214,10 @@ impl fmt::Display for Error {
             Self::OutOfOrder => {
                 f.write_str("SASL: authentication steps called out of order (a caller bug)")
             }
+            Self::WrongMechanism => f.write_str(
+                "SASL: an authentication step for another mechanism than the configured one \
+                 (a caller bug)",
+            ),
             Self::ScramMalformed => f.write_str(
                 "SCRAM: the broker's message is not SCRAM attributes: close the connection",
             ),
@@ -253,7 +259,7 @@ impl fmt::Display for Error {
             Self::ScramSaltTooLong => write!(
                 f,
                 "SCRAM: the broker's salt is longer than {} bytes: recreate the user's SCRAM \
-                 credential (Kafka's salts are 32 bytes or less)",
+                 credential (Kafka's salts are at most 26 bytes)",
                 super::MAX_SALT_LEN
             ),
             Self::ScramServerSignatureMismatch => f.write_str(

@@ -26,7 +26,7 @@
 //! use producer_core::wire::{SaslAuthenticateResponse, SaslHandshakeResponse, MechanismName, List};
 //!
 //! // One per client; for SCRAM it keeps the salted password for every connection.
-//! let mut auth = Authenticator::<1>::new(Mechanism::Plain { username: "alice", password: "s3cret" })?;
+//! let mut auth = Authenticator::new(Mechanism::Plain { username: "alice", password: "s3cret" })?;
 //! assert_eq!(auth.handshake_request().mechanism, "PLAIN");
 //! let enabled = [MechanismName("SCRAM-SHA-512"), MechanismName("PLAIN")];
 //! auth.check_handshake(&SaslHandshakeResponse { error_code: 0, mechanisms: List::from_slice(&enabled) })?;
@@ -68,7 +68,7 @@ pub const NONCE_BYTES: usize = 24;
 /// Longest SCRAM nonce this client sends, in characters.
 pub const MAX_NONCE_LEN: usize = 64;
 
-/// Longest SCRAM salt accepted from a broker, in bytes (Kafka's are 20 to 32).
+/// Longest SCRAM salt accepted from a broker, in bytes (Kafka's are at most 26).
 pub const MAX_SALT_LEN: usize = 64;
 
 /// Fewest SCRAM iterations accepted: what RFC 7677 asks and Kafka's minimum. Fewer make a
@@ -111,7 +111,8 @@ pub enum Mechanism<'a> {
     },
     /// OAUTHBEARER: a bearer token from the application's identity provider (fetching and
     /// refreshing it is the application's), with optional SASL extensions such as Confluent
-    /// Cloud's `logicalCluster`.
+    /// Cloud's `logicalCluster`. Tokens expire long before a client does: a fresh one goes
+    /// to [`Authenticator::start_with_token`], this one is the first.
     OAuthBearer {
         /// The access token, without a scheme.
         token: &'a str,
@@ -259,9 +260,19 @@ impl<const CACHE: usize> core::fmt::Debug for Authenticator<'_, CACHE> {
     }
 }
 
-impl<'a, const CACHE: usize> Authenticator<'a, CACHE> {
-    /// An authenticator for `mechanism`, whose credentials are checked now.
+impl<'a> Authenticator<'a> {
+    /// An authenticator for `mechanism`, whose credentials are checked now, keeping one
+    /// salted password (one cluster's credential). See [`with_cache`](Self::with_cache) for
+    /// more.
     pub fn new(mechanism: Mechanism<'a>) -> Result<Self, Error> {
+        Self::with_cache(mechanism)
+    }
+}
+
+impl<'a, const CACHE: usize> Authenticator<'a, CACHE> {
+    /// An authenticator for `mechanism`, whose credentials are checked now, keeping up to
+    /// `CACHE` salted passwords.
+    pub fn with_cache(mechanism: Mechanism<'a>) -> Result<Self, Error> {
         mechanism.validate()?;
         Ok(Authenticator {
             mechanism,
@@ -329,6 +340,27 @@ impl<'a, const CACHE: usize> Authenticator<'a, CACHE> {
         Ok((Exchange { state }, n))
     }
 
+    /// Starts an OAUTHBEARER exchange like [`start`](Self::start), with `token` instead of
+    /// the configured one (and the configured extensions): how a long-lived client sends the
+    /// fresh token the application fetched, on a new connection or to authenticate again
+    /// before the session lifetime ends. [`Error::WrongMechanism`] for another mechanism.
+    pub fn start_with_token(
+        &self,
+        token: &str,
+        out: &mut [u8],
+    ) -> Result<(Exchange, usize), Error> {
+        let Mechanism::OAuthBearer { extensions, .. } = self.mechanism else {
+            return Err(Error::WrongMechanism);
+        };
+        let n = oauthbearer::initial_response(token, extensions, out)?;
+        Ok((
+            Exchange {
+                state: State::OAuthBearer,
+            },
+            n,
+        ))
+    }
+
     /// Reads the broker's SaslAuthenticate answer to the exchange's last message, and says
     /// what comes next: another message (written into `out`), or done. An error ends the
     /// exchange (the connection should be closed), except [`Error::BufferTooSmall`], after
@@ -392,7 +424,7 @@ impl<'a, const CACHE: usize> Authenticator<'a, CACHE> {
                 let (Mechanism::ScramSha256 { username, password }
                 | Mechanism::ScramSha512 { username, password }) = self.mechanism
                 else {
-                    return Err(Error::OutOfOrder);
+                    return Err(Error::WrongMechanism);
                 };
                 if client.awaits_server_first() {
                     let n =
