@@ -508,6 +508,11 @@ fn hostile_server_first_messages_are_refused_by_name() {
             format!("{nonce},s={},i=4096", "A".repeat(92)),
             Error::ScramSaltTooLong,
         ),
+        // 65 bytes: the same 88 characters as 64, one byte too many.
+        (
+            format!("{nonce},s={}AAE=,i=4096", "A".repeat(84)),
+            Error::ScramSaltTooLong,
+        ),
         (
             format!("{nonce},{salt}"),
             Error::ScramMissingAttribute { attribute: 'i' },
@@ -552,8 +557,11 @@ fn hostile_server_first_messages_are_refused_by_name() {
         let shown = expected.to_string();
         assert!(shown.len() > 30 && !shown.contains("pencil"), "{shown}");
     }
-    // Extensions after the iteration count are ignored.
+    // Extensions after the iteration count are ignored, and a salt of the largest size is
+    // taken.
     assert!(client_final(&format!("{RFC_SERVER_FIRST},x=ext")).is_ok());
+    let largest = format!("{nonce},s={}AA==,i=4096", "A".repeat(84));
+    assert!(client_final(&largest).is_ok());
 }
 
 /// The RFC client after its client-final, awaiting the server-final.
@@ -575,10 +583,12 @@ fn awaiting_server_final() -> ScramClient {
 fn hostile_server_final_messages_are_refused_by_name() {
     let flipped = RFC_SERVER_FINAL.replace("6rri", "6rrj");
     let short = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl9"; // 30 bytes, valid base64
+    let too_long = format!("v={}", "A".repeat(100)); // 75 bytes
     let cases = [
         (flipped.as_str(), Error::ScramServerSignatureMismatch),
         (short, Error::ScramServerSignatureMismatch),
         ("v=", Error::ScramServerSignatureMismatch),
+        (too_long.as_str(), Error::ScramServerSignatureMismatch),
         ("v=!!!!", Error::ScramBadBase64 { attribute: 'v' }),
         // The same bytes in a non-canonical spelling (the low bits of the last character set).
         (

@@ -309,8 +309,11 @@ impl ScramClient {
             _ => return Err(Error::ScramMissingAttribute { attribute: 'v' }),
         };
         let mut decoded = [0u8; MAX_HASH_LEN];
-        let decoded = Base64::decode(signature, &mut decoded)
-            .map_err(|_| Error::ScramBadBase64 { attribute: 'v' })?;
+        // Longer than any signature: wrong, like one of the right length with other bytes.
+        let decoded = Base64::decode(signature, &mut decoded).map_err(|e| match e {
+            base64ct::Error::InvalidLength => Error::ScramServerSignatureMismatch,
+            base64ct::Error::InvalidEncoding => Error::ScramBadBase64 { attribute: 'v' },
+        })?;
         let expected = server_signature
             .get(..self.hash.output_len())
             .unwrap_or(&[]);
@@ -365,9 +368,6 @@ struct ServerFirst<'a> {
     iterations: u32,
 }
 
-/// The longest base64 text of a salt of [`MAX_SALT_LEN`] bytes.
-const MAX_SALT_BASE64: usize = MAX_SALT_LEN.div_ceil(3) * 4;
-
 impl<'a> ServerFirst<'a> {
     fn parse(message: &'a [u8], client_nonce: &[u8]) -> Result<Self, Error> {
         let mut attrs = message.split(|&c| c == b',');
@@ -386,12 +386,12 @@ impl<'a> ServerFirst<'a> {
         if salt_text.is_empty() {
             return Err(Error::ScramMissingAttribute { attribute: 's' });
         }
-        if salt_text.len() > MAX_SALT_BASE64 {
-            return Err(Error::ScramSaltTooLong);
-        }
         let mut salt = [0u8; MAX_SALT_LEN];
         let salt_len = Base64::decode(salt_text, &mut salt)
-            .map_err(|_| Error::ScramBadBase64 { attribute: 's' })?
+            .map_err(|e| match e {
+                base64ct::Error::InvalidLength => Error::ScramSaltTooLong,
+                base64ct::Error::InvalidEncoding => Error::ScramBadBase64 { attribute: 's' },
+            })?
             .len();
         let iterations = parse_iterations(value(attrs.next(), 'i')?)?;
         // Further attributes are extensions, which a client ignores (RFC 5802, section 5.1).
