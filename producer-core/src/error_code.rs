@@ -63,6 +63,10 @@ codes! {
     CLUSTER_AUTHORIZATION_FAILED = 31,
     /// A record timestamp is out of the accepted range.
     INVALID_TIMESTAMP = 32,
+    /// The listener does not enable the SASL mechanism the handshake named.
+    UNSUPPORTED_SASL_MECHANISM = 33,
+    /// A SASL request came out of turn (a handshake after authentication, say).
+    ILLEGAL_SASL_STATE = 34,
     /// The broker does not support this API version.
     UNSUPPORTED_VERSION = 35,
     /// The message format is not supported by the topic.
@@ -81,6 +85,8 @@ codes! {
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53,
     /// The log directory holding the partition is offline.
     KAFKA_STORAGE_ERROR = 56,
+    /// The broker refused the SASL credentials.
+    SASL_AUTHENTICATION_FAILED = 58,
     /// The broker has no state for the producer id.
     UNKNOWN_PRODUCER_ID = 59,
     /// The leader epoch in the request is older than the broker's.

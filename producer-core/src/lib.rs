@@ -8,6 +8,8 @@
 //! - [`state`]: producer identity, per-partition sequence ledger, cancel eligibility, error
 //!   classification and fencing, all in the [`Sequencer`](state::Sequencer).
 //! - [`wire`]: the sans-IO Kafka codec.
+//! - [`sasl`]: SASL authentication (PLAIN, SCRAM-SHA-256/512 with feature `sasl-scram`,
+//!   OAUTHBEARER), sans-IO like the codec.
 //! - [`client`]: the sans-IO producer client both transports drive: connections, metadata,
 //!   the record accumulator, routing and timers.
 //! - [`driver`]: what both transports share around the client: delivery buffering, the
@@ -40,6 +42,7 @@ pub mod driver;
 pub mod error_code;
 #[cfg(feature = "flash")]
 pub mod flash;
+pub mod sasl;
 pub mod state;
 pub mod time;
 pub mod wire;

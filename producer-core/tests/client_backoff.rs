@@ -152,6 +152,9 @@ fn respond(cluster: &Cluster, counts: &mut Counts, frame: &[u8]) -> Vec<u8> {
             };
             wire::encode_response(&mut out, version, corr, &body)
         }
+        Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => {
+            panic!("SASL request on a PLAINTEXT listener")
+        }
     }
     .unwrap();
     out.truncate(n);

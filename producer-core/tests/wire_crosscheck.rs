@@ -501,6 +501,66 @@ proptest! {
     }
 }
 
+// ------------------------------------------------------------------- SASL
+
+proptest! {
+    #[test]
+    fn sasl_handshake_request(mechanism in text()) {
+        let mut k = kp::SaslHandshakeRequest::default();
+        k.mechanism = s(&mechanism);
+        let ours = wire::SaslHandshakeRequest { mechanism: &k.mechanism };
+        check(&k, &ours, 1);
+        // v0, which we do not negotiate, has the same layout.
+        prop_assert_eq!(kp_encode(&k, 0), kp_encode(&k, 1));
+    }
+
+    #[test]
+    fn sasl_handshake_response(error_code in error_code(), mechanisms in vec(text(), 0..5)) {
+        let mut k = kp::SaslHandshakeResponse::default();
+        k.error_code = error_code;
+        k.mechanisms = mechanisms.iter().map(|m| s(m)).collect();
+        let names: Vec<_> = k.mechanisms.iter().map(|m| wire::MechanismName(m)).collect();
+        let ours = wire::SaslHandshakeResponse {
+            error_code,
+            mechanisms: List::from_slice(&names),
+        };
+        check(&k, &ours, 1);
+        for m in &mechanisms {
+            prop_assert!(ours.enables(m));
+        }
+    }
+
+    #[test]
+    fn sasl_authenticate_request(version in 0i16..=2, auth in vec(any::<u8>(), 0..80)) {
+        let mut k = kp::SaslAuthenticateRequest::default();
+        k.auth_bytes = Bytes::copy_from_slice(&auth);
+        let ours = wire::SaslAuthenticateRequest { auth_bytes: &k.auth_bytes };
+        check(&k, &ours, version);
+    }
+
+    #[test]
+    fn sasl_authenticate_response(
+        version in 0i16..=2,
+        error_code in error_code(),
+        message in opt_text(),
+        auth in vec(any::<u8>(), 0..80),
+        lifetime in prop_oneof![Just(0i64), any::<i64>()],
+    ) {
+        let mut k = kp::SaslAuthenticateResponse::default();
+        k.error_code = error_code;
+        k.error_message = message.as_deref().map(s);
+        k.auth_bytes = Bytes::copy_from_slice(&auth);
+        if version >= 1 { k.session_lifetime_ms = lifetime; }
+        let ours = wire::SaslAuthenticateResponse {
+            error_code,
+            error_message: k.error_message.as_deref(),
+            auth_bytes: &k.auth_bytes,
+            session_lifetime_ms: k.session_lifetime_ms,
+        };
+        check(&k, &ours, version);
+    }
+}
+
 // ------------------------------------------------------------------ Headers
 
 proptest! {
@@ -606,6 +666,14 @@ proptest! {
         for v in 3..=11 {
             frame_check(v, corr, client, &kp::ProduceRequest::default(), &wire::ProduceRequest::default());
             response_frame_check(v, corr, &kp::ProduceResponse::default(), &wire::ProduceResponse::default());
+        }
+        frame_check(1, corr, client, &kp::SaslHandshakeRequest::default(), &wire::SaslHandshakeRequest::default());
+        response_frame_check(1, corr, &kp::SaslHandshakeResponse::default(), &wire::SaslHandshakeResponse::default());
+        let mut authenticated = kp::SaslAuthenticateResponse::default();
+        authenticated.error_message = None; // kafka-protocol defaults to Some("")
+        for v in 0..=2 {
+            frame_check(v, corr, client, &kp::SaslAuthenticateRequest::default(), &wire::SaslAuthenticateRequest::default());
+            response_frame_check(v, corr, &authenticated, &wire::SaslAuthenticateResponse::default());
         }
     }
 }

@@ -92,6 +92,14 @@ fn decode_all_bodies(api: ApiKey, version: i16, bytes: &[u8]) -> [Result<(), Dec
             decode_body::<wire::ProduceRequest<'_>>(bytes, version),
             decode_body::<wire::ProduceResponse<'_>>(bytes, version),
         ],
+        ApiKey::SaslHandshake => [
+            decode_body::<wire::SaslHandshakeRequest<'_>>(bytes, version),
+            decode_body::<wire::SaslHandshakeResponse<'_>>(bytes, version),
+        ],
+        ApiKey::SaslAuthenticate => [
+            decode_body::<wire::SaslAuthenticateRequest<'_>>(bytes, version),
+            decode_body::<wire::SaslAuthenticateResponse<'_>>(bytes, version),
+        ],
     }
 }
 

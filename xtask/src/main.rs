@@ -158,8 +158,9 @@ fn test() -> Result<(), String> {
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     // The core must stay no_std and allocation-free: build it for a Cortex-M4F with nothing
-    // enabled, with the defmt logging a firmware would turn on, and with the flash store.
-    for features in ["", "defmt", "flash,defmt"] {
+    // enabled, with the defmt logging a firmware would turn on, with the flash store, and with
+    // SCRAM (its RustCrypto dependencies must stay no_std too).
+    for features in ["", "defmt", "flash,defmt", "sasl-scram,defmt"] {
         step(
             "cargo",
             &[
@@ -347,12 +348,13 @@ fn ensure_tansu() -> Result<(), String> {
     )
 }
 
-/// Seconds of coverage-guided fuzzing of the wire decoders per `cargo xtask test`.
-const FUZZ_SECONDS: &str = "30";
+/// The fuzz targets and seconds of coverage-guided fuzzing of each per `cargo xtask test`:
+/// the wire decoders, and the SASL mechanisms' readers of broker messages.
+const FUZZ_TARGETS: [(&str, &str); 2] = [("wire_decode", "30"), ("sasl_server", "15")];
 
-/// Fuzzes the wire decoders for a short while when a nightly toolchain can be had (libFuzzer
-/// needs one). A machine that cannot get nightly or cargo-fuzz skips with a warning; a crash
-/// found by the fuzzer fails the run.
+/// Fuzzes the wire decoders and the SASL readers for a short while when a nightly toolchain
+/// can be had (libFuzzer needs one). A machine that cannot get nightly or cargo-fuzz skips with
+/// a warning; a crash found by the fuzzer fails the run.
 fn fuzz_wire_codec() -> Result<(), String> {
     if !succeeds("rustup", &["run", "nightly", "rustc", "--version"])
         && step(
@@ -385,20 +387,23 @@ fn fuzz_wire_codec() -> Result<(), String> {
             Err(format!("`cargo {}` failed with {status}", args.join(" ")))
         }
     };
-    if let Err(e) = in_fuzz_dir(&["+nightly", "fuzz", "build", "wire_decode"]) {
-        println!("xtask: warning: the fuzz target does not build on this nightly ({e}); skipping");
+    if let Err(e) = in_fuzz_dir(&["+nightly", "fuzz", "build"]) {
+        println!("xtask: warning: the fuzz targets do not build on this nightly ({e}); skipping");
         return Ok(());
     }
-    let max_time = format!("-max_total_time={FUZZ_SECONDS}");
-    in_fuzz_dir(&[
-        "+nightly",
-        "fuzz",
-        "run",
-        "wire_decode",
-        "--",
-        &max_time,
-        "-max_len=4096",
-    ])
+    for (target, seconds) in FUZZ_TARGETS {
+        let max_time = format!("-max_total_time={seconds}");
+        in_fuzz_dir(&[
+            "+nightly",
+            "fuzz",
+            "run",
+            target,
+            "--",
+            &max_time,
+            "-max_len=4096",
+        ])?;
+    }
+    Ok(())
 }
 
 /// Adds the cross targets and the rustfmt/clippy components when a fresh machine lacks them.

@@ -34,22 +34,31 @@ fuzz_target!(|input: &[u8]| {
     let Some((&selector, data)) = input.split_first() else {
         return;
     };
-    let api = ApiKey::ALL[usize::from(selector & 3)];
+    // Bits 0-2: the API; bits 3-6: the version within its range; bit 7: request or response.
+    let api = ApiKey::ALL[usize::from(selector & 7) % ApiKey::ALL.len()];
     let range = api.supported();
     let span = u8::try_from(range.max - range.min + 1).unwrap_or(1);
-    let version = range.min + i16::from((selector >> 2) % span);
+    let version = range.min + i16::from(((selector >> 3) & 15) % span);
     match selector >> 7 {
         0 => match api {
             ApiKey::ApiVersions => roundtrip!(wire::ApiVersionsRequest<'_>, data, version),
             ApiKey::Metadata => roundtrip!(wire::MetadataRequest<'_>, data, version),
             ApiKey::InitProducerId => roundtrip!(wire::InitProducerIdRequest<'_>, data, version),
             ApiKey::Produce => roundtrip!(wire::ProduceRequest<'_>, data, version),
+            ApiKey::SaslHandshake => roundtrip!(wire::SaslHandshakeRequest<'_>, data, version),
+            ApiKey::SaslAuthenticate => {
+                roundtrip!(wire::SaslAuthenticateRequest<'_>, data, version)
+            }
         },
         _ => match api {
             ApiKey::ApiVersions => roundtrip!(wire::ApiVersionsResponse<'_>, data, version),
             ApiKey::Metadata => roundtrip!(wire::MetadataResponse<'_>, data, version),
             ApiKey::InitProducerId => roundtrip!(wire::InitProducerIdResponse, data, version),
             ApiKey::Produce => roundtrip!(wire::ProduceResponse<'_>, data, version),
+            ApiKey::SaslHandshake => roundtrip!(wire::SaslHandshakeResponse<'_>, data, version),
+            ApiKey::SaslAuthenticate => {
+                roundtrip!(wire::SaslAuthenticateResponse<'_>, data, version)
+            }
         },
     }
     let _ = decode_request(data);

@@ -11,6 +11,8 @@ use super::init_producer_id::{InitProducerIdRequest, InitProducerIdResponse};
 use super::message::{decode_request_as, decode_request_header, decode_response};
 use super::metadata::{MetadataRequest, MetadataResponse};
 use super::produce::{ProduceRequest, ProduceResponse};
+use super::sasl_authenticate::{SaslAuthenticateRequest, SaslAuthenticateResponse};
+use super::sasl_handshake::{SaslHandshakeRequest, SaslHandshakeResponse};
 
 /// Any request this codec understands, as decoded by [`decode_request`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,6 +25,10 @@ pub enum Request<'a> {
     InitProducerId(InitProducerIdRequest<'a>),
     /// Produce request.
     Produce(ProduceRequest<'a>),
+    /// SaslHandshake request.
+    SaslHandshake(SaslHandshakeRequest<'a>),
+    /// SaslAuthenticate request.
+    SaslAuthenticate(SaslAuthenticateRequest<'a>),
 }
 
 /// Decodes a request frame of any implemented API (for model brokers).
@@ -45,6 +51,14 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader<'_>, Request<'_>), 
             let (h, b) = decode_request_as(frame)?;
             (h, Request::Produce(b))
         }
+        ApiKey::SaslHandshake => {
+            let (h, b) = decode_request_as(frame)?;
+            (h, Request::SaslHandshake(b))
+        }
+        ApiKey::SaslAuthenticate => {
+            let (h, b) = decode_request_as(frame)?;
+            (h, Request::SaslAuthenticate(b))
+        }
     })
 }
 
@@ -60,6 +74,10 @@ pub enum Response<'a> {
     InitProducerId(InitProducerIdResponse),
     /// Produce response.
     Produce(ProduceResponse<'a>),
+    /// SaslHandshake response.
+    SaslHandshake(SaslHandshakeResponse<'a>),
+    /// SaslAuthenticate response.
+    SaslAuthenticate(SaslAuthenticateResponse<'a>),
 }
 
 /// Decodes a response frame to a request of `api` at `version`.
@@ -84,6 +102,14 @@ pub fn decode_any_response(
         ApiKey::Produce => {
             let (h, b) = decode_response(frame, version)?;
             (h, Response::Produce(b))
+        }
+        ApiKey::SaslHandshake => {
+            let (h, b) = decode_response(frame, version)?;
+            (h, Response::SaslHandshake(b))
+        }
+        ApiKey::SaslAuthenticate => {
+            let (h, b) = decode_response(frame, version)?;
+            (h, Response::SaslAuthenticate(b))
         }
     })
 }

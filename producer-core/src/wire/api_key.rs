@@ -17,10 +17,14 @@ pub enum ApiKey {
     Produce = 0,
     /// Metadata (3): discover brokers and partition leaders.
     Metadata = 3,
+    /// SaslHandshake (17): choose the SASL mechanism of a connection.
+    SaslHandshake = 17,
     /// ApiVersions (18): learn which versions the broker supports.
     ApiVersions = 18,
     /// InitProducerId (22): obtain or bump a producer id and epoch.
     InitProducerId = 22,
+    /// SaslAuthenticate (36): carry the SASL mechanism's messages.
+    SaslAuthenticate = 36,
 }
 
 /// An inclusive range of API versions.
@@ -64,11 +68,13 @@ impl VersionRange {
 
 impl ApiKey {
     /// Every API this codec implements.
-    pub const ALL: [ApiKey; 4] = [
+    pub const ALL: [ApiKey; 6] = [
         ApiKey::Produce,
         ApiKey::Metadata,
+        ApiKey::SaslHandshake,
         ApiKey::ApiVersions,
         ApiKey::InitProducerId,
+        ApiKey::SaslAuthenticate,
     ];
 
     /// The numeric key on the wire.
@@ -81,8 +87,10 @@ impl ApiKey {
         match key {
             0 => Ok(ApiKey::Produce),
             3 => Ok(ApiKey::Metadata),
+            17 => Ok(ApiKey::SaslHandshake),
             18 => Ok(ApiKey::ApiVersions),
             22 => Ok(ApiKey::InitProducerId),
+            36 => Ok(ApiKey::SaslAuthenticate),
             k => Err(DecodeError::UnknownApiKey(k)),
         }
     }
@@ -93,22 +101,30 @@ impl ApiKey {
     /// transactional id), Metadata at v1 (null topic list means "all"), and
     /// the upper bounds are the newest versions whose layout is implemented
     /// here (Produce v12+ and Metadata v13+ change semantics we do not need).
+    /// SaslHandshake is v1 only: after a v0 handshake the mechanism's messages travel
+    /// unframed instead of in SaslAuthenticate requests, an exchange not implemented here
+    /// (brokers since Kafka 1.0 offer v1).
     pub const fn supported(self) -> VersionRange {
         match self {
             ApiKey::Produce => VersionRange::new(3, 11),
             ApiKey::Metadata => VersionRange::new(1, 12),
+            ApiKey::SaslHandshake => VersionRange::new(1, 1),
             ApiKey::ApiVersions => VersionRange::new(0, 3),
             ApiKey::InitProducerId => VersionRange::new(0, 5),
+            ApiKey::SaslAuthenticate => VersionRange::new(0, 2),
         }
     }
 
-    /// The first flexible version (compact strings/arrays, tagged fields).
+    /// The first flexible version (compact strings/arrays, tagged fields). SaslHandshake has
+    /// none: `i16::MAX` stands for "never".
     pub const fn first_flexible_version(self) -> i16 {
         match self {
             ApiKey::Produce => 9,
             ApiKey::Metadata => 9,
+            ApiKey::SaslHandshake => i16::MAX,
             ApiKey::ApiVersions => 3,
             ApiKey::InitProducerId => 2,
+            ApiKey::SaslAuthenticate => 2,
         }
     }
 
@@ -167,6 +183,10 @@ mod tests {
         assert_eq!(ApiKey::ApiVersions.response_header_version(3), 0);
         assert_eq!(ApiKey::Produce.response_header_version(9), 1);
         assert_eq!(ApiKey::Produce.request_header_version(8), 1);
+        assert_eq!(ApiKey::SaslHandshake.request_header_version(1), 1);
+        assert_eq!(ApiKey::SaslHandshake.response_header_version(1), 0);
+        assert_eq!(ApiKey::SaslAuthenticate.request_header_version(2), 2);
+        assert_eq!(ApiKey::SaslAuthenticate.response_header_version(1), 0);
         assert_eq!(ApiKey::from_i16(7), Err(DecodeError::UnknownApiKey(7)));
         for k in ApiKey::ALL {
             assert_eq!(ApiKey::from_i16(k.as_i16()), Ok(k));

@@ -208,6 +208,8 @@ impl<'a> ApiVersionsResponse<'a> {
             metadata: self.negotiate(ApiKey::Metadata),
             init_producer_id: self.negotiate(ApiKey::InitProducerId),
             produce: self.negotiate(ApiKey::Produce),
+            sasl_handshake: self.negotiate(ApiKey::SaslHandshake),
+            sasl_authenticate: self.negotiate(ApiKey::SaslAuthenticate),
         }
     }
 }
@@ -224,6 +226,11 @@ pub struct NegotiatedVersions {
     pub init_producer_id: Option<i16>,
     /// Produce version.
     pub produce: Option<i16>,
+    /// SaslHandshake version (only v1 is implemented; `None` from a broker without SASL
+    /// support or one that offers only v0).
+    pub sasl_handshake: Option<i16>,
+    /// SaslAuthenticate version.
+    pub sasl_authenticate: Option<i16>,
 }
 
 impl<'a> Body<'a> for ApiVersionsResponse<'a> {

@@ -14,9 +14,9 @@
 //! - `body`: the traits every API body implements (a leaf: nothing here imports back).
 //! - `header`, `message`: request/response headers and whole messages; `any` (feature
 //!   `decode-any`, for model brokers and cross-checks): a frame of whichever API.
-//! - `api_versions`, `metadata`, `init_producer_id`, `produce`: API
-//!   bodies; `api_key` holds the implemented version ranges and the
-//!   negotiation rule.
+//! - `api_versions`, `metadata`, `init_producer_id`, `produce`, `sasl_handshake`,
+//!   `sasl_authenticate`: API bodies; `api_key` holds the implemented version ranges and the
+//!   negotiation rule. The SASL mechanisms themselves are in [`crate::sasl`].
 //! - `record_batch`, `record`, `compression`, `crc`: record batch v2.
 //!
 //! # Example: one idempotent produce round trip
@@ -76,6 +76,8 @@ mod produce;
 mod reader;
 mod record;
 mod record_batch;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod tagged;
 mod varint;
 mod writer;
@@ -113,5 +115,7 @@ pub use record_batch::{
     RecordBatch, RecordBatchHeader, RecordBatches, header_of, set_base_offset,
     set_partition_leader_epoch, stamp,
 };
+pub use sasl_authenticate::{SaslAuthenticateRequest, SaslAuthenticateResponse};
+pub use sasl_handshake::{MechanismName, SaslHandshakeRequest, SaslHandshakeResponse};
 pub use varint::{unzigzag32, unzigzag64, zigzag32, zigzag64};
 pub use writer::Writer;

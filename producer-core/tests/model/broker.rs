@@ -477,6 +477,10 @@ impl Cluster {
                     ..reply(ReplyBody::Produce(parts))
                 });
             }
+            // The model's listeners are PLAINTEXT: a client that authenticates is wrong here.
+            Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => {
+                return Err("SASL request on a PLAINTEXT listener".into());
+            }
         }
         .map_err(|e| format!("model broker cannot encode: {e:?}"))?;
         out.truncate(n);

@@ -83,6 +83,11 @@ pub(crate) fn answer(s: &mut Shared, frame: &[u8]) -> Reply {
         Request::Metadata(_) => Api::Metadata,
         Request::InitProducerId(_) => Api::InitProducerId,
         Request::Produce(_) => Api::Produce,
+        // Its listener is PLAINTEXT: a client that authenticates is counted and cut off.
+        Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => {
+            s.counts.undecodable += 1;
+            return Reply::Close;
+        }
     };
     *s.counts.requests.entry(api.name()).or_default() += 1;
     let at = s.started.elapsed().as_millis() as u64;
@@ -162,6 +167,9 @@ pub(crate) fn answer(s: &mut Shared, frame: &[u8]) -> Reply {
                 ..Default::default()
             };
             wire::encode_response(&mut out, version, corr, &body)
+        }
+        Request::SaslHandshake(_) | Request::SaslAuthenticate(_) => {
+            unreachable!("closed above")
         }
     };
     let Ok(n) = encoded else {
