@@ -114,9 +114,11 @@ fn warm(kind: BrokerKind, policy: UnknownOutcome, request_timeout: Duration) -> 
     let broker = Broker::start_on(kind, broker_port, proxy.port());
     broker.create_topic("t", 3);
     let mut config = ProducerConfig::new([proxy.address()], ["t"]);
-    config.unknown_outcome = policy;
-    config.request_timeout = request_timeout;
-    config.abandoned_request_grace = kind.abandoned_request_grace();
+    config.client.producer.unknown_outcome = policy;
+    config.client = config.client.with_request_timeout(request_timeout);
+    if let Some(grace) = kind.abandoned_request_grace() {
+        config.client.producer.abandoned_request_grace = grace;
+    }
     let mut producer = Producer::new(config).unwrap();
     let started = Instant::now();
     let receipt = producer

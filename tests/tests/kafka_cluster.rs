@@ -43,11 +43,11 @@ fn create_topic(kafka: &Kafka, topic: &str) {
     eprintln!("{topic}: {:?}", kafka.partitions(topic));
 }
 
-fn config(kafka: &Kafka, topic: &str, policy: UnknownOutcome) -> ProducerConfig {
+fn config(kafka: &Kafka, topic: &str, policy: UnknownOutcome) -> ProducerConfig<'static> {
     let mut config = ProducerConfig::new(kafka.bootstrap_all(), [topic]);
-    config.unknown_outcome = policy;
+    config.client.producer.unknown_outcome = policy;
     // Small batches: many requests in flight when a broker goes.
-    config.batch_bytes = 8 * 1024;
+    config.client.batch_bytes = 8 * 1024;
     config
 }
 
@@ -277,7 +277,7 @@ fn two_of_three_down_past_the_deadlines() {
     // Few, fuller batches: while no partition can be written, the batches of a deadline's
     // worth of records must fit the producer's slots, or `send` would block waiting for one
     // and the test could not take outcomes meanwhile.
-    config.linger = Duration::from_millis(100);
+    config.client.linger = Duration::from_millis(100);
     let mut producer = Producer::new(config).expect("producer");
     let back = std::sync::Mutex::new(None::<Instant>);
     let (run, v, _log) = flowing(

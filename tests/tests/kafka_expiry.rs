@@ -69,7 +69,7 @@ fn producer(s: &Setup, ttl: Option<Duration>) -> Producer {
     durable.restored_deadline = Duration::from_secs(20);
     config.durable = Some(durable);
     // A batch and its storage header must fit one page of the state file.
-    config.batch_bytes = 16 * 1024;
+    config.client.batch_bytes = 16 * 1024;
     Producer::new(config).expect("producer")
 }
 

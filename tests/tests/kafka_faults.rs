@@ -42,9 +42,9 @@ fn rolling_restart_with_short_deadlines() {
     let topic = "rolling-short";
     kafka.create_topic_with(topic, PARTITIONS, 3, &[("min.insync.replicas", "2")]);
     let mut config = ProducerConfig::new(kafka.bootstrap_all(), [topic]);
-    config.unknown_outcome = UnknownOutcome::FailAndFence;
-    config.batch_bytes = 8 * 1024;
-    config.request_timeout = Duration::from_secs(5);
+    config.client.producer.unknown_outcome = UnknownOutcome::FailAndFence;
+    config.client.batch_bytes = 8 * 1024;
+    config.client = config.client.with_request_timeout(Duration::from_secs(5));
     let mut producer = Producer::new(config).expect("producer");
     let stop = AtomicBool::new(false);
     let run = thread::scope(|s| {
@@ -158,8 +158,8 @@ fn broker_restart_between_append_and_retry() {
     let topic = "restart-retry";
     let (proxy, kafka) = proxied_node(topic, &[]);
     let mut config = ProducerConfig::new([proxy.address()], [topic]);
-    config.unknown_outcome = UnknownOutcome::Wait;
-    config.linger = Duration::ZERO;
+    config.client.producer.unknown_outcome = UnknownOutcome::Wait;
+    config.client.linger = Duration::ZERO;
     let mut p = Producer::new(config).expect("producer");
     // A first batch answered: the producer has an id, and five may go out at once.
     p.send(&ProducerRecord::value(topic, b"warm-up"), far())
@@ -229,9 +229,9 @@ const EXPIRY: [(&str, &str); 2] = [
 fn stall_past_expiry(topic: &str, ttl: Option<Duration>) -> (RecordDelivery, Vec<i64>) {
     let (proxy, kafka) = proxied_node(topic, &EXPIRY);
     let mut config = ProducerConfig::new([proxy.address()], [topic]);
-    config.unknown_outcome = UnknownOutcome::Wait;
-    config.request_timeout = Duration::from_secs(4);
-    config.producer_state_ttl = ttl;
+    config.client.producer.unknown_outcome = UnknownOutcome::Wait;
+    config.client = config.client.with_request_timeout(Duration::from_secs(4));
+    config.client.producer_state_ttl = ttl;
     let mut p = Producer::new(config).expect("producer");
     p.send(&ProducerRecord::value(topic, b"warm-up"), far())
         .unwrap();
@@ -311,10 +311,10 @@ fn expiry_while_connections_are_cut() {
     let kafka = builder.start();
     kafka.create_topic(topic, PARTITIONS);
     let mut config = ProducerConfig::new([proxy.address()], [topic]);
-    config.unknown_outcome = UnknownOutcome::FailAndFence;
-    config.request_timeout = Duration::from_secs(2);
-    config.batch_bytes = 2 * 1024;
-    config.producer_state_ttl = Some(Duration::from_millis(1500));
+    config.client.producer.unknown_outcome = UnknownOutcome::FailAndFence;
+    config.client = config.client.with_request_timeout(Duration::from_secs(2));
+    config.client.batch_bytes = 2 * 1024;
+    config.client.producer_state_ttl = Some(Duration::from_millis(1500));
     let mut producer = Producer::new(config).expect("producer");
     proxy.set_mode(ProxyMode::Chaos {
         cut_probability: 0.05,

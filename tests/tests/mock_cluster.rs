@@ -216,10 +216,11 @@ impl Run {
         configure: impl FnOnce(&mut ProducerConfig),
     ) -> Run {
         let mut config = ProducerConfig::new(bootstrap, [topic]);
-        // The mock answers what it reads at once and drops a closed connection's requests:
-        // a fence that needs a new producer id waits 1 s, not Kafka's five produce timeouts.
-        config.abandoned_request_grace = Some(Duration::from_secs(1));
         configure(&mut config);
+        // The mock answers what it reads at once and drops a closed connection's requests:
+        // a fence that needs a new producer id waits 1 s, not Kafka's five produce timeouts
+        // (set after `configure`: a request timeout set there derives a grace of its own).
+        config.client.producer.abandoned_request_grace = Duration::from_secs(1);
         Run {
             topic: topic.to_owned(),
             producer: Producer::new(config).expect("producer"),
@@ -737,7 +738,7 @@ fn multi_partition_case(case: ProduceCase) {
     mock.topic(&topic, &[1, 1, 1]);
     // Batches seal only when `seal` says, so the three go out in one request.
     let mut run = Run::new(mock.bootstrap_list(), &topic, |c| {
-        c.linger = Duration::from_secs(5);
+        c.client.linger = Duration::from_secs(5);
     });
     for p in 0..3 {
         run.send_ok(p, LONG);
@@ -1052,7 +1053,9 @@ const DOWN_FOR: Duration = Duration::from_millis(1500);
 fn in_flight_when_down(policy: UnknownOutcome, topic: &str) -> (Mock, Run, usize) {
     let mock = Mock::new(3);
     mock.topic(topic, &[1, 2, 3]);
-    let mut run = Run::new(mock.bootstrap_list(), topic, |c| c.unknown_outcome = policy);
+    let mut run = Run::new(mock.bootstrap_list(), topic, |c| {
+        c.client.producer.unknown_outcome = policy
+    });
     for p in 0..3 {
         run.send_ok(p, LONG);
     }
@@ -1168,8 +1171,8 @@ fn delayed(policy: UnknownOutcome, topic: &str) -> (Mock, Run, usize) {
     let mock = Mock::new(2);
     mock.topic(topic, &[1, 2]);
     let mut run = Run::new(mock.bootstrap_list(), topic, |c| {
-        c.unknown_outcome = policy;
-        c.request_timeout = Duration::from_secs(10);
+        c.client.producer.unknown_outcome = policy;
+        c.client = c.client.with_request_timeout(Duration::from_secs(10));
     });
     for p in 0..2 {
         let warm = run.send_ok(p, LONG);
@@ -1258,7 +1261,7 @@ fn delayed_response_past_request_timeout_fail_and_fence() {
     let topic = "delayed_timeout";
     mock.topic(topic, &[1]);
     let mut run = Run::new(mock.bootstrap_list(), topic, |c| {
-        c.request_timeout = timeout
+        c.client = c.client.with_request_timeout(timeout)
     });
     let warm = run.send_ok(0, LONG);
     run.settle(SETTLE);

@@ -101,7 +101,7 @@ fn a_thousand_partitions_kafka() {
     broker.create_topic("wide", WIDE);
     let mut config = ProducerConfig::new([broker.bootstrap()], ["wide"]);
     // Smaller batches: 256 slots of 64 KiB would hold most partitions' one batch each.
-    config.batch_bytes = 16 * 1024;
+    config.client.batch_bytes = 16 * 1024;
     let mut producer = Producer::new(config).expect("producer");
     let run = produce_all(&mut producer, "wide", N, Duration::from_secs(60), None);
     drop(producer);
@@ -180,17 +180,19 @@ fn chaos_run(
     let broker = Broker::start_on(kind, broker_port, proxy.port());
     broker.create_topic(topic, PARTITIONS);
     let mut config = ProducerConfig::new([proxy.address()], [topic]);
-    config.unknown_outcome = policy;
+    config.client.producer.unknown_outcome = policy;
     // Small batches: more requests, so more places to cut.
-    config.batch_bytes = 4 * 1024;
-    config.request_timeout = Duration::from_secs(5);
-    config.abandoned_request_grace = kind.abandoned_request_grace();
+    config.client.batch_bytes = 4 * 1024;
+    config.client = config.client.with_request_timeout(Duration::from_secs(5));
+    if let Some(grace) = kind.abandoned_request_grace() {
+        config.client.producer.abandoned_request_grace = grace;
+    }
     // For exploration: CHAOS_MAX_IN_FLIGHT overrides the requests in flight per partition.
     if let Some(m) = std::env::var("CHAOS_MAX_IN_FLIGHT")
         .ok()
         .and_then(|s| s.parse().ok())
     {
-        config.max_in_flight = m;
+        config.client.producer.max_in_flight_per_partition = m;
     }
     let mut producer = Producer::new(config).expect("producer");
     proxy.set_mode(ProxyMode::Chaos { cut_probability });

@@ -13,34 +13,23 @@ use producer_core::state::{ConfigError, UnknownOutcome};
 
 use crate::capacity::Sizes;
 
-/// What the producer needs to know. Build with [`ProducerConfig::new`], then adjust fields.
+/// What the producer needs to know, in the shape transport-embassy's has: the core's
+/// [`ClientConfig`] (`client`: client id, linger, batch size, request timeout, the
+/// idempotence policy under `client.producer`), the cluster and topics, and this transport's
+/// own settings. Build with [`ProducerConfig::new`] (host defaults), then adjust fields.
 #[derive(Clone, Debug)]
-pub struct ProducerConfig {
+pub struct ProducerConfig<'a> {
+    /// The client's settings. Set the request timeout with
+    /// [`ClientConfig::with_request_timeout`], which also sets the grace after abandoned
+    /// requests (`client.producer.abandoned_request_grace`) to five of them. The producer sets
+    /// `client.durable` from [`ProducerConfig::durable`], and gives `client.producer.jitter_seed`
+    /// a value of its own per process, so that hosts that lost a broker together do not redial
+    /// it in step.
+    pub client: ClientConfig<'a>,
     /// `host:port` of one or more brokers to learn the cluster from.
     pub bootstrap: Vec<String>,
     /// Topics the producer writes to.
     pub topics: Vec<String>,
-    /// Sent in request headers.
-    pub client_id: String,
-    /// What a deadline does to a batch whose fate is unknown.
-    pub unknown_outcome: UnknownOutcome,
-    /// Requests in flight per partition (1..=5).
-    pub max_in_flight: u8,
-    /// How long a batch waits for more records.
-    pub linger: Duration,
-    /// Largest batch in bytes.
-    pub batch_bytes: usize,
-    /// A request unanswered this long closes its connection; also bounds connecting, and is
-    /// the produce timeout sent to the broker.
-    pub request_timeout: Duration,
-    /// How long to wait after a request was abandoned on a closed connection before sending
-    /// under a new producer id (see `producer_core::state::Config::abandoned_request_grace`);
-    /// `None`: five request timeouts, the time Kafka may go on processing what it had read.
-    pub abandoned_request_grace: Option<Duration>,
-    /// How long after a record's timestamp the broker is trusted to remember the producer
-    /// (see `producer_core::client::ClientConfig::producer_state_ttl`; records are stamped with
-    /// the system clock): 12 h by default, below Kafka's 24 h `producer.id.expiration.ms`.
-    pub producer_state_ttl: Option<Duration>,
     /// Largest response frame accepted.
     pub max_response_bytes: u32,
     /// Keep the producer's batches, stamps and outcomes in a file so that a restart (crash,
@@ -52,7 +41,7 @@ pub struct ProducerConfig {
     /// its lowest ids. About 110 bytes each.
     pub partitions: usize,
     /// Batches held at once (1 to 65,535): buffered, in flight, or decided and not yet
-    /// taken. Each takes `batch_bytes` of memory.
+    /// taken. Each takes `client.batch_bytes` of memory.
     pub batches: usize,
     /// Broker connections at once (1 to 255); with more partition leaders than that,
     /// connections take turns.
@@ -88,9 +77,9 @@ impl DurableState {
     }
 }
 
-impl ProducerConfig {
-    /// Defaults: fail-and-fence, 5 in flight, 5 ms linger, 64 KiB batches, 10 s request
-    /// timeout.
+impl ProducerConfig<'static> {
+    /// Host defaults: client id "gateway-producer", fail-and-fence, 5 in flight, 5 ms linger,
+    /// 64 KiB batches, 10 s request timeout, a 12 h producer-state TTL, 8 MiB responses.
     pub fn new<B, T>(bootstrap: B, topics: T) -> Self
     where
         B: IntoIterator,
@@ -98,17 +87,17 @@ impl ProducerConfig {
         T: IntoIterator,
         T::Item: Into<String>,
     {
+        let mut client =
+            ClientConfig::new("gateway-producer").with_request_timeout(Duration::from_secs(10));
+        client.linger = Duration::from_millis(5);
+        client.batch_bytes = 64 * 1024;
+        client.producer_state_ttl = Some(Duration::from_secs(12 * 3600));
+        client.producer.unknown_outcome = UnknownOutcome::FailAndFence;
+        client.producer.max_in_flight_per_partition = 5;
         ProducerConfig {
+            client,
             bootstrap: bootstrap.into_iter().map(Into::into).collect(),
             topics: topics.into_iter().map(Into::into).collect(),
-            client_id: "gateway-producer".into(),
-            unknown_outcome: UnknownOutcome::FailAndFence,
-            max_in_flight: 5,
-            linger: Duration::from_millis(5),
-            batch_bytes: 64 * 1024,
-            request_timeout: Duration::from_secs(10),
-            abandoned_request_grace: None,
-            producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
             max_response_bytes: 8 * 1024 * 1024,
             durable: None,
             partitions: crate::PARTITIONS,
@@ -139,15 +128,14 @@ pub fn batch_bytes_range(durable: bool) -> (usize, usize) {
     (config.min_batch_bytes(), max)
 }
 
-impl ProducerConfig {
+impl ProducerConfig<'_> {
     /// Checks `batch_bytes` against [`batch_bytes_range`], as the producer does before it
     /// allocates anything: the error gives the valid range.
     pub fn check_batch_bytes(&self) -> Result<(), Error> {
         let durable = self.durable.is_some();
         let (_, max) = batch_bytes_range(durable);
-        let mut config = ClientConfig::new(&self.client_id);
+        let mut config = self.client;
         config.durable = durable;
-        config.batch_bytes = self.batch_bytes;
         config.check_batch_bytes(max).map_err(Error::Config)
     }
 

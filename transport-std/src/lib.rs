@@ -42,12 +42,12 @@ use store::{Store, persist, store_error};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
-use producer_core::client::{Client, ClientConfig, ConnId, RestoreOptions};
+use producer_core::client::{Client, ConnId, RestoreOptions};
 pub use producer_core::client::{Receipt, RestoreSummary};
 use producer_core::driver::{self, Broken, ConnBuffers, Deliveries, Io, send_step, turn};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
-pub use producer_core::client::{ClientConfigError, ProducerRecord, SendError};
+pub use producer_core::client::{ClientConfig, ClientConfigError, ProducerRecord, SendError};
 use producer_core::flash::BlockingAsync;
 pub use producer_core::state::{
     BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
@@ -164,17 +164,8 @@ fn jitter_seed() -> u64 {
 impl Producer {
     /// Validates the configuration, then allocates what it asks for; connections open on the
     /// first poll.
-    pub fn new(config: ProducerConfig) -> Result<Producer, Error> {
-        let mut client_config =
-            ClientConfig::new(&config.client_id).with_request_timeout(config.request_timeout);
-        client_config.linger = config.linger;
-        client_config.batch_bytes = config.batch_bytes;
-        if let Some(grace) = config.abandoned_request_grace {
-            client_config.producer.abandoned_request_grace = grace;
-        }
-        client_config.producer_state_ttl = config.producer_state_ttl;
-        client_config.producer.unknown_outcome = config.unknown_outcome;
-        client_config.producer.max_in_flight_per_partition = config.max_in_flight;
+    pub fn new(config: ProducerConfig<'_>) -> Result<Producer, Error> {
+        let mut client_config = config.client;
         client_config.durable = config.durable.is_some();
         // Hosts that lost a broker together must not redial it in step.
         client_config.producer.jitter_seed = jitter_seed();
@@ -184,7 +175,7 @@ impl Producer {
         // durable state, also within a page of the state file).
         config.check_batch_bytes()?;
         let sizes = config.check_capacities()?;
-        let storage = vec![0u8; sizes.batches * config.batch_bytes];
+        let storage = vec![0u8; sizes.batches * config.client.batch_bytes];
         let mut client = Box::new(
             CoreClient::with_capacities(client_config, &sizes, &bootstrap, &topics, storage)
                 .map_err(Error::Config)?,
@@ -194,7 +185,7 @@ impl Producer {
         let mut restored = RestoreSummary::default();
         if let Some(state) = &config.durable {
             let pages = producer_core::flash::pages_needed::<BlockingAsync<FileFlash>>(
-                config.batch_bytes,
+                config.client.batch_bytes,
                 sizes.batches,
             )
             .map_err(|e| Error::Storage(e.to_string()))?;
@@ -202,7 +193,7 @@ impl Producer {
             let pages = pages + pages / 2;
             let flash = FileFlash::open(&state.path, pages, state.sync)
                 .map_err(|e| Error::Storage(format!("{}: {e}", state.path.display())))?;
-            let buffer = vec![0u8; Store::buffer_len(config.batch_bytes)];
+            let buffer = vec![0u8; Store::buffer_len(config.client.batch_bytes)];
             let mut s = Store::new(
                 BlockingAsync::new(flash),
                 0..(pages * PAGE_SIZE) as u32,
@@ -241,12 +232,12 @@ impl Producer {
                 .map(|_| {
                     ConnBuffers::new(
                         vec![0u8; config.max_response_bytes as usize + 4],
-                        vec![0u8; config.batch_bytes * 4 + 64 * 1024],
+                        vec![0u8; config.client.batch_bytes * 4 + 64 * 1024],
                     )
                 })
                 .collect(),
             frames: FrameDecoder::new(config.max_response_bytes),
-            request_timeout: config.request_timeout,
+            request_timeout: config.client.request_timeout,
             deliveries: Deliveries::new(Unbounded(VecDeque::with_capacity(sizes.batches))),
             ready: Vec::with_capacity(sizes.brokers),
             store,

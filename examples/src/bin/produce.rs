@@ -322,13 +322,15 @@ fn run(args: Args) -> Result<bool, String> {
         .batch_bytes
         .unwrap_or(if durable { 32 * 1024 } else { 64 * 1024 });
     let mut config = ProducerConfig::new(args.bootstrap.split(','), [args.topic.clone()]);
-    config.unknown_outcome = match args.unknown_outcome {
+    config.client.producer.unknown_outcome = match args.unknown_outcome {
         Policy::Wait => UnknownOutcome::Wait,
         Policy::FailAndFence => UnknownOutcome::FailAndFence,
     };
-    config.linger = Duration::from_millis(args.linger_ms);
-    config.abandoned_request_grace = args.abandoned_request_grace_ms.map(Duration::from_millis);
-    config.batch_bytes = batch_bytes;
+    config.client.linger = Duration::from_millis(args.linger_ms);
+    if let Some(grace) = args.abandoned_request_grace_ms.map(Duration::from_millis) {
+        config.client.producer.abandoned_request_grace = grace;
+    }
+    config.client.batch_bytes = batch_bytes;
     let deadline_after = Duration::from_millis(args.deadline_ms);
     if let Some(dir) = &args.state_dir {
         let mut state = DurableState::new(dir.join("producer.state"));

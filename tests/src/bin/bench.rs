@@ -306,7 +306,7 @@ impl Fixture {
 
 fn ours_trial(fixture: &Fixture, policy: UnknownOutcome) -> Trial {
     let mut config = ProducerConfig::new([fixture.bootstrap()], [LATENCY_TOPIC]);
-    config.unknown_outcome = policy;
+    config.client.producer.unknown_outcome = policy;
     let mut producer = Producer::new(config).expect("valid configuration");
     if let Some(proxy) = fixture.proxy() {
         // Warm up: the connection, the producer id and a few acknowledged batches.
