@@ -1,14 +1,18 @@
 //! Test bodies shared by the host and a Cortex-M3 under QEMU.
 //!
-//! Each `pub fn` here is one test. `tests/portable.rs` wraps every one in a host `#[test]`;
-//! `on-target/tests/core.rs` wraps the same ones in defmt-test on `thumbv7m-none-eabi`, so the
-//! `no_std` core is run on a 32-bit target, not only compiled for it. That is why the bodies
+//! Each `pub fn` here is one test, listed once in `list.rs`: `tests/portable.rs` expands the
+//! list into host `#[test]`s, `on-target/tests/core.rs` into defmt-test ones on
+//! `thumbv7m-none-eabi`, so the `no_std` core is run on a 32-bit target, not only compiled
+//! for it. That is why the bodies
 //! use only `core` and `heapless`: no `std`, no allocation, small buffers (the target has
 //! 64 KiB of RAM), fixtures through `include_bytes!`. A body that no wrapper calls is a dead
 //! code warning on both sides.
 //!
 //! The helpers below (`ready`, `at`, `answered`, ...) are public because `tests/sequencer.rs`
 //! includes this module too, for its host-only sequencer tests.
+
+#[macro_use]
+mod list;
 
 pub mod cancel;
 pub mod classify;
