@@ -90,6 +90,7 @@ impl<C: Capacities> Sequencer<C> {
         if let Some(b) = self.slots[index].batch.as_mut() {
             b.state = state;
         }
+        self.next_out.set(None);
         let ledger = &mut self.partitions[partition];
         ledger.in_flight = ledger.in_flight.saturating_sub(1);
         self.release_if_done(index);

@@ -50,6 +50,7 @@ impl<C: Capacities> Sequencer<C> {
             return None;
         };
         batch.delivered = true;
+        self.next_out.set(None);
         let delivery = Delivery {
             token: BatchToken {
                 slot: index as u16,
@@ -63,15 +64,24 @@ impl<C: Capacities> Sequencer<C> {
         Some(delivery)
     }
 
-    /// The slot of the oldest decided batch not yet handed out.
+    /// The slot of the oldest decided batch not yet handed out. Found by a walk of the
+    /// slots, kept until a batch is decided, handed out or placed: a transport asks after
+    /// every record it sends, and the answer changes once per batch.
     fn next_decided(&self) -> Option<usize> {
-        self.slots
+        if let Some(known) = self.next_out.get() {
+            return known.map(usize::from);
+        }
+        let next = self
+            .slots
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.batch.as_ref().map(|b| (i, b)))
             .filter(|(_, b)| !b.delivered && matches!(b.state, BatchState::Decided { .. }))
             .min_by_key(|(_, b)| b.order)
-            .map(|(i, _)| i)
+            .map(|(i, _)| i);
+        // Slots are numbered in u16 (checked at construction).
+        self.next_out.set(Some(next.map(|i| i as u16)));
+        next
     }
 
     /// The batch [`Sequencer::poll_event`] would yield next, without yielding it: a client

@@ -31,6 +31,8 @@ pub use delivery::{Delivery, HeldBatch};
 pub use restore::{RestoreError, Restored};
 pub use send::{EnqueueError, SendPermit};
 
+use core::cell::Cell;
+
 use crate::capacity::{Array, Capacities, PerBatch, PerPartition};
 use crate::state::batch::{Batch, BatchState, BatchToken, PartitionIndex, Slot};
 use crate::state::config::{Config, ConfigError};
@@ -76,6 +78,9 @@ pub struct Sequencer<C: Capacities> {
     restart_abandoned: bool,
     /// Backoffs of resends, InitProducerId retries and the sending after fences.
     pacing: Pacing,
+    /// The slot of the next outcome to hand out, once looked for (`None`: look again): see
+    /// `next_decided`. Cleared whenever a batch is decided, handed out or placed in a slot.
+    next_out: Cell<Option<Option<u16>>>,
 }
 
 impl<C: Capacities> Sequencer<C> {
@@ -106,6 +111,7 @@ impl<C: Capacities> Sequencer<C> {
             resume_only: false,
             restart_abandoned: false,
             pacing: Pacing::new(&config),
+            next_out: Cell::new(None),
         })
     }
 
@@ -189,6 +195,7 @@ impl<C: Capacities> Sequencer<C> {
             outcome,
             outstanding,
         };
+        self.next_out.set(None);
         self.counters.count(outcome.kind(), batch.records);
     }
 

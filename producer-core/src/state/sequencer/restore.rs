@@ -122,6 +122,7 @@ impl<C: Capacities> Sequencer<C> {
         // nothing any more), and a broker may still append it after this life started: no
         // new producer id before the grace.
         self.restart_abandoned = true;
+        self.next_out.set(None);
         s.generation = s.generation.wrapping_add(1);
         s.batch = Some(Batch {
             partition,
