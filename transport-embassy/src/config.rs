@@ -17,7 +17,10 @@ pub type MapAddress = fn(host: &str, port: u16) -> Option<IpEndpoint>;
 /// `client` for linger, batch size, timeouts and the unknown-outcome policy.
 #[derive(Clone, Copy, Debug)]
 pub struct ProducerConfig<'a> {
-    /// The client's settings (request timeout, linger, batch size, idempotence policy).
+    /// The client's settings (request timeout, linger, batch size, idempotence policy), and
+    /// SASL: `client.sasl` the mechanism and credentials, `client.entropy` the firmware's
+    /// hardware RNG (a `fn(&mut [u8])`, e.g. over a `static` RNG peripheral in a critical
+    /// section), which SCRAM needs for its nonces.
     pub client: ClientConfig<'a>,
     /// `host:port` of one or more brokers to learn the cluster from.
     pub bootstrap: &'a [&'a str],

@@ -4,12 +4,13 @@
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use producer_core::client::{ClientConfig, ClientConfigError, SendError};
 use producer_core::driver;
 use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
-use producer_core::state::{ConfigError, UnknownOutcome};
+use producer_core::state::{ConfigError, FatalReason, UnknownOutcome};
 
 use crate::capacity::Sizes;
 
@@ -46,6 +47,41 @@ pub struct ProducerConfig<'a> {
     /// Broker connections at once (1 to 255); with more partition leaders than that,
     /// connections take turns.
     pub brokers: usize,
+    /// Where OAUTHBEARER tokens come from (with `client.sasl` OAUTHBEARER): the producer
+    /// calls it when the client wants a token (at first, when the configured one is empty,
+    /// then at 80% of each token's life), from its own poll loop. `None`: the application
+    /// calls [`Producer::set_oauth_token`](crate::Producer::set_oauth_token) itself.
+    pub oauth_token: Option<OAuthTokenSource>,
+}
+
+/// A fresh OAUTHBEARER token, and how long it is valid from now (`None`: not known; the
+/// token's `exp`, less a margin for clock skew, is the usual answer).
+#[derive(Clone)]
+pub struct OAuthToken {
+    /// The access token itself, without `Bearer`.
+    pub token: String,
+    /// How long it may be sent.
+    pub valid_for: Option<Duration>,
+}
+
+impl fmt::Debug for OAuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthToken")
+            .field("token", &"<redacted>")
+            .field("valid_for", &self.valid_for)
+            .finish()
+    }
+}
+
+/// The application's token fetcher: an identity provider's client, a file re-read. Its
+/// error is logged (it must hold no secret) and it is asked again a second later.
+#[derive(Clone)]
+pub struct OAuthTokenSource(pub Arc<dyn Fn() -> Result<OAuthToken, String> + Send + Sync>);
+
+impl fmt::Debug for OAuthTokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OAuthTokenSource")
+    }
 }
 
 /// Where and how the producer keeps its durable state.
@@ -103,6 +139,7 @@ impl ProducerConfig<'static> {
             partitions: crate::PARTITIONS,
             batches: crate::BATCHES,
             brokers: crate::BROKERS,
+            oauth_token: None,
         }
     }
 }
@@ -175,6 +212,9 @@ pub enum Error {
     Config(ClientConfigError),
     /// A record was refused.
     Send(SendError),
+    /// The producer stopped for good, for this reason (an authentication failure says which
+    /// SASL setting to change).
+    Stopped(FatalReason),
     /// The deadline passed before the record could be accepted (no metadata yet, or the
     /// buffer stayed full).
     Deadline(SendError),
@@ -192,6 +232,7 @@ impl fmt::Display for Error {
         match self {
             Error::Config(e) => driver::Error::Config(*e).fmt(f),
             Error::Send(e) => driver::Error::Send(*e).fmt(f),
+            Error::Stopped(r) => driver::Error::Stopped(*r).fmt(f),
             Error::Deadline(e) => driver::Error::Deadline(*e).fmt(f),
             Error::Io(e) => write!(f, "I/O: {e}"),
             Error::Storage(e) => write!(f, "durable state: {e}"),
@@ -206,6 +247,7 @@ impl From<driver::Error> for Error {
         match e {
             driver::Error::Config(e) => Error::Config(e),
             driver::Error::Send(e) => Error::Send(e),
+            driver::Error::Stopped(r) => Error::Stopped(r),
             driver::Error::Deadline(e) => Error::Deadline(e),
             driver::Error::Restore(e) => Error::Storage(e.to_string()),
             driver::Error::Storage => Error::Storage(e.to_string()),

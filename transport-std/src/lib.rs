@@ -29,10 +29,16 @@ mod config;
 pub mod file_flash;
 mod outcomes;
 mod resolver;
+mod sasl;
 mod store;
 
 pub use capacity::{Heap, Sizes};
-pub use config::{DurableState, Error, ProducerConfig, batch_bytes_range};
+pub use config::{
+    DurableState, Error, OAuthToken, OAuthTokenSource, ProducerConfig, batch_bytes_range,
+};
+pub use producer_core::client::Entropy;
+pub use producer_core::sasl::{Error as SaslError, Mechanism};
+pub use producer_core::state::FatalReason;
 
 use file_flash::{FileFlash, PAGE_SIZE};
 use outcomes::Unbounded;
@@ -147,6 +153,8 @@ pub struct Producer {
     storage_error: Option<String>,
     /// When the sockets last had a turn.
     last_turn: StdInstant,
+    /// Where OAUTHBEARER tokens come from (see `sasl`).
+    tokens: sasl::Tokens,
 }
 
 /// A seed for the backoff jitter that differs between processes and runs: the standard
@@ -169,6 +177,8 @@ impl Producer {
         client_config.durable = config.durable.is_some();
         // Hosts that lost a broker together must not redial it in step.
         client_config.producer.jitter_seed = jitter_seed();
+        // SCRAM nonces from the operating system's RNG, unless the caller gave a source.
+        client_config.entropy = client_config.entropy.or(Some(sasl::OS_ENTROPY));
         let bootstrap: Vec<&str> = config.bootstrap.iter().map(String::as_str).collect();
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         // Checked before the storage is allocated: a wrong value gets the valid range (with
@@ -244,6 +254,10 @@ impl Producer {
             restored,
             storage_error: None,
             last_turn: StdInstant::now(),
+            tokens: sasl::Tokens {
+                source: config.oauth_token.clone(),
+                failed_at: None,
+            },
         };
         producer.tell_time();
         Ok(producer)
@@ -429,6 +443,7 @@ impl Producer {
         self.last_turn = StdInstant::now();
         let now = self.tell_time();
         let wake = self.client.poll(now);
+        self.renew_token();
         self.persist();
         self.close_requested();
         self.open_connections();

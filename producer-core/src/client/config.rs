@@ -3,7 +3,52 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::sasl;
 use crate::state;
+
+/// Longest SASL username the client keeps, in bytes.
+pub const MAX_SASL_USERNAME: usize = 255;
+
+/// Longest SASL password, or OAUTHBEARER token, the client keeps, in bytes: room for the
+/// JWTs of Confluent Cloud, Azure and MSK IAM, which run from a few hundred bytes to about
+/// 1.5 KiB. The client keeps its own copy (it holds no borrow), so this is RAM a firmware
+/// gives up for SASL.
+pub const MAX_SASL_SECRET: usize = 2048;
+
+/// Bytes of OAUTHBEARER extensions the client keeps (every key and value, plus two per
+/// extension), and their most: [`MAX_SASL_EXTENSIONS`].
+pub const MAX_SASL_EXTENSION_BYTES: usize = 256;
+
+/// Most OAUTHBEARER extensions the client sends.
+pub const MAX_SASL_EXTENSIONS: usize = 4;
+
+/// A source of cryptographically secure random bytes, for SCRAM's client nonce: the sans-IO
+/// core has no RNG of its own, so the transport supplies one (transport-std the operating
+/// system's, through `getrandom`; a firmware its hardware RNG). It must fill the whole
+/// buffer, with bytes an observer of the network cannot predict.
+#[derive(Clone, Copy)]
+pub struct Entropy(pub fn(&mut [u8]));
+
+impl PartialEq for Entropy {
+    fn eq(&self, other: &Self) -> bool {
+        core::ptr::fn_addr_eq(self.0, other.0)
+    }
+}
+
+impl Eq for Entropy {}
+
+impl fmt::Debug for Entropy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Entropy")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Entropy {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Entropy")
+    }
+}
 
 /// Kafka's protocol limit on unanswered requests per connection that keeps responses ordered
 /// and idempotent retries within the broker's five-batch window.
@@ -64,6 +109,18 @@ pub struct ClientConfig<'a> {
     /// [`BATCH_HEADER`](super::durable::BATCH_HEADER) bytes of `batch_bytes` to its storage
     /// header, and nothing is sent or handed out before the write it depends on is confirmed.
     pub durable: bool,
+    /// Authenticate every connection with SASL, right after ApiVersions: the mechanism and
+    /// its credentials (see [`sasl::Mechanism`]; `Debug` and `defmt` never show the password
+    /// or token). `None`: no authentication (a PLAINTEXT or SSL listener). The client copies
+    /// the credentials when it is built (username up to [`MAX_SASL_USERNAME`] bytes, password
+    /// or token up to [`MAX_SASL_SECRET`]), so it holds no borrow. For OAUTHBEARER the token
+    /// may be empty: the client then waits for one from
+    /// [`Client::set_oauth_token`](super::Client::set_oauth_token), which is also how a
+    /// token is renewed before it expires.
+    pub sasl: Option<sasl::Mechanism<'a>>,
+    /// Random bytes for SCRAM nonces: required with a SCRAM mechanism (transport-std sets
+    /// the operating system's).
+    pub entropy: Option<Entropy>,
 }
 
 impl<'a> ClientConfig<'a> {
@@ -84,6 +141,8 @@ impl<'a> ClientConfig<'a> {
             producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
             producer: state::Config::default(),
             durable: false,
+            sasl: None,
+            entropy: None,
         }
     }
 }
@@ -166,6 +225,17 @@ pub enum ClientConfigError {
     Topic,
     /// The idempotence settings are refused.
     Producer(state::ConfigError),
+    /// The SASL credentials cannot be sent as they are (see the error).
+    Sasl(sasl::Error),
+    /// The SASL username is longer than [`MAX_SASL_USERNAME`] bytes.
+    SaslUsernameTooLong,
+    /// The SASL password or OAUTHBEARER token is longer than [`MAX_SASL_SECRET`] bytes.
+    SaslSecretTooLong,
+    /// More OAUTHBEARER extensions, or bytes of them, than the client keeps
+    /// ([`MAX_SASL_EXTENSIONS`], [`MAX_SASL_EXTENSION_BYTES`]).
+    SaslExtensions,
+    /// A SCRAM mechanism with no `entropy` source for its nonces.
+    SaslEntropy,
 }
 
 impl fmt::Display for ClientConfigError {
@@ -197,6 +267,25 @@ impl fmt::Display for ClientConfigError {
                 "topic names must be 1 to 249 bytes, and no more topics than the topics capacity",
             ),
             ClientConfigError::Producer(e) => e.fmt(f),
+            ClientConfigError::Sasl(e) => write!(f, "sasl: {e}"),
+            ClientConfigError::SaslUsernameTooLong => write!(
+                f,
+                "sasl: the username is longer than the {MAX_SASL_USERNAME} bytes the client keeps"
+            ),
+            ClientConfigError::SaslSecretTooLong => write!(
+                f,
+                "sasl: the password or token is longer than the {MAX_SASL_SECRET} bytes the \
+                 client keeps"
+            ),
+            ClientConfigError::SaslExtensions => write!(
+                f,
+                "sasl: at most {MAX_SASL_EXTENSIONS} OAUTHBEARER extensions of \
+                 {MAX_SASL_EXTENSION_BYTES} bytes in all"
+            ),
+            ClientConfigError::SaslEntropy => f.write_str(
+                "sasl: SCRAM needs random nonces: set the client config's entropy source (the \
+                 transport's RNG)",
+            ),
         }
     }
 }

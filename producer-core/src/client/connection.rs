@@ -5,6 +5,7 @@ use heapless::Deque;
 
 use super::config::MAX_REQUESTS_PER_CONNECTION;
 use crate::capacity::{BatchList, Capacities, Table};
+use crate::sasl::Exchange;
 use crate::state::BatchToken;
 use crate::time::Instant;
 use crate::wire::{NegotiatedVersions, RequestBody};
@@ -42,7 +43,11 @@ pub enum ConnState {
         /// The request is out.
         sent: bool,
     },
-    /// Versions negotiated: requests may flow.
+    /// Versions negotiated, SASL configured: the connection authenticates (SaslHandshake,
+    /// then SaslAuthenticate rounds) before any other request, and again before its session
+    /// lifetime ends (KIP-368).
+    Authenticating,
+    /// Versions negotiated (and authenticated): requests may flow.
     Ready,
 }
 
@@ -54,6 +59,8 @@ pub(crate) enum PendingKind {
     InitProducerId,
     /// It carried this many batches: the first as many of the connection's `flight`.
     Produce(usize),
+    SaslHandshake,
+    SaslAuthenticate,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +87,42 @@ pub(crate) struct Connection<C: Capacities> {
     /// partition index: a batch is in one request at a time, so `batches` entries hold all.
     pub flight: BatchList<C, (BatchToken, u16)>,
     pub next_correlation: i32,
+    /// Where its SASL authentication is (`None` while not authenticating).
+    pub auth: Option<AuthPhase>,
+    /// When it stops taking new requests, to authenticate again before the broker's session
+    /// lifetime ends (KIP-368); `None` without a lifetime.
+    pub reauth_at: Option<Instant>,
+}
+
+/// The longest SASL message the client answers a broker's with (a SCRAM client-final: about
+/// 170 bytes with Kafka's nonces), kept on the connection until it is sent.
+pub(crate) const AUTH_REPLY_MAX: usize = 256;
+
+/// One connection's SASL authentication in progress. Its size is the connection's for its
+/// whole life (no heap to box the largest variant into), and bounded.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum AuthPhase {
+    /// SaslHandshake to send (`sent` false) or out.
+    Handshake { sent: bool },
+    /// The mechanism is enabled: the first SaslAuthenticate is to be sent.
+    Start,
+    /// A SaslAuthenticate is out.
+    Waiting(Exchange),
+    /// The next SaslAuthenticate's auth bytes, to send.
+    Reply(Exchange, heapless::Vec<u8, AUTH_REPLY_MAX>),
+}
+
+impl core::fmt::Debug for AuthPhase {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AuthPhase::Handshake { sent } => write!(f, "Handshake {{ sent: {sent} }}"),
+            AuthPhase::Start => f.write_str("Start"),
+            AuthPhase::Waiting(e) => write!(f, "Waiting({e:?})"),
+            // The message is a proof derived from the password: its length only.
+            AuthPhase::Reply(e, m) => write!(f, "Reply({e:?}, {} bytes)", m.len()),
+        }
+    }
 }
 
 impl<C: Capacities> Connection<C> {
@@ -96,6 +139,8 @@ impl<C: Capacities> Connection<C> {
             pending: Deque::new(),
             flight: Table::new(batches, (BatchToken::FILL, 0)),
             next_correlation: 0,
+            auth: None,
+            reauth_at: None,
         }
     }
 

@@ -25,6 +25,9 @@ where
     /// A connection the transport should open now: its id and where to. A slot the transport
     /// has yet to close (see [`Client::poll_close`]) is never handed out again before it is.
     pub fn poll_connect(&mut self, now: Instant) -> Option<(ConnId, &Endpoint)> {
+        if self.dialling_stopped() {
+            return None;
+        }
         self.assign_targets(now);
         let i = (0..self.conns.len()).find(|&i| {
             let c = &self.conns[i];
@@ -100,6 +103,8 @@ where
         c.state = ConnState::Idle { retry_at };
         c.versions = Default::default();
         c.draining = false;
+        c.auth = None;
+        c.reauth_at = None;
         if let Some(Target::Bootstrap(_)) = c.target {
             // Try the next bootstrap address next time.
             self.bootstrap_next = self.bootstrap_next.wrapping_add(1);
@@ -107,7 +112,9 @@ where
         }
         while let Some(p) = self.conns[i].pending.pop_front() {
             match p.kind {
-                PendingKind::ApiVersions => {}
+                PendingKind::ApiVersions
+                | PendingKind::SaslHandshake
+                | PendingKind::SaslAuthenticate => {}
                 PendingKind::Metadata => self.want_metadata(now),
                 PendingKind::InitProducerId => self.sequencer.on_init_producer_id(now, Err(None)),
                 PendingKind::Produce(count) => {

@@ -336,6 +336,9 @@ fn write_outcome(w: &mut Writer<'_>, o: &Outcome) -> bool {
             NotPersistedReason::Deadline => (2, 1, 0, none, None),
             NotPersistedReason::Rejected(c) => (2, 2, 0, c, None),
             NotPersistedReason::ProducerFatal(FatalReason::Broker(c)) => (2, 3, 0, c, None),
+            NotPersistedReason::ProducerFatal(FatalReason::Authentication(e)) => {
+                (2, 3, 1, auth_code(&e), None)
+            }
         },
         Outcome::PossiblyPersisted(r) => match r {
             PossiblyPersistedReason::Deadline => (3, 1, 0, none, None),
@@ -346,6 +349,9 @@ fn write_outcome(w: &mut Writer<'_>, o: &Outcome) -> bool {
             },
             PossiblyPersistedReason::Unclassified(c) => (3, 3, 0, c, None),
             PossiblyPersistedReason::ProducerFatal(FatalReason::Broker(c)) => (3, 4, 0, c, None),
+            PossiblyPersistedReason::ProducerFatal(FatalReason::Authentication(e)) => {
+                (3, 4, 1, auth_code(&e), None)
+            }
             PossiblyPersistedReason::ProducerStateExpired => (3, 5, 0, none, None),
         },
     };
@@ -371,6 +377,9 @@ fn read_outcome(r: &mut Reader<'_>) -> Result<Outcome, RestoreError> {
         },
         (2, 1, _) => Outcome::NotPersisted(NotPersistedReason::Deadline),
         (2, 2, _) => Outcome::NotPersisted(NotPersistedReason::Rejected(code)),
+        (2, 3, 1) => Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
+            FatalReason::Authentication(auth_error(code)),
+        )),
         (2, 3, _) => {
             Outcome::NotPersisted(NotPersistedReason::ProducerFatal(FatalReason::Broker(code)))
         }
@@ -385,6 +394,9 @@ fn read_outcome(r: &mut Reader<'_>) -> Result<Outcome, RestoreError> {
             Outcome::PossiblyPersisted(PossiblyPersistedReason::Fenced(FenceReason::Restarted))
         }
         (3, 3, _) => Outcome::PossiblyPersisted(PossiblyPersistedReason::Unclassified(code)),
+        (3, 4, 1) => Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
+            FatalReason::Authentication(auth_error(code)),
+        )),
         (3, 4, _) => Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
             FatalReason::Broker(code),
         )),
@@ -392,6 +404,19 @@ fn read_outcome(r: &mut Reader<'_>) -> Result<Outcome, RestoreError> {
         _ => return Err(RestoreError::Malformed),
     };
     Ok(outcome)
+}
+
+/// An authentication failure as stored: its Kafka error code only (58 when the client, not
+/// the broker, refused the exchange), which is all a restored outcome says of it.
+fn auth_code(e: &crate::sasl::Error) -> ErrorCode {
+    match *e {
+        crate::sasl::Error::AuthenticationFailed { error_code } => ErrorCode(error_code),
+        _ => ErrorCode::SASL_AUTHENTICATION_FAILED,
+    }
+}
+
+fn auth_error(code: ErrorCode) -> crate::sasl::Error {
+    crate::sasl::Error::AuthenticationFailed { error_code: code.0 }
 }
 
 #[cfg(test)]
@@ -427,6 +452,12 @@ mod tests {
                 FatalReason::Broker(c),
             )),
             Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerStateExpired),
+            Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
+                FatalReason::Authentication(auth_error(ErrorCode(58))),
+            )),
+            Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
+                FatalReason::Authentication(auth_error(ErrorCode(33))),
+            )),
         ];
         let stamp = Stamp {
             producer_id: ProducerId(1234),

@@ -27,6 +27,8 @@
 //! - `timers`: [`Client::poll`], and the next instant to be polled at.
 //! - `connections`: the connection slots' lives (dial, handshake start, loss, close);
 //!   `connection`: one connection's state and requests; `dial`: reconnect backoff.
+//! - `auth`, `credentials`: SASL authentication of each connection (and again before its
+//!   session ends), over the client's own copy of the credentials.
 //! - `routing`: which broker or bootstrap address each slot serves, and connection turns.
 //! - `requests`, `responses`: building requests, handling their answers.
 //! - `metadata`, `metadata_answer`: the cluster as known, applying an answer, when to ask.
@@ -36,9 +38,11 @@
 //! - `scratch`: working memory of single calls, sized by the [`Capacities`] once.
 
 mod accumulator;
+mod auth;
 mod config;
 mod connection;
 mod connections;
+mod credentials;
 mod delivery;
 mod dial;
 pub(crate) mod durable;
@@ -59,7 +63,10 @@ use core::time::Duration;
 
 use heapless::String;
 
-pub use config::{ClientConfig, ClientConfigError, MAX_REQUESTS_PER_CONNECTION};
+pub use config::{
+    ClientConfig, ClientConfigError, Entropy, MAX_REQUESTS_PER_CONNECTION,
+    MAX_SASL_EXTENSION_BYTES, MAX_SASL_EXTENSIONS, MAX_SASL_SECRET, MAX_SASL_USERNAME,
+};
 pub use connection::{ConnId, ConnState, Target};
 pub use delivery::{ClientDelivery, RecordDeliveries, RecordDelivery};
 pub use metadata::{Broker, Endpoint, HOST_MAX, Metadata, Partition, Topic};
@@ -73,6 +80,7 @@ pub use durable::{
 
 use accumulator::SlotUse;
 use connection::Connection;
+use credentials::Credentials;
 use dial::Dials;
 use durable::{META_LEN, Mirror};
 use scratch::Scratch;
@@ -152,6 +160,10 @@ pub struct Client<S, C: Capacities> {
     /// Working memory of single calls, kept here so that no call needs stack in proportion
     /// to a capacity.
     scratch: Scratch<C>,
+    /// The SASL mechanism and the client's copy of its credentials (`None`: no SASL).
+    sasl: Option<Credentials>,
+    /// Authentication failed with this: the producer stopped, nothing is dialled.
+    sasl_error: Option<crate::sasl::Error>,
 }
 
 impl<S, C: Capacities> Client<S, C>
@@ -203,6 +215,11 @@ where
         }
         let client_id =
             String::try_from(config.client_id).map_err(|_| ClientConfigError::ClientId)?;
+        let sasl = config
+            .sasl
+            .as_ref()
+            .map(|m| Credentials::new(m, config.entropy))
+            .transpose()?;
         let mut boot = Table::new(n_brokers, Endpoint::default());
         for address in bootstrap {
             let endpoint = Endpoint::parse(address).ok_or(ClientConfigError::Bootstrap)?;
@@ -280,6 +297,8 @@ where
             next_tag: 0,
             handed_out: None,
             scratch: Scratch::new(capacities),
+            sasl,
+            sasl_error: None,
         })
     }
 

@@ -52,9 +52,10 @@ where
         self.last_now = now;
         let i = usize::from(conn.0);
         let c = self.conns.get(i)?;
-        if !c.has_room() || c.draining {
+        if !c.has_room() || c.draining || self.reauthentication_due(i, now) {
             return None;
         }
+        let c = &self.conns[i];
         match c.state {
             ConnState::Handshake {
                 version,
@@ -79,6 +80,7 @@ where
                 Some(n)
             }
             ConnState::Ready => self.transmit_ready(i, now, buf),
+            ConnState::Authenticating => self.transmit_auth(i, now, buf),
             _ => None,
         }
     }

@@ -41,11 +41,18 @@ where
                 }
                 ok
             }
+            PendingKind::SaslHandshake => self.on_sasl_handshake(i, &pending, frame, now),
+            PendingKind::SaslAuthenticate => self.on_sasl_authenticate(i, &pending, frame, now),
         };
-        // A real answer, beyond the handshake: the broker works, its reconnect backoff
-        // starts again from the beginning.
+        // A real answer, beyond the handshake (and authentication): the broker works, its
+        // reconnect backoff starts again from the beginning.
         if ok
-            && !matches!(pending.kind, PendingKind::ApiVersions)
+            && !matches!(
+                pending.kind,
+                PendingKind::ApiVersions
+                    | PendingKind::SaslHandshake
+                    | PendingKind::SaslAuthenticate
+            )
             && let Some(target) = self.conns[i].target
         {
             self.dials.answered(target);
@@ -74,7 +81,7 @@ where
         header.correlation_id == pending.correlation
     }
 
-    fn on_api_versions(&mut self, i: usize, p: &Pending, frame: &[u8], _now: Instant) -> bool {
+    fn on_api_versions(&mut self, i: usize, p: &Pending, frame: &[u8], now: Instant) -> bool {
         let Some((header, response)) = Self::decode::<ApiVersionsResponse<'_>>(frame, p.version)
         else {
             return false;
@@ -100,7 +107,7 @@ where
             return false;
         }
         self.conns[i].versions = versions;
-        self.conns[i].state = ConnState::Ready;
+        self.after_api_versions(i, now);
         true
     }
 

@@ -63,10 +63,11 @@ where
         // A socket to close, or a slot that may connect now (a connection handed its slot
         // on, or a leader waits for one): the transport's next turn does it.
         let connect_now = !self.to_close.is_empty()
-            || self.conns.iter().any(|c| {
-                matches!(c.state, ConnState::Idle { retry_at } if retry_at <= now)
-                    && self.endpoint_of(c.target).is_some()
-            });
+            || (!self.dialling_stopped()
+                && self.conns.iter().any(|c| {
+                    matches!(c.state, ConnState::Idle { retry_at } if retry_at <= now)
+                        && self.endpoint_of(c.target).is_some()
+                }));
         if connect_now {
             return Some(now);
         }
@@ -88,9 +89,19 @@ where
             if let Some(at) = c.deadline(self.request_timeout) {
                 table.arm(Timer::RequestTimeout, at);
             }
-            if let (Some(_), ConnState::Idle { retry_at }) = (c.target, c.state) {
+            if let (Some(_), ConnState::Idle { retry_at }) = (c.target, c.state)
+                && !self.dialling_stopped()
+            {
                 table.arm(Timer::Reconnect, retry_at);
             }
+            if let (ConnState::Ready, Some(at)) = (c.state, c.reauth_at) {
+                table.arm(Timer::Reauthenticate, at);
+            }
+        }
+        if let Some(at) = self.token_refresh_at()
+            && self.sasl_error.is_none()
+        {
+            table.arm(Timer::TokenRefresh, at);
         }
         if let Some(at) = self.metadata_due {
             table.arm(Timer::MetadataDue, at);
@@ -125,10 +136,15 @@ pub(super) enum Timer {
     MetadataMaxAge,
     /// The oldest serving connection's `connection_turn` is over, while a leader waits.
     TurnEnds,
+    /// A connection's SASL session is 85% through its lifetime: it drains and authenticates
+    /// again (KIP-368).
+    Reauthenticate,
+    /// The OAUTHBEARER token is 80% through its life: the application is asked for another.
+    TokenRefresh,
 }
 
 impl Timer {
-    const COUNT: usize = Timer::TurnEnds as usize + 1;
+    const COUNT: usize = Timer::TokenRefresh as usize + 1;
 }
 
 /// One table of deadlines, as quinn-proto's `TimerTable`: the earliest instant after `now` of

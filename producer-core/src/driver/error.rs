@@ -5,6 +5,7 @@
 use core::fmt;
 
 use crate::client::{ClientConfigError, RestoreError, SendError};
+use crate::state::FatalReason;
 
 /// Why the producer could not be built or a record not accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub enum Error {
     },
     /// A record was refused.
     Send(SendError),
+    /// The producer stopped for good, for this reason (an authentication failure says which
+    /// SASL setting to change): records are refused, and those it held were decided.
+    Stopped(FatalReason),
     /// The deadline passed before the record could be accepted (no metadata yet, or every
     /// batch slot stayed taken).
     Deadline(SendError),
@@ -57,6 +61,7 @@ impl fmt::Display for Error {
                  connection (the broker capacity)"
             ),
             Error::Send(e) => write!(f, "record refused: {e}"),
+            Error::Stopped(reason) => write!(f, "the producer stopped: {reason}"),
             Error::Deadline(e) => {
                 write!(f, "deadline passed before the record was accepted: {e}")
             }

@@ -21,6 +21,7 @@ use crate::time::Instant;
 ///   slots that free as the connections turn) and `deadline` is still ahead: drive the
 ///   connections and call again.
 /// - `Ready(Err(`[`Error::Deadline`]`))`: refused for now, but the deadline has passed.
+/// - `Ready(Err(`[`Error::Stopped`]`))`: the producer stopped for good, with its reason.
 /// - `Ready(Err(`[`Error::Send`]`))`: refused for good, or (`durable`, every slot holding an
 ///   outcome waiting to be taken) [`SendError::Full`] until the application takes
 ///   outcomes: turning the connections would not free a slot.
@@ -49,6 +50,10 @@ where
                 Poll::Pending
             }
         }
+        Err(SendError::Fatal) => Poll::Ready(Err(match client.sequencer().identity() {
+            crate::state::Identity::Fatal(reason) => Error::Stopped(reason),
+            _ => Error::Send(SendError::Fatal),
+        })),
         Err(e) => Poll::Ready(Err(Error::Send(e))),
     }
 }

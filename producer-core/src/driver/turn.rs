@@ -27,9 +27,12 @@ where
 {
     let mut moved = false;
     loop {
-        let (read, full) = buffers.read_from(io)?;
-        moved |= read;
+        // Frames that arrived before the connection ended are answers: a broker that answers
+        // and closes (Kafka after a refused authentication) is heard before the loss.
+        let received = buffers.read_from(io);
         moved |= buffers.frames(decoder, |frame| client.on_frame(conn, now, frame))?;
+        let (read, full) = received?;
+        moved |= read;
         // A full buffer held whole frames (the decoder refuses larger ones), now taken:
         // read on, since the socket may not say again that more is waiting.
         if !full {

@@ -281,6 +281,25 @@ impl<'a, const CACHE: usize> Authenticator<'a, CACHE> {
         })
     }
 
+    /// An authenticator for `mechanism` that goes on with salted passwords kept before
+    /// (see [`into_salted`](Self::into_salted)): how a client that owns its credentials, and
+    /// so cannot keep an authenticator borrowing them, keeps the costly derivation across
+    /// connections.
+    #[cfg(feature = "sasl-scram")]
+    pub fn with_salted(
+        mechanism: Mechanism<'a>,
+        salted: SaltedPasswordCache<CACHE>,
+    ) -> Result<Self, Error> {
+        mechanism.validate()?;
+        Ok(Authenticator { mechanism, salted })
+    }
+
+    /// The salted passwords kept, for [`with_salted`](Self::with_salted).
+    #[cfg(feature = "sasl-scram")]
+    pub fn into_salted(self) -> SaltedPasswordCache<CACHE> {
+        self.salted
+    }
+
     /// The configured mechanism.
     pub fn mechanism(&self) -> &Mechanism<'a> {
         &self.mechanism

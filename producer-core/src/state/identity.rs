@@ -46,6 +46,30 @@ pub enum FatalReason {
     /// The broker refused the idempotent write permission or the producer id request with this
     /// code (authorization, unsupported version): retrying cannot help.
     Broker(ErrorCode),
+    /// SASL authentication failed: the broker refused the credentials, the listener does not
+    /// enable the configured mechanism, or the broker could not prove it knows the password
+    /// (SCRAM). Every broker of a cluster checks the same credentials, so the client stops
+    /// dialling rather than retrying; the error says which setting to change.
+    Authentication(crate::sasl::Error),
+}
+
+impl core::fmt::Display for FatalReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FatalReason::Broker(code) => write!(
+                f,
+                "the broker refused the producer with error code {} ({}): check the \
+                 principal's IdempotentWrite permission and the broker's version",
+                code.0,
+                code.name().unwrap_or("unknown")
+            ),
+            FatalReason::Authentication(e) => write!(
+                f,
+                "authentication failed, the producer stopped dialling: {e} (the client's sasl \
+                 setting)"
+            ),
+        }
+    }
 }
 
 /// The producer's lifecycle. Sends happen only in `Ready`; every other state says what must

@@ -162,6 +162,16 @@ impl<C: Capacities> Sequencer<C> {
         };
     }
 
+    /// Stops the producer for good with `reason` (the client's, such as an authentication
+    /// failure): every batch it holds that no request carrying it is out for is decided now
+    /// ([`fatal_decision`]), and nothing more is stamped or sent. A producer already stopped
+    /// keeps its first reason.
+    pub fn stop(&mut self, reason: FatalReason) {
+        if !matches!(self.identity, Identity::Fatal(_)) {
+            self.become_fatal(reason);
+        }
+    }
+
     pub(super) fn become_fatal(&mut self, reason: FatalReason) {
         warn!("producer fatal: {:?}", reason);
         self.identity = Identity::Fatal(reason);

@@ -29,6 +29,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod sasl;
+
 use clap::{Parser, ValueEnum};
 use transport_std::{
     BatchToken, DurableState, MAX_BATCH_BYTES, Outcome, Producer, ProducerConfig, ProducerRecord,
@@ -128,6 +130,8 @@ struct Args {
     /// and drops what it read at a close allows less].
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(..=MAX_MS))]
     abandoned_request_grace_ms: Option<u64>,
+    #[command(flatten)]
+    sasl: sasl::SaslArgs,
 }
 
 /// `--batch-bytes` as a number; its range is checked once `--state-dir` is known.
@@ -321,7 +325,10 @@ fn run(args: Args) -> Result<bool, String> {
     let batch_bytes = args
         .batch_bytes
         .unwrap_or(if durable { 32 * 1024 } else { 64 * 1024 });
-    let mut config = ProducerConfig::new(args.bootstrap.split(','), [args.topic.clone()]);
+    let secrets = args.sasl.read()?;
+    let mut config: ProducerConfig<'_> =
+        ProducerConfig::new(args.bootstrap.split(','), [args.topic.clone()]);
+    secrets.configure(&args.sasl, &mut config);
     config.client.producer.unknown_outcome = match args.unknown_outcome {
         Policy::Wait => UnknownOutcome::Wait,
         Policy::FailAndFence => UnknownOutcome::FailAndFence,

@@ -1,0 +1,317 @@
+//! SASL on each connection: a connection is usable only once authenticated.
+//!
+//! After ApiVersions, a client configured with a mechanism ([`ClientConfig::sasl`]) puts the
+//! connection in [`ConnState::Authenticating`]: SaslHandshake v1 names the mechanism, then
+//! SaslAuthenticate requests carry the mechanism's messages (made by a `sasl::Authenticator`
+//! over the client's own copy of the credentials, `credentials.rs`) until the broker accepts,
+//! and the connection is `Ready`. One request at a time; the request timeout applies to each.
+//!
+//! - A failure of the exchange (the broker refusing the credentials, 58; a mechanism the
+//!   listener does not enable, 33; ILLEGAL_SASL_STATE, 34; a SCRAM server that cannot prove
+//!   it knows the password; a refused OAUTHBEARER token) is the same on every broker of the
+//!   cluster and retrying cannot fix it: the producer stops for good
+//!   ([`FatalReason::Authentication`], every batch not in flight decided at once), the client
+//!   dials no more, and [`Client::authentication_error`] says which setting to change. A
+//!   connection lost or timed out mid-exchange is an ordinary loss: backed off and redialled.
+//! - Re-authentication (KIP-368): when the broker gives a session lifetime, the connection
+//!   stops taking new requests at 85% of it (`reauth_at`), waits for the answers to those out,
+//!   and runs SaslHandshake and SaslAuthenticate again on the same connection. Draining first
+//!   means no answer is interleaved with the exchange, and nothing in flight is lost; the
+//!   15% left covers the answers still out (a Produce answer takes milliseconds to a request
+//!   timeout) and the exchange itself. A connection that has not finished by the broker's
+//!   deadline is closed by it: an ordinary loss.
+//! - OAUTHBEARER tokens come from the application ([`Client::set_oauth_token`]); the client
+//!   asks for a new one at 80% of the current one's life ([`Client::oauth_token_wanted`]),
+//!   and never starts an exchange with a token past its expiry: the connection waits for a
+//!   fresh one.
+//!
+//! [`ClientConfig::sasl`]: super::ClientConfig::sasl
+
+use super::Client;
+use super::connection::{AUTH_REPLY_MAX, AuthPhase, ConnState, Pending, PendingKind};
+use crate::capacity::Capacities;
+use crate::sasl::{self, NONCE_BYTES, Step};
+use crate::state::FatalReason;
+use crate::time::Instant;
+use crate::wire::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+
+/// Room in a request, beyond the auth bytes: header, client id (at most 64), lengths.
+const AUTH_REQUEST_OVERHEAD: usize = 96;
+
+impl<S, C: Capacities> Client<S, C>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// Why authentication failed, once it has: the client then dials no more, and every
+    /// record is decided `NotPersisted` (or `PossiblyPersisted` when an attempt of it may have
+    /// been appended) with [`FatalReason::Authentication`]. Its `Display` says which setting
+    /// to change.
+    pub fn authentication_error(&self) -> Option<sasl::Error> {
+        self.sasl_error
+    }
+
+    /// Gives the client an OAUTHBEARER token (the access token alone, without `Bearer`),
+    /// valid until `expires_at` on the client's clock (`None`: not known). It is used for
+    /// every connection authenticated from now on, and for re-authentications; one that
+    /// expires is never sent. [`sasl::Error::WrongMechanism`] when the client is not
+    /// configured for OAUTHBEARER; [`sasl::Error::InvalidToken`] for a token that cannot be
+    /// sent; [`sasl::Error::BufferTooSmall`] for one longer than the client keeps
+    /// ([`MAX_SASL_SECRET`](super::MAX_SASL_SECRET)).
+    pub fn set_oauth_token(
+        &mut self,
+        token: &str,
+        now: Instant,
+        expires_at: Option<Instant>,
+    ) -> Result<(), sasl::Error> {
+        let creds = self.sasl.as_mut().ok_or(sasl::Error::WrongMechanism)?;
+        creds.set_token(token, now, expires_at)?;
+        debug!("OAUTHBEARER token set");
+        Ok(())
+    }
+
+    /// The client wants a new OAUTHBEARER token: it has none, or the one it has is 80% through
+    /// its life. Transports ask after each poll and hand the application's answer to
+    /// [`Client::set_oauth_token`]; [`Client::poll`] wakes at the instant it becomes true.
+    pub fn oauth_token_wanted(&self, now: Instant) -> bool {
+        self.sasl_error.is_none()
+            && self
+                .sasl
+                .as_ref()
+                .and_then(|c| c.token_refresh_at())
+                .is_some_and(|at| at <= now)
+    }
+
+    /// When the next OAUTHBEARER token is wanted, for the timer table.
+    pub(super) fn token_refresh_at(&self) -> Option<Instant> {
+        self.sasl.as_ref().and_then(|c| c.token_refresh_at())
+    }
+
+    /// Authentication failed: the client dials no more (each broker would refuse alike).
+    pub(super) fn dialling_stopped(&self) -> bool {
+        self.sasl_error.is_some()
+    }
+
+    /// ApiVersions answered on connection `i`: authenticate it, or it is ready.
+    pub(super) fn after_api_versions(&mut self, i: usize, now: Instant) {
+        let Some(mechanism) = self.sasl.as_ref().map(|c| c.name()) else {
+            self.conns[i].state = ConnState::Ready;
+            return;
+        };
+        let v = self.conns[i].versions;
+        if v.sasl_handshake.is_none() || v.sasl_authenticate.is_none() {
+            // A broker without SaslHandshake v1 (Kafka before 1.0) cannot authenticate this
+            // client anywhere.
+            warn!("broker lacks SaslHandshake v1 or SaslAuthenticate");
+            let e = sasl::Error::MechanismNotEnabled { mechanism };
+            self.authentication_failed(i, e, now);
+            return;
+        }
+        self.start_authentication(i);
+    }
+
+    fn start_authentication(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        c.state = ConnState::Authenticating;
+        c.auth = Some(AuthPhase::Handshake { sent: false });
+        c.reauth_at = None;
+    }
+
+    /// Connection `i` is ready and its re-authentication is due: once nothing is out on it,
+    /// it authenticates again (and is `Authenticating`). True while it waits for the answers
+    /// out, sending nothing.
+    pub(super) fn reauthentication_due(&mut self, i: usize, now: Instant) -> bool {
+        let c = &self.conns[i];
+        if c.state != ConnState::Ready || c.reauth_at.is_none_or(|at| now < at) {
+            return false;
+        }
+        if !c.pending.is_empty() {
+            return true;
+        }
+        debug!("connection {:?}: authenticating again", i);
+        self.start_authentication(i);
+        false
+    }
+
+    /// The next SASL request on connection `i` (in `Authenticating`), into `buf`.
+    pub(super) fn transmit_auth(
+        &mut self,
+        i: usize,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        if !self.conns[i].pending.is_empty() {
+            return None;
+        }
+        let versions = self.conns[i].versions;
+        let phase = self.conns[i].auth.take()?;
+        let creds = self.sasl.as_mut()?;
+        let (next, sent) = match phase {
+            AuthPhase::Handshake { sent: false } if !creds.token_usable(now) => {
+                // No OAUTHBEARER token, or an expired one: the exchange starts with a fresh
+                // one.
+                (AuthPhase::Handshake { sent: false }, None)
+            }
+            AuthPhase::Handshake { sent: false } => {
+                let request = SaslHandshakeRequest {
+                    mechanism: creds.name(),
+                };
+                let n = self.conns[i].send_request(
+                    &self.client_id,
+                    buf,
+                    versions.sasl_handshake?,
+                    &request,
+                    now,
+                    PendingKind::SaslHandshake,
+                );
+                let next = AuthPhase::Handshake { sent: n.is_some() };
+                (next, n)
+            }
+            AuthPhase::Start => {
+                if !creds.token_usable(now) {
+                    // No OAUTHBEARER token, or an expired one: wait for a fresh one.
+                    self.conns[i].auth = Some(AuthPhase::Start);
+                    return None;
+                }
+                let mut random = [0u8; NONCE_BYTES];
+                creds.random(&mut random);
+                // The message is written in the second half of `buf`, the request in the first.
+                let (head, tail) = buf.split_at_mut(buf.len() / 2);
+                let started = creds.authenticate(|auth| auth.start(&random, tail));
+                let (exchange, n) = match started {
+                    Ok(started) => started,
+                    Err(e) => {
+                        self.authentication_failed(i, e, now);
+                        return None;
+                    }
+                };
+                let request = SaslAuthenticateRequest {
+                    auth_bytes: tail.get(..n).unwrap_or(&[]),
+                };
+                let sent = self.conns[i].send_request(
+                    &self.client_id,
+                    head,
+                    versions.sasl_authenticate?,
+                    &request,
+                    now,
+                    PendingKind::SaslAuthenticate,
+                );
+                if sent.is_none() {
+                    let needed = 2 * (n + AUTH_REQUEST_OVERHEAD);
+                    self.authentication_failed(i, sasl::Error::BufferTooSmall { needed }, now);
+                    return None;
+                }
+                (AuthPhase::Waiting(exchange), sent)
+            }
+            AuthPhase::Reply(exchange, message) => {
+                let request = SaslAuthenticateRequest {
+                    auth_bytes: &message,
+                };
+                let n = self.conns[i].send_request(
+                    &self.client_id,
+                    buf,
+                    versions.sasl_authenticate?,
+                    &request,
+                    now,
+                    PendingKind::SaslAuthenticate,
+                );
+                match n {
+                    Some(_) => (AuthPhase::Waiting(exchange), n),
+                    None => (AuthPhase::Reply(exchange, message), None),
+                }
+            }
+            waiting => (waiting, None),
+        };
+        self.conns[i].auth = Some(next);
+        sent
+    }
+
+    /// The SaslHandshake answer on connection `i`: false when it does not decode.
+    pub(super) fn on_sasl_handshake(
+        &mut self,
+        i: usize,
+        p: &Pending,
+        frame: &[u8],
+        now: Instant,
+    ) -> bool {
+        let Some((header, response)) = Self::decode::<SaslHandshakeResponse<'_>>(frame, p.version)
+        else {
+            return false;
+        };
+        if !Self::check_correlation(p, &header) {
+            return false;
+        }
+        let Some(creds) = self.sasl.as_mut() else {
+            return false;
+        };
+        match creds.authenticate(|auth| auth.check_handshake(&response)) {
+            Ok(()) => self.conns[i].auth = Some(AuthPhase::Start),
+            Err(e) => self.authentication_failed(i, e, now),
+        }
+        true
+    }
+
+    /// A SaslAuthenticate answer on connection `i`: false when it does not decode.
+    pub(super) fn on_sasl_authenticate(
+        &mut self,
+        i: usize,
+        p: &Pending,
+        frame: &[u8],
+        now: Instant,
+    ) -> bool {
+        let Some((header, response)) =
+            Self::decode::<SaslAuthenticateResponse<'_>>(frame, p.version)
+        else {
+            return false;
+        };
+        if !Self::check_correlation(p, &header) {
+            return false;
+        }
+        let Some(AuthPhase::Waiting(mut exchange)) = self.conns[i].auth.take() else {
+            return false;
+        };
+        let Some(creds) = self.sasl.as_mut() else {
+            return false;
+        };
+        let mut out = [0u8; AUTH_REPLY_MAX];
+        let step = creds.authenticate(|auth| auth.on_response(&mut exchange, &response, &mut out));
+        match step {
+            Ok(Step::Send(n)) => {
+                let message = out
+                    .get(..n)
+                    .and_then(|m| heapless::Vec::from_slice(m).ok())
+                    .unwrap_or_default();
+                self.conns[i].auth = Some(AuthPhase::Reply(exchange, message));
+            }
+            Ok(Step::Done {
+                session_lifetime_ms,
+            }) => {
+                let c = &mut self.conns[i];
+                c.state = ConnState::Ready;
+                c.reauth_at = u64::try_from(session_lifetime_ms)
+                    .ok()
+                    .filter(|&ms| ms > 0)
+                    .map(|ms| {
+                        now + core::time::Duration::from_millis(ms / 100 * 85 + ms % 100 * 85 / 100)
+                    });
+                debug!(
+                    "connection {:?}: authenticated, session lifetime {:?} ms",
+                    i, session_lifetime_ms
+                );
+            }
+            Err(e) => self.authentication_failed(i, e, now),
+        }
+        true
+    }
+
+    /// The exchange on connection `i` failed with `e`: the producer stops, and dials no more.
+    fn authentication_failed(&mut self, i: usize, e: sasl::Error, now: Instant) {
+        warn!("connection {:?}: SASL authentication failed: {:?}", i, e);
+        if self.sasl_error.is_none() {
+            self.sasl_error = Some(e);
+        }
+        self.sequencer.stop(FatalReason::Authentication(e));
+        self.drop_connection(i, now);
+    }
+}
