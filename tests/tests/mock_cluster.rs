@@ -26,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use producer_core::ErrorCode;
-use producer_core::client::{Receipt, SendError};
+use producer_core::client::Receipt;
 use producer_core::state::{
     Counters, FatalReason, NotPersistedReason, Outcome, PossiblyPersistedReason, UnknownOutcome,
 };
@@ -677,8 +677,8 @@ fn produce_case(case: ProduceCase) {
         for _ in 0..3 {
             let (_, error) = run.send(0, LONG);
             assert!(
-                matches!(error, Some(Error::Send(SendError::Fatal))),
-                "a fatal producer must refuse records, got {error:?}"
+                matches!(error, Some(Error::Stopped(FatalReason::Broker(_)))),
+                "a fatal producer must refuse records with the reason, got {error:?}"
             );
         }
     } else {
@@ -796,7 +796,7 @@ fn multi_partition_case(case: ProduceCase) {
     if case.expect == Expect::Fatal {
         let (_, error) = run.send(0, LONG);
         assert!(
-            matches!(error, Some(Error::Send(SendError::Fatal))),
+            matches!(error, Some(Error::Stopped(FatalReason::Broker(_)))),
             "{error:?}"
         );
     } else {
@@ -874,7 +874,7 @@ fn init_case(case: InitCase) {
         match error {
             None => accepted.push(i),
             // The fatal answer can beat the metadata the first send waits for.
-            Some(Error::Send(SendError::Fatal)) if case.fatal => {}
+            Some(Error::Stopped(FatalReason::Broker(r))) if case.fatal && r == code => {}
             Some(e) => panic!("send refused: {e}"),
         }
     }
@@ -886,8 +886,8 @@ fn init_case(case: InitCase) {
         }
         let (_, error) = run.send(0, LONG);
         assert!(
-            matches!(error, Some(Error::Send(SendError::Fatal))),
-            "a fatal producer must refuse records, got {error:?}"
+            matches!(error, Some(Error::Stopped(FatalReason::Broker(r))) if r == code),
+            "a fatal producer must refuse records with the reason, got {error:?}"
         );
         assert_eq!(c.producer_ids, 0, "{c:?}");
         assert_eq!(c.producer_id, None, "{c:?}");
