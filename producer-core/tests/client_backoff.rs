@@ -7,6 +7,9 @@
 //! three quarters (the largest jitter cut) of `base × 2^(n-1)` capped at `max`; a count of
 //! attempts over a run can be no more than the number of such waits that fit in it, plus one.
 
+#[path = "answers/mod.rs"]
+mod answers;
+
 use core::time::Duration;
 use producer_core::capacity::Fixed;
 
@@ -16,9 +19,8 @@ use producer_core::client::{
 };
 use producer_core::time::Instant;
 use producer_core::wire::{
-    self, ApiVersion, ApiVersionsResponse, InitProducerIdResponse, List, MetadataBroker,
-    MetadataPartition, MetadataResponse, MetadataTopic, ProducePartitionResponse, ProduceResponse,
-    ProduceTopicResponse, Request,
+    self, ApiVersion, ApiVersionsResponse, InitProducerIdResponse, List, ProducePartitionResponse,
+    ProduceResponse, ProduceTopicResponse, Request,
 };
 
 const BROKERS: usize = 2;
@@ -78,47 +80,14 @@ fn respond(cluster: &Cluster, counts: &mut Counts, frame: &[u8]) -> Vec<u8> {
         }
         Request::Metadata(_) => {
             counts.metadata += 1;
-            let brokers: Vec<MetadataBroker<'_>> = cluster
-                .brokers
-                .iter()
-                .map(|&node_id| MetadataBroker {
-                    node_id,
-                    host: "broker",
-                    port: 9092,
-                    rack: None,
-                })
-                .collect();
-            let partitions: Vec<MetadataPartition<'_>> = cluster
-                .partitions
-                .iter()
-                .flatten()
-                .map(|&(partition_index, leader_id)| MetadataPartition {
-                    error_code: 0,
-                    partition_index,
-                    leader_id,
-                    leader_epoch: 0,
-                    replica_nodes: List::EMPTY,
-                    isr_nodes: List::EMPTY,
-                    offline_replicas: List::EMPTY,
-                })
-                .collect();
-            let topics = [MetadataTopic {
-                error_code: if cluster.partitions.is_some() { 0 } else { 3 },
-                name: Some(TOPIC),
-                topic_id: [0; 16],
-                is_internal: false,
-                partitions: List::from_slice(&partitions),
-                topic_authorized_operations: 0,
-            }];
-            let body = MetadataResponse {
-                throttle_time_ms: 0,
-                brokers: List::from_slice(&brokers),
-                cluster_id: None,
-                controller_id: 1,
-                topics: List::from_slice(&topics),
-                cluster_authorized_operations: 0,
-            };
-            wire::encode_response(&mut out, version, corr, &body)
+            answers::metadata(
+                &mut out,
+                version,
+                corr,
+                TOPIC,
+                &cluster.brokers,
+                cluster.partitions.as_deref(),
+            )
         }
         Request::InitProducerId(_) => {
             let body = InitProducerIdResponse {

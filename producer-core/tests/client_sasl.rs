@@ -17,6 +17,9 @@
 #[path = "xmpp_scram/mod.rs"]
 mod xmpp_scram;
 
+#[path = "answers/mod.rs"]
+mod answers;
+
 use core::time::Duration;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,9 +31,8 @@ use producer_core::state::{FatalReason, NotPersistedReason, Outcome};
 use producer_core::time::Instant;
 use producer_core::wire::{
     self, ApiVersion, ApiVersionsResponse, InitProducerIdResponse, List, MechanismName,
-    MetadataBroker, MetadataPartition, MetadataResponse, MetadataTopic, ProducePartitionResponse,
-    ProduceResponse, ProduceTopicResponse, Request, SaslAuthenticateResponse,
-    SaslHandshakeResponse,
+    ProducePartitionResponse, ProduceResponse, ProduceTopicResponse, Request,
+    SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 
 type C = Client<Vec<u8>, Fixed<1, 4, 8, 2>>;
@@ -239,38 +241,7 @@ impl Broker {
                 return None;
             }
             Request::Metadata(_) => {
-                let brokers = [MetadataBroker {
-                    node_id: 1,
-                    host: "broker",
-                    port: 9092,
-                    rack: None,
-                }];
-                let partitions = [MetadataPartition {
-                    error_code: 0,
-                    partition_index: 0,
-                    leader_id: 1,
-                    leader_epoch: 0,
-                    replica_nodes: List::EMPTY,
-                    isr_nodes: List::EMPTY,
-                    offline_replicas: List::EMPTY,
-                }];
-                let topics = [MetadataTopic {
-                    error_code: 0,
-                    name: Some(TOPIC),
-                    topic_id: [0; 16],
-                    is_internal: false,
-                    partitions: List::from_slice(&partitions),
-                    topic_authorized_operations: 0,
-                }];
-                let body = MetadataResponse {
-                    throttle_time_ms: 0,
-                    brokers: List::from_slice(&brokers),
-                    cluster_id: None,
-                    controller_id: 1,
-                    topics: List::from_slice(&topics),
-                    cluster_authorized_operations: 0,
-                };
-                wire::encode_response(&mut out, version, corr, &body)
+                answers::metadata(&mut out, version, corr, TOPIC, &[1], Some(&[(0, 1)]))
             }
             Request::InitProducerId(_) => {
                 let body = InitProducerIdResponse {
