@@ -8,8 +8,11 @@
 //! - [`state`]: producer identity, per-partition sequence ledger, cancel eligibility, error
 //!   classification and fencing, all in the [`Sequencer`](state::Sequencer).
 //! - [`wire`]: the sans-IO Kafka codec.
-//! - [`sasl`]: SASL authentication (PLAIN, SCRAM-SHA-256/512 with feature `sasl-scram`,
-//!   OAUTHBEARER), sans-IO like the codec.
+//! - [`sasl`]: SASL authentication, sans-IO like the codec: PLAIN and OAUTHBEARER with
+//!   feature `sasl`, SCRAM-SHA-256/512 with `sasl-scram` too. Without `sasl` only its
+//!   [`Error`](sasl::Error) is left (a stored outcome may name it), and the client has no
+//!   authentication step and keeps no credentials, so a firmware that does not authenticate
+//!   pays nothing for it.
 //! - [`client`]: the sans-IO producer client both transports drive: connections, metadata,
 //!   the record accumulator, routing and timers.
 //! - [`driver`]: what both transports share around the client: delivery buffering, the

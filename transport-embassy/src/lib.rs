@@ -361,6 +361,7 @@ where
         self.client.set_wall_clock(core_now(), unix_ms);
     }
 
+    #[cfg(feature = "sasl")]
     /// Gives the producer an OAUTHBEARER token (the access token alone), valid until
     /// `expires_at` (`None`: not known), for every connection it authenticates from now on.
     /// A firmware fetches tokens itself (its identity provider, or one provisioned): check
@@ -374,12 +375,14 @@ where
             .set_oauth_token(token, core_now(), expires_at.map(to_core))
     }
 
+    #[cfg(feature = "sasl")]
     /// The producer wants a new OAUTHBEARER token: it has none, or the current one is 80%
     /// through its life (the producer's drive loop wakes at that instant).
     pub fn oauth_token_wanted(&self) -> bool {
         self.client.oauth_token_wanted(core_now())
     }
 
+    #[cfg(feature = "sasl")]
     /// Why SASL authentication failed, once it has: the producer stopped and dials no more;
     /// the error's message says which setting to change.
     pub fn authentication_error(&self) -> Option<producer_core::sasl::Error> {

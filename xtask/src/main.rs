@@ -4,7 +4,9 @@
 //! Each command installs what it needs first, so a fresh machine needs only a Rust toolchain:
 //! CI runs `bash .ci/run`, which is exactly `cargo xtask test`.
 
+mod footprint;
 mod on_target;
+mod sasl_cost;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -50,7 +52,7 @@ fn usage() {
          \x20       three-node Kafka behind proxies that cut connections; the topics read\n\
          \x20       back and checked (DEMO_SEED=N replays the proxies' choices,\n\
          \x20       DEMO_BROKER=tansu runs against tansu)\n\
-         bench [latency|throughput|alloc|core|size]\n\
+         bench [latency|throughput|alloc|core|size|sasl]\n\
          \x20       measurements against librdkafka in the same run (no part: all of them);\n\
          \x20       prints the tables and writes BENCHMARKS.md and BENCHMARKS-latency.png"
     );
@@ -130,6 +132,25 @@ fn test() -> Result<(), String> {
             &[],
         )?;
     }
+    // The tests enable SASL (a dev-dependency's features), so the library is also checked
+    // alone, as a firmware without SASL, or with PLAIN and OAUTHBEARER only, builds it.
+    for features in ["", "sasl", "sasl,flash"] {
+        step(
+            "cargo",
+            &[
+                "clippy",
+                "-p",
+                "producer-core",
+                "--lib",
+                "--features",
+                features,
+                "--",
+                "-D",
+                "warnings",
+            ],
+            &[],
+        )?;
+    }
     for features in ["log", "log,flash"] {
         step(
             "cargo",
@@ -160,7 +181,7 @@ fn test() -> Result<(), String> {
     // The core must stay no_std and allocation-free: build it for a Cortex-M4F with nothing
     // enabled, with the defmt logging a firmware would turn on, with the flash store, and with
     // SCRAM (its RustCrypto dependencies must stay no_std too).
-    for features in ["", "defmt", "flash,defmt", "sasl-scram,defmt"] {
+    for features in ["", "defmt", "flash,defmt", "sasl,defmt", "sasl-scram,defmt"] {
         step(
             "cargo",
             &[
@@ -177,8 +198,8 @@ fn test() -> Result<(), String> {
         )?;
     }
     // The embedded transport as firmware would build it: Cortex-M4F, defmt logging, with and
-    // without the flash store.
-    for features in ["defmt", "defmt,flash"] {
+    // without the flash store and SASL.
+    for features in ["defmt", "defmt,flash", "defmt,sasl-scram"] {
         step(
             "cargo",
             &[
@@ -194,7 +215,7 @@ fn test() -> Result<(), String> {
         )?;
     }
     // The core as firmware: no_std, LTO, linked for a Cortex-M4.
-    build_footprint()?;
+    footprint::build()?;
     on_target::core_tests_on_cortex_m3()?;
     step("cargo", &["test", "--workspace"], &[])?;
     // The codec with the other CRC table size must give the same answers.
@@ -477,9 +498,6 @@ fn capture(program: &str, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Where the minimal firmware lives: its own workspace, built only for Cortex-M.
-const FOOTPRINT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/footprint");
-
 /// Crates with their own workspace, each built only for its Cortex-M target (set in its
 /// `.cargo/config.toml`), relative to the repository root, and what clippy checks in each
 /// (firmware binaries have no test harness; the on-target crate is its tests).
@@ -513,84 +531,28 @@ pub(crate) fn cargo_in(dir: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-fn build_footprint() -> Result<(), String> {
-    cargo_in("examples/footprint", &["build", "--release"])
-}
-
-/// Part 5: flash and static RAM of (a) the smallest firmware using the core with 4
-/// partitions and (b) the QEMU gateway firmware (opt-level "z", LTO), from `size -A` on their
-/// ELFs; appended to the size section.
-fn footprint(section: &str) -> Result<(), String> {
-    ensure_toolchain()?;
-    build_footprint()?;
-    cargo_in("examples/gateway", &["build", "--release"])?;
-    let core = elf_sizes(&format!(
-        "{FOOTPRINT_DIR}/target/thumbv7em-none-eabihf/release/footprint"
-    ))?;
-    let gateway = elf_sizes(&format!(
-        "{FOOTPRINT_DIR}/../gateway/target/thumbv7em-none-eabihf/release/gateway"
-    ))?;
-    // Batch storage and connection buffers each firmware declares: keep in step with
-    // examples/footprint/src/main.rs (STORAGE + TX + RX) and examples/gateway/src/main.rs
-    // (BATCHES × BATCH_BYTES + BROKERS × ConnectionBuffers<RX, TX>).
-    let core_buffers = 8 * 2048 + (3 * 2048 + 512) + 4096;
-    let gateway_buffers = 16 * 2048 + 2 * (2 * 4096 + 2 * (2048 + 1024));
-    let text = format!(
-        "\n\n### Firmware footprint (thumbv7em-none-eabihf)\n\n\
-         Both built with opt-level \"z\", LTO, one codegen unit, panic abort; from `size -A` \
-         (flash = vector table + text + rodata + data; static RAM = data + bss; the call \
-         stack comes on top).\n\n\
-         (a) `examples/footprint`: the smallest firmware using the whole core (client, \
-         sequencer, codec) for one topic with 4 partitions, 8 batch slots of 2 KiB and 2 \
-         connections; no network stack or drivers.\n\n\
-         (b) `examples/gateway`: the QEMU mps2-an386 gateway firmware: the core with \
-         `transport-embassy`, embassy-net (TCP, DNS, IPv4, Ethernet), the embassy executor, \
-         the LAN9118 driver, defmt over semihosting; 1 topic, 4 partitions, 16 batch slots of \
-         2 KiB, 2 connections with 4 KiB receive and 3 KiB send buffers.\n\n\
-         | item | (a) core | (b) gateway |\n|---|---|---|\n\
-         | flash | {} | {} |\n\
-         | static RAM | {} | {} |\n\
-         | … of which batch storage and connection buffers | {core_buffers} | {gateway_buffers} |\n\
-         | … of which everything else (client state; in (b) also the network stack, executor, driver) | {} | {} |\n",
-        core.flash,
-        gateway.flash,
-        core.ram,
-        gateway.ram,
-        core.ram.saturating_sub(core_buffers),
-        gateway.ram.saturating_sub(gateway_buffers),
-    );
-    let mut md = std::fs::read_to_string(section).unwrap_or_default();
-    md.push_str(&text);
-    std::fs::write(section, md).map_err(|e| format!("cannot write {section}: {e}"))?;
-    print!("{text}");
-    Ok(())
-}
-
-/// Flash and static RAM of a firmware image.
-struct ElfSizes {
-    flash: u64,
-    ram: u64,
-}
-
-/// Reads the section sizes of `elf` with binutils' `size -A`.
-fn elf_sizes(elf: &str) -> Result<ElfSizes, String> {
-    let listing = capture("size", &["-A", elf])?;
-    let sizes: std::collections::BTreeMap<&str, u64> = listing
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            Some((f.next()?, f.next()?.parse().ok()?))
-        })
-        .collect();
-    let get = |s: &str| sizes.get(s).copied().unwrap_or(0);
-    Ok(ElfSizes {
-        flash: get(".vector_table") + get(".text") + get(".rodata") + get(".data"),
-        ram: get(".data") + get(".bss"),
-    })
-}
-
 /// The parts of `cargo xtask bench`, in the order BENCHMARKS.md shows them.
-const BENCH_PARTS: &[&str] = &["latency", "throughput", "alloc", "core", "size"];
+const BENCH_PARTS: &[&str] = &["latency", "throughput", "alloc", "core", "size", "sasl"];
+
+/// Each part's heading in BENCHMARKS.md (the first line its section file writes).
+const BENCH_HEADINGS: &[&str] = &[
+    "## Deadline honouring",
+    "## Throughput",
+    "## Steady-state allocations (transport-std)",
+    "## Core cost (producer-core, criterion)",
+    "## Sizes",
+    "## SASL",
+];
+
+/// The section of `md` under the level-2 `heading`, up to the next level-2 heading.
+fn previous_section<'a>(md: &'a str, heading: &str) -> Option<&'a str> {
+    let start = md.find(&format!("\n{heading}\n"))? + 1;
+    let rest = &md[start..];
+    let end = rest[heading.len()..]
+        .find("\n## ")
+        .map_or(rest.len(), |i| i + heading.len() + 1);
+    Some(&rest[..end])
+}
 
 /// Criterion benchmarks of producer-core the `core` part reports: (group/name, records per
 /// iteration, what it is).
@@ -662,7 +624,7 @@ fn bench(part: Option<&str>) -> Result<(), String> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let out = format!("{root}/target/bench");
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {out}: {e}"))?;
-    if parts.iter().any(|p| *p != "core") {
+    if parts.iter().any(|p| !matches!(*p, "core" | "sasl")) {
         step(
             "cargo",
             &["build", "--release", "-p", "tests", "--bin", "bench"],
@@ -676,7 +638,8 @@ fn bench(part: Option<&str>) -> Result<(), String> {
         let result = match *part {
             "core" => bench_core(&section),
             "size" => step(&format!("{root}/target/release/bench"), &[part], &[])
-                .and_then(|()| footprint(&section)),
+                .and_then(|()| footprint::report(&section)),
+            "sasl" => sasl_cost::report(&section),
             _ => step(&format!("{root}/target/release/bench"), &[part], &[]),
         };
         if let Err(e) = result {
@@ -691,7 +654,11 @@ fn bench(part: Option<&str>) -> Result<(), String> {
          not across runs.\n",
         machine_description()
     );
-    for part in BENCH_PARTS {
+    // A part not measured on this machine yet keeps its section from the BENCHMARKS.md
+    // there is, so that `cargo xtask bench PART` replaces that part's section alone.
+    let path = format!("{root}/BENCHMARKS.md");
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    for (part, title) in BENCH_PARTS.iter().zip(BENCH_HEADINGS) {
         let section = format!("{out}/{part}.md");
         if let Ok(text) = std::fs::read_to_string(&section) {
             let when = capture("date", &["-u", "-r", &section, "+%Y-%m-%d %H:%M UTC"])
@@ -701,9 +668,10 @@ fn bench(part: Option<&str>) -> Result<(), String> {
             let heading = lines.next().unwrap_or_default();
             let body = lines.next().unwrap_or_default();
             md.push_str(&format!("\n{heading}\n\n_Measured {when}._\n{body}\n"));
+        } else if let Some(kept) = previous_section(&previous, title) {
+            md.push_str(&format!("\n{}\n", kept.trim_end()));
         }
     }
-    let path = format!("{root}/BENCHMARKS.md");
     std::fs::write(&path, &md).map_err(|e| format!("cannot write {path}: {e}"))?;
     println!("\n{md}");
     println!(

@@ -25,21 +25,31 @@
 //!   and never starts an exchange with a token past its expiry: the connection waits for a
 //!   fresh one.
 //!
+//! Without feature `sasl` none of this is built: a connection is ready once its versions are
+//! negotiated, and the client keeps no credentials (the four answers at the end of the file).
+//!
 //! [`ClientConfig::sasl`]: super::ClientConfig::sasl
 
 use super::Client;
-use super::connection::{AUTH_REPLY_MAX, AuthPhase, ConnState, Pending, PendingKind};
+use super::connection::ConnState;
+#[cfg(feature = "sasl")]
+use super::connection::{AUTH_REPLY_MAX, AuthPhase, Pending, PendingKind};
 use crate::capacity::Capacities;
+#[cfg(feature = "sasl")]
 use crate::sasl::{self, NONCE_BYTES, Step};
+#[cfg(feature = "sasl")]
 use crate::state::FatalReason;
 use crate::time::Instant;
+#[cfg(feature = "sasl")]
 use crate::wire::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 
 /// Room in a request, beyond the auth bytes: header, client id (at most 64), lengths.
+#[cfg(feature = "sasl")]
 const AUTH_REQUEST_OVERHEAD: usize = 96;
 
+#[cfg(feature = "sasl")]
 impl<S, C: Capacities> Client<S, C>
 where
     S: AsRef<[u8]> + AsMut<[u8]>,
@@ -313,5 +323,29 @@ where
         }
         self.sequencer.stop(FatalReason::Authentication(e));
         self.drop_connection(i, now);
+    }
+}
+
+/// The client without SASL: every connection is ready after ApiVersions, nothing stops the
+/// dialling, and no timer waits for a session or a token.
+#[cfg(not(feature = "sasl"))]
+impl<S, C: Capacities> Client<S, C>
+where
+    S: AsRef<[u8]> + AsMut<[u8]>,
+{
+    pub(super) fn after_api_versions(&mut self, i: usize, _now: Instant) {
+        self.conns[i].state = ConnState::Ready;
+    }
+
+    pub(super) fn dialling_stopped(&self) -> bool {
+        false
+    }
+
+    pub(super) fn reauthentication_due(&mut self, _i: usize, _now: Instant) -> bool {
+        false
+    }
+
+    pub(super) fn token_refresh_at(&self) -> Option<Instant> {
+        None
     }
 }

@@ -3,47 +3,56 @@
 use core::fmt;
 use core::time::Duration;
 
+#[cfg(feature = "sasl")]
 use crate::sasl;
 use crate::state;
 
 /// Longest SASL username the client keeps, in bytes.
+#[cfg(feature = "sasl")]
 pub const MAX_SASL_USERNAME: usize = 255;
 
 /// Longest SASL password, or OAUTHBEARER token, the client keeps, in bytes: room for the
 /// JWTs of Confluent Cloud, Azure and MSK IAM, which run from a few hundred bytes to about
 /// 1.5 KiB. The client keeps its own copy (it holds no borrow), so this is RAM a firmware
 /// gives up for SASL.
+#[cfg(feature = "sasl")]
 pub const MAX_SASL_SECRET: usize = 2048;
 
 /// Bytes of OAUTHBEARER extensions the client keeps (every key and value, plus two per
 /// extension), and their most: [`MAX_SASL_EXTENSIONS`].
+#[cfg(feature = "sasl")]
 pub const MAX_SASL_EXTENSION_BYTES: usize = 256;
 
 /// Most OAUTHBEARER extensions the client sends.
+#[cfg(feature = "sasl")]
 pub const MAX_SASL_EXTENSIONS: usize = 4;
 
 /// A source of cryptographically secure random bytes, for SCRAM's client nonce: the sans-IO
 /// core has no RNG of its own, so the transport supplies one (transport-std the operating
 /// system's, through `getrandom`; a firmware its hardware RNG). It must fill the whole
 /// buffer, with bytes an observer of the network cannot predict.
+#[cfg(feature = "sasl")]
 #[derive(Clone, Copy)]
 pub struct Entropy(pub fn(&mut [u8]));
 
+#[cfg(feature = "sasl")]
 impl PartialEq for Entropy {
     fn eq(&self, other: &Self) -> bool {
         core::ptr::fn_addr_eq(self.0, other.0)
     }
 }
 
+#[cfg(feature = "sasl")]
 impl Eq for Entropy {}
 
+#[cfg(feature = "sasl")]
 impl fmt::Debug for Entropy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Entropy")
     }
 }
 
-#[cfg(feature = "defmt")]
+#[cfg(all(feature = "defmt", feature = "sasl"))]
 impl defmt::Format for Entropy {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "Entropy")
@@ -117,9 +126,11 @@ pub struct ClientConfig<'a> {
     /// may be empty: the client then waits for one from
     /// [`Client::set_oauth_token`](super::Client::set_oauth_token), which is also how a
     /// token is renewed before it expires.
+    #[cfg(feature = "sasl")]
     pub sasl: Option<sasl::Mechanism<'a>>,
     /// Random bytes for SCRAM nonces: required with a SCRAM mechanism (transport-std sets
     /// the operating system's).
+    #[cfg(feature = "sasl")]
     pub entropy: Option<Entropy>,
 }
 
@@ -141,7 +152,9 @@ impl<'a> ClientConfig<'a> {
             producer_state_ttl: Some(Duration::from_secs(12 * 3600)),
             producer: state::Config::default(),
             durable: false,
+            #[cfg(feature = "sasl")]
             sasl: None,
+            #[cfg(feature = "sasl")]
             entropy: None,
         }
     }
@@ -226,15 +239,20 @@ pub enum ClientConfigError {
     /// The idempotence settings are refused.
     Producer(state::ConfigError),
     /// The SASL credentials cannot be sent as they are (see the error).
+    #[cfg(feature = "sasl")]
     Sasl(sasl::Error),
     /// The SASL username is longer than [`MAX_SASL_USERNAME`] bytes.
+    #[cfg(feature = "sasl")]
     SaslUsernameTooLong,
     /// The SASL password or OAUTHBEARER token is longer than [`MAX_SASL_SECRET`] bytes.
+    #[cfg(feature = "sasl")]
     SaslSecretTooLong,
     /// More OAUTHBEARER extensions, or bytes of them, than the client keeps
     /// ([`MAX_SASL_EXTENSIONS`], [`MAX_SASL_EXTENSION_BYTES`]).
+    #[cfg(feature = "sasl")]
     SaslExtensions,
     /// A SCRAM mechanism with no `entropy` source for its nonces.
+    #[cfg(feature = "sasl")]
     SaslEntropy,
 }
 
@@ -267,21 +285,26 @@ impl fmt::Display for ClientConfigError {
                 "topic names must be 1 to 249 bytes, and no more topics than the topics capacity",
             ),
             ClientConfigError::Producer(e) => e.fmt(f),
+            #[cfg(feature = "sasl")]
             ClientConfigError::Sasl(e) => write!(f, "sasl: {e}"),
+            #[cfg(feature = "sasl")]
             ClientConfigError::SaslUsernameTooLong => write!(
                 f,
                 "sasl: the username is longer than the {MAX_SASL_USERNAME} bytes the client keeps"
             ),
+            #[cfg(feature = "sasl")]
             ClientConfigError::SaslSecretTooLong => write!(
                 f,
                 "sasl: the password or token is longer than the {MAX_SASL_SECRET} bytes the \
                  client keeps"
             ),
+            #[cfg(feature = "sasl")]
             ClientConfigError::SaslExtensions => write!(
                 f,
                 "sasl: at most {MAX_SASL_EXTENSIONS} OAUTHBEARER extensions of \
                  {MAX_SASL_EXTENSION_BYTES} bytes in all"
             ),
+            #[cfg(feature = "sasl")]
             ClientConfigError::SaslEntropy => f.write_str(
                 "sasl: SCRAM needs random nonces: set the client config's entropy source (the \
                  transport's RNG)",

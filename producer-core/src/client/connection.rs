@@ -5,6 +5,7 @@ use heapless::Deque;
 
 use super::config::MAX_REQUESTS_PER_CONNECTION;
 use crate::capacity::{BatchList, Capacities, Table};
+#[cfg(feature = "sasl")]
 use crate::sasl::Exchange;
 use crate::state::BatchToken;
 use crate::time::Instant;
@@ -45,7 +46,8 @@ pub enum ConnState {
     },
     /// Versions negotiated, SASL configured: the connection authenticates (SaslHandshake,
     /// then SaslAuthenticate rounds) before any other request, and again before its session
-    /// lifetime ends (KIP-368).
+    /// lifetime ends (KIP-368). Feature `sasl` only.
+    #[cfg(feature = "sasl")]
     Authenticating,
     /// Versions negotiated (and authenticated): requests may flow.
     Ready,
@@ -59,8 +61,22 @@ pub(crate) enum PendingKind {
     InitProducerId,
     /// It carried this many batches: the first as many of the connection's `flight`.
     Produce(usize),
+    #[cfg(feature = "sasl")]
     SaslHandshake,
+    #[cfg(feature = "sasl")]
     SaslAuthenticate,
+}
+
+impl PendingKind {
+    /// Part of making the connection usable (versions, authentication), not of its work.
+    pub fn is_handshake(self) -> bool {
+        match self {
+            PendingKind::ApiVersions => true,
+            #[cfg(feature = "sasl")]
+            PendingKind::SaslHandshake | PendingKind::SaslAuthenticate => true,
+            PendingKind::Metadata | PendingKind::InitProducerId | PendingKind::Produce(_) => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -88,16 +104,20 @@ pub(crate) struct Connection<C: Capacities> {
     pub flight: BatchList<C, (BatchToken, u16)>,
     pub next_correlation: i32,
     /// Where its SASL authentication is (`None` while not authenticating).
+    #[cfg(feature = "sasl")]
     pub auth: Option<AuthPhase>,
     /// When it stops taking new requests, to authenticate again before the broker's session
     /// lifetime ends (KIP-368); `None` without a lifetime.
+    #[cfg(feature = "sasl")]
     pub reauth_at: Option<Instant>,
 }
 
+#[cfg(feature = "sasl")]
 /// The longest SASL message the client answers a broker's with (a SCRAM client-final: about
 /// 170 bytes with Kafka's nonces), kept on the connection until it is sent.
 pub(crate) const AUTH_REPLY_MAX: usize = 256;
 
+#[cfg(feature = "sasl")]
 /// One connection's SASL authentication in progress. Its size is the connection's for its
 /// whole life (no heap to box the largest variant into), and bounded.
 #[derive(Clone)]
@@ -113,6 +133,7 @@ pub(crate) enum AuthPhase {
     Reply(Exchange, heapless::Vec<u8, AUTH_REPLY_MAX>),
 }
 
+#[cfg(feature = "sasl")]
 impl core::fmt::Debug for AuthPhase {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -139,7 +160,9 @@ impl<C: Capacities> Connection<C> {
             pending: Deque::new(),
             flight: Table::new(batches, (BatchToken::FILL, 0)),
             next_correlation: 0,
+            #[cfg(feature = "sasl")]
             auth: None,
+            #[cfg(feature = "sasl")]
             reauth_at: None,
         }
     }

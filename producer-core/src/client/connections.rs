@@ -103,8 +103,11 @@ where
         c.state = ConnState::Idle { retry_at };
         c.versions = Default::default();
         c.draining = false;
-        c.auth = None;
-        c.reauth_at = None;
+        #[cfg(feature = "sasl")]
+        {
+            c.auth = None;
+            c.reauth_at = None;
+        }
         if let Some(Target::Bootstrap(_)) = c.target {
             // Try the next bootstrap address next time.
             self.bootstrap_next = self.bootstrap_next.wrapping_add(1);
@@ -112,9 +115,9 @@ where
         }
         while let Some(p) = self.conns[i].pending.pop_front() {
             match p.kind {
-                PendingKind::ApiVersions
-                | PendingKind::SaslHandshake
-                | PendingKind::SaslAuthenticate => {}
+                PendingKind::ApiVersions => {}
+                #[cfg(feature = "sasl")]
+                PendingKind::SaslHandshake | PendingKind::SaslAuthenticate => {}
                 PendingKind::Metadata => self.want_metadata(now),
                 PendingKind::InitProducerId => self.sequencer.on_init_producer_id(now, Err(None)),
                 PendingKind::Produce(count) => {

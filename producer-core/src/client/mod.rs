@@ -42,6 +42,7 @@ mod auth;
 mod config;
 mod connection;
 mod connections;
+#[cfg(feature = "sasl")]
 mod credentials;
 mod delivery;
 mod dial;
@@ -63,9 +64,10 @@ use core::time::Duration;
 
 use heapless::String;
 
+pub use config::{ClientConfig, ClientConfigError, MAX_REQUESTS_PER_CONNECTION};
+#[cfg(feature = "sasl")]
 pub use config::{
-    ClientConfig, ClientConfigError, Entropy, MAX_REQUESTS_PER_CONNECTION,
-    MAX_SASL_EXTENSION_BYTES, MAX_SASL_EXTENSIONS, MAX_SASL_SECRET, MAX_SASL_USERNAME,
+    Entropy, MAX_SASL_EXTENSION_BYTES, MAX_SASL_EXTENSIONS, MAX_SASL_SECRET, MAX_SASL_USERNAME,
 };
 pub use connection::{ConnId, ConnState, Target};
 pub use delivery::{ClientDelivery, RecordDeliveries, RecordDelivery};
@@ -80,6 +82,7 @@ pub use durable::{
 
 use accumulator::SlotUse;
 use connection::Connection;
+#[cfg(feature = "sasl")]
 use credentials::Credentials;
 use dial::Dials;
 use durable::{META_LEN, Mirror};
@@ -161,8 +164,10 @@ pub struct Client<S, C: Capacities> {
     /// to a capacity.
     scratch: Scratch<C>,
     /// The SASL mechanism and the client's copy of its credentials (`None`: no SASL).
+    #[cfg(feature = "sasl")]
     sasl: Option<Credentials>,
     /// Authentication failed with this: the producer stopped, nothing is dialled.
+    #[cfg(feature = "sasl")]
     sasl_error: Option<crate::sasl::Error>,
 }
 
@@ -215,6 +220,7 @@ where
         }
         let client_id =
             String::try_from(config.client_id).map_err(|_| ClientConfigError::ClientId)?;
+        #[cfg(feature = "sasl")]
         let sasl = config
             .sasl
             .as_ref()
@@ -297,7 +303,9 @@ where
             next_tag: 0,
             handed_out: None,
             scratch: Scratch::new(capacities),
+            #[cfg(feature = "sasl")]
             sasl,
+            #[cfg(feature = "sasl")]
             sasl_error: None,
         })
     }

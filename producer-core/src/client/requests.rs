@@ -80,6 +80,7 @@ where
                 Some(n)
             }
             ConnState::Ready => self.transmit_ready(i, now, buf),
+            #[cfg(feature = "sasl")]
             ConnState::Authenticating => self.transmit_auth(i, now, buf),
             _ => None,
         }

@@ -41,18 +41,15 @@ where
                 }
                 ok
             }
+            #[cfg(feature = "sasl")]
             PendingKind::SaslHandshake => self.on_sasl_handshake(i, &pending, frame, now),
+            #[cfg(feature = "sasl")]
             PendingKind::SaslAuthenticate => self.on_sasl_authenticate(i, &pending, frame, now),
         };
         // A real answer, beyond the handshake (and authentication): the broker works, its
         // reconnect backoff starts again from the beginning.
         if ok
-            && !matches!(
-                pending.kind,
-                PendingKind::ApiVersions
-                    | PendingKind::SaslHandshake
-                    | PendingKind::SaslAuthenticate
-            )
+            && !pending.kind.is_handshake()
             && let Some(target) = self.conns[i].target
         {
             self.dials.answered(target);

@@ -94,12 +94,13 @@ where
             {
                 table.arm(Timer::Reconnect, retry_at);
             }
+            #[cfg(feature = "sasl")]
             if let (ConnState::Ready, Some(at)) = (c.state, c.reauth_at) {
                 table.arm(Timer::Reauthenticate, at);
             }
         }
         if let Some(at) = self.token_refresh_at()
-            && self.sasl_error.is_none()
+            && !self.dialling_stopped()
         {
             table.arm(Timer::TokenRefresh, at);
         }
@@ -138,6 +139,7 @@ pub(super) enum Timer {
     TurnEnds,
     /// A connection's SASL session is 85% through its lifetime: it drains and authenticates
     /// again (KIP-368).
+    #[cfg(feature = "sasl")]
     Reauthenticate,
     /// The OAUTHBEARER token is 80% through its life: the application is asked for another.
     TokenRefresh,

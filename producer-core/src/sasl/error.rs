@@ -49,6 +49,7 @@ pub enum Error {
         error_code: i16,
     },
     /// The broker refused the OAUTHBEARER token, with this status (RFC 7628, section 3.2.2).
+    #[cfg(feature = "sasl")]
     TokenRejected {
         /// The status the broker gave.
         status: super::OAuthStatus,
@@ -201,6 +202,7 @@ impl fmt::Display for Error {
                 "SASL: the broker refused the authentication with error code {error_code} ({})",
                 ErrorCode(*error_code).name().unwrap_or("unknown")
             ),
+            #[cfg(feature = "sasl")]
             Self::TokenRejected { status } => write!(
                 f,
                 "OAUTHBEARER: the broker refused the token ({}): supply a fresh token from the \
