@@ -3,6 +3,9 @@
 //! network stack. Built with opt-level "z" and LTO; `cargo xtask bench size` reports its size.
 //! It runs nothing useful: bytes that stand in for a socket keep every path of the client
 //! reachable, so the linker cannot drop them.
+//!
+//! With one of the features `plain`, `oauthbearer`, `scram-sha-256` or `scram-sha-512` the
+//! client authenticates with that mechanism, and the difference is what it costs.
 
 #![no_std]
 #![no_main]
@@ -34,6 +37,7 @@ fn main() -> ! {
 
     let mut config = ClientConfig::new("gateway");
     config.batch_bytes = BATCH_BYTES;
+    sasl::configure(&mut config);
     // The client lives in a static (placed at run time), so it counts as static RAM, as it
     // would in a firmware that keeps it for its whole life.
     let Ok(client) = GatewayClient::new(config, &["10.0.2.2:9092"], &["sensors"], storage) else {
@@ -78,9 +82,66 @@ fn main() -> ! {
         while let Some(d) = client.poll_delivery() {
             black_box(d);
         }
+        sasl::drive(client, now);
         if black_box(false) {
             client.on_connection_lost(conn, now);
         }
+    }
+}
+
+/// The SASL mechanism the features pick, and the calls a firmware makes for it.
+mod sasl {
+    use super::GatewayClient;
+    use core::hint::black_box;
+    use producer_core::client::ClientConfig;
+    use producer_core::time::Instant;
+
+    #[cfg(any(feature = "scram-sha-256", feature = "scram-sha-512"))]
+    fn entropy(out: &mut [u8]) {
+        // A firmware reads its hardware RNG here; this build only has to keep the path.
+        out.fill(black_box(0x5a));
+    }
+
+    pub fn configure(config: &mut ClientConfig<'static>) {
+        #[cfg(feature = "plain")]
+        {
+            config.sasl = Some(producer_core::sasl::Mechanism::Plain {
+                username: "gateway",
+                password: "secret",
+            });
+        }
+        #[cfg(feature = "oauthbearer")]
+        {
+            config.sasl = Some(producer_core::sasl::Mechanism::OAuthBearer {
+                token: "",
+                extensions: &[],
+            });
+        }
+        #[cfg(feature = "scram-sha-256")]
+        {
+            config.sasl = Some(producer_core::sasl::Mechanism::ScramSha256 {
+                username: "gateway",
+                password: "secret",
+            });
+            config.entropy = Some(producer_core::client::Entropy(entropy));
+        }
+        #[cfg(feature = "scram-sha-512")]
+        {
+            config.sasl = Some(producer_core::sasl::Mechanism::ScramSha512 {
+                username: "gateway",
+                password: "secret",
+            });
+            config.entropy = Some(producer_core::client::Entropy(entropy));
+        }
+        black_box(config);
+    }
+
+    pub fn drive(client: &mut GatewayClient, now: Instant) {
+        #[cfg(feature = "oauthbearer")]
+        if client.oauth_token_wanted(now) {
+            let _ = client.set_oauth_token(black_box("token"), now, None);
+        }
+        black_box((client, now));
     }
 }
 

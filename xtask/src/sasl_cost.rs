@@ -1,0 +1,132 @@
+//! Part 6 of `cargo xtask bench` (`sasl`): what SASL costs a firmware and a host.
+//!
+//! - Flash and static RAM per mechanism: `examples/footprint` built without SASL and once per
+//!   mechanism feature (`plain`, `oauthbearer`, `scram-sha-256`, `scram-sha-512`); the
+//!   difference is the mechanism's code and the client's copy of the credentials.
+//! - One SCRAM-SHA-512 handshake at 4,096 iterations on the host, in instructions: callgrind's
+//!   total for `producer-core/examples/scram_handshake 1` minus that for `... 0` (the same
+//!   process without the handshake). Instructions, not seconds, so the figure does not move
+//!   with the machine's load.
+
+use crate::footprint::{FOOTPRINT_DIR, elf_sizes};
+use crate::{cargo_in, ensure_debian_packages, ensure_toolchain, step};
+use std::process::Command;
+
+/// The footprint's mechanism features, in the order of the table, and whether SHA-2 is built
+/// with its compact rounds (sha2's `sha2_backend_soft="compact"` cfg, which a firmware sets in
+/// its rustflags): unrolled SHA-512 rounds are 26 KB of Thumb code, the compact ones 1 KB.
+const MECHANISMS: &[(&str, &str, bool)] = &[
+    ("plain", "PLAIN", false),
+    ("oauthbearer", "OAUTHBEARER", false),
+    ("scram-sha-256", "SCRAM-SHA-256", false),
+    ("scram-sha-512", "SCRAM-SHA-512", false),
+    ("scram-sha-256", "SCRAM-SHA-256, compact SHA-2", true),
+    ("scram-sha-512", "SCRAM-SHA-512, compact SHA-2", true),
+];
+
+/// Appended to the footprint's rustflags for the compact SHA-2 rounds.
+const COMPACT_SHA2: &str =
+    r#"target.thumbv7em-none-eabihf.rustflags=["--cfg","sha2_backend_soft=\"compact\""]"#;
+
+pub(crate) fn report(section: &str) -> Result<(), String> {
+    ensure_toolchain()?;
+    ensure_debian_packages(&["valgrind"])?;
+    let elf = format!("{FOOTPRINT_DIR}/target/thumbv7em-none-eabihf/release/footprint");
+    cargo_in("examples/footprint", &["build", "--release"])?;
+    let none = elf_sizes(&elf)?;
+    let mut rows = format!("| none | {} | {} | | |\n", none.flash, none.ram);
+    for &(feature, name, compact) in MECHANISMS {
+        let mut args = vec!["build", "--release", "--features", feature];
+        if compact {
+            args.extend(["--config", COMPACT_SHA2]);
+        }
+        cargo_in("examples/footprint", &args)?;
+        let with = elf_sizes(&elf)?;
+        rows.push_str(&format!(
+            "| {name} | {} | {} | +{} | +{} |\n",
+            with.flash,
+            with.ram,
+            with.flash.saturating_sub(none.flash),
+            with.ram.saturating_sub(none.ram)
+        ));
+    }
+    // Leave the footprint built as the other parts and `cargo xtask test` expect it.
+    cargo_in("examples/footprint", &["build", "--release"])?;
+
+    step(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "producer-core",
+            "--example",
+            "scram_handshake",
+            "--features",
+            "sasl-scram",
+        ],
+        &[],
+    )?;
+    let program = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/release/examples/scram_handshake"
+    );
+    let baseline = callgrind_instructions(program, "0")?;
+    let one = callgrind_instructions(program, "1")?;
+    let two = callgrind_instructions(program, "2")?;
+    let handshake = one.saturating_sub(baseline);
+    let again = two.saturating_sub(one);
+
+    let text = format!(
+        "## SASL\n\n\
+         ### Flash and static RAM per mechanism (thumbv7em-none-eabihf)\n\n\
+         `examples/footprint` (the whole core for 1 topic, 4 partitions, 8 batch slots, 2 \
+         connections; opt-level \"z\", LTO) built without SASL (producer-core's feature `sasl` \
+         off: no authentication step, no credentials kept) and with one mechanism each. The \
+         RAM is the client's copy of the credentials (username, password or token up to 2 KiB, \
+         OAUTHBEARER extensions) and one 256-byte reply buffer per connection; SCRAM adds its \
+         salted password cache. SHA-2 is RustCrypto's `sha2` with its default (unrolled) \
+         rounds, or its compact ones (`--cfg sha2_backend_soft=\"compact\"` in the firmware's \
+         rustflags), which a firmware should pick: the handshake runs once per client.\n\n\
+         | mechanism | flash | static RAM | flash added | RAM added |\n|---|---|---|---|---|\n\
+         {rows}\n\
+         ### One SCRAM-SHA-512 handshake, 4,096 iterations (host)\n\n\
+         `producer-core/examples/scram_handshake`: Kafka's own exchange \
+         (`tests/fixtures/scram/kafka_vectors.txt`), the client's messages checked against \
+         Kafka's and the server's signature verified, the salted password derived afresh \
+         (a new client). Counted by callgrind (x86-64, release build): {handshake} \
+         instructions ({baseline} for the process without it; a second handshake in the same \
+         process adds {again}). The derivation is nearly all of it; it runs once per client \
+         and salt, not per connection.\n"
+    );
+    std::fs::write(section, &text).map_err(|e| format!("cannot write {section}: {e}"))?;
+    print!("{text}");
+    Ok(())
+}
+
+/// Instructions callgrind counts for `program arg` (its "Collected" total).
+fn callgrind_instructions(program: &str, arg: &str) -> Result<u64, String> {
+    let out = Command::new("valgrind")
+        .args([
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            program,
+            arg,
+        ])
+        .output()
+        .map_err(|e| format!("cannot start valgrind: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`valgrind {program} {arg}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| {
+            l.split_once("Collected :")
+                .map(|(_, n)| n.trim().parse().ok())
+        })
+        .flatten()
+        .ok_or_else(|| "callgrind printed no instruction total".to_string())
+}
