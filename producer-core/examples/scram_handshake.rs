@@ -14,7 +14,8 @@ const CLIENT_FINAL: &str = "c=biws,r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXkafka-serve
 p=Aw3Dc8ZtfsidtEZT7kboSsoFbydwG+IHSC/LmmQ3MYk+omiTRx2hvJVdt6j5tsmFRNDntRJeuxrc3kJYKrAm0g==";
 const SERVER_FIRST: &str = "r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXkafka-server-nonce-1,\
 s=cHJvZHVjZXItY29yZS1zYWx0LTAxMjM=,i=4096";
-const SERVER_FINAL: &str = "v=FYYT7RCCcVBdnYVdpbFtjHJcASffBPUJ5Y2OzPTcTKwmTzVAJlTRlCyd0oNOkHHsKru/lAsTyvYfbmM1PXKPhQ==";
+const SERVER_FINAL: &str =
+    "v=FYYT7RCCcVBdnYVdpbFtjHJcASffBPUJ5Y2OzPTcTKwmTzVAJlTRlCyd0oNOkHHsKru/lAsTyvYfbmM1PXKPhQ==";
 
 fn handshake() {
     let mechanism = Mechanism::ScramSha512 {
@@ -36,7 +37,11 @@ fn handshake() {
     let Step::Send(n) = step else {
         panic!("expected the client-final, got {step:?}")
     };
-    assert_eq!(&out[..n], CLIENT_FINAL.as_bytes(), "not Kafka's client-final");
+    assert_eq!(
+        &out[..n],
+        CLIENT_FINAL.as_bytes(),
+        "not Kafka's client-final"
+    );
     let step = auth
         .on_response(&mut exchange, &answer(SERVER_FINAL), &mut out)
         .expect("server signature");

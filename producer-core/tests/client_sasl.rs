@@ -11,6 +11,7 @@
 //! - a connection lost mid-exchange is an ordinary loss: backed off and redialled;
 //! - KIP-368: sessions of one second, re-authenticated on the same connection while records
 //!   flow, nothing lost or duplicated;
+//! - SCRAM's salted password derived a step per poll, once per client;
 //! - OAUTHBEARER tokens asked for at 80% of their life, never sent expired;
 //! - no secret in `Debug` output.
 
@@ -102,6 +103,8 @@ struct Log {
     unauthenticated: u32,
     /// Tokens presented after their expiry.
     expired_tokens: u32,
+    /// Each SaslAuthenticate request: its connection and when it came.
+    sasl_authenticates: Vec<(u8, Instant)>,
     /// Batches appended: base sequence to (offset, records).
     appended: HashMap<i32, (i64, i32)>,
     next_offset: i64,
@@ -177,6 +180,7 @@ impl Broker {
                 wire::encode_response(&mut out, version, corr, &body)
             }
             Request::SaslAuthenticate(a) => {
+                self.log.sasl_authenticates.push((conn, now));
                 if self.listener.drop_authenticates > 0 {
                     self.listener.drop_authenticates -= 1;
                     return None;
@@ -490,6 +494,31 @@ fn fails_for_good(mechanism: Mechanism<'static>, listener: Listener, expected: s
     let message = FatalReason::Authentication(expected).to_string();
     assert!(message.contains("sasl"), "{message}");
     assert!(!message.contains(PASSWORD));
+}
+
+#[test]
+fn the_scram_salted_password_is_derived_a_step_per_poll_once_per_client() {
+    let mut c = client(Mechanism::ScramSha512 {
+        username: USER,
+        password: PASSWORD,
+    });
+    let mut broker = Broker::new(Listener::new("SCRAM-SHA-512"));
+    let run = drive(&mut c, &mut broker, ms(3500), Some(ms(10)), |_, _| {});
+    assert_exactly_once(&run, &broker);
+    // Two connections (bootstrap, leader), each with a client-first and a client-final.
+    let times = &broker.log.sasl_authenticates;
+    assert_eq!(times.len(), 4, "{times:?}");
+    let gap = |conn: u8| {
+        let mut at = times.iter().filter(|(c, _)| *c == conn).map(|(_, t)| *t);
+        let (first, last) = (at.next().unwrap(), at.next().unwrap());
+        last.saturating_duration_since(first)
+    };
+    // The first connection waits for the 4096 iterations, 64 a poll (1 ms apart here): the
+    // derivation never ran in one call. The second finds the salted password kept.
+    let (first, second) = (times[0].0, times[3].0);
+    assert_ne!(first, second);
+    assert!(gap(first) >= ms(63), "{:?}", gap(first));
+    assert!(gap(second) < ms(2), "{:?}", gap(second));
 }
 
 #[test]

@@ -49,6 +49,14 @@ use crate::wire::{
 #[cfg(feature = "sasl")]
 const AUTH_REQUEST_OVERHEAD: usize = 96;
 
+/// SCRAM iterations of the salted-password derivation per [`Client::poll`]: at Kafka's 4096,
+/// 64 polls. A Cortex-M4 takes a few milliseconds for 64 iterations of HMAC-SHA-512, the whole
+/// derivation hundreds (README, "SASL"); in steps, the firmware's other tasks and the
+/// producer's own deadlines are served between them. The transport polls again at once while
+/// one is under way.
+#[cfg(feature = "sasl-scram")]
+pub(super) const DERIVATION_STEP: u32 = 64;
+
 #[cfg(feature = "sasl")]
 impl<S, C: Capacities> Client<S, C>
 where
@@ -278,14 +286,41 @@ where
         if !Self::check_correlation(p, &header) {
             return false;
         }
-        let Some(AuthPhase::Waiting(mut exchange)) = self.conns[i].auth.take() else {
+        let Some(AuthPhase::Waiting(exchange)) = self.conns[i].auth.take() else {
             return false;
         };
+        #[cfg(feature = "sasl-scram")]
+        if let Some(creds) = self.sasl.as_mut()
+            && creds.derivation.is_none()
+            && let Ok(Some(d)) =
+                creds.authenticate(|auth| Ok(auth.derivation_for(&exchange, &response)))
+            && let Ok(message) = heapless::Vec::from_slice(response.auth_bytes)
+        {
+            // The salted password is not kept yet: derived in steps by `poll`, and the
+            // server-first answered once it is.
+            debug!("connection {:?}: deriving the SCRAM salted password", i);
+            creds.derivation = Some(d);
+            self.conns[i].auth = Some(AuthPhase::Deriving(exchange, message));
+            return true;
+        }
+        self.answer_sasl(i, exchange, &response, now);
+        true
+    }
+
+    /// Answers `response` on connection `i`'s `exchange`: the next message to send, or
+    /// authenticated, or failed.
+    fn answer_sasl(
+        &mut self,
+        i: usize,
+        mut exchange: sasl::Exchange,
+        response: &SaslAuthenticateResponse<'_>,
+        now: Instant,
+    ) {
         let Some(creds) = self.sasl.as_mut() else {
-            return false;
+            return;
         };
         let mut out = [0u8; AUTH_REPLY_MAX];
-        let step = creds.authenticate(|auth| auth.on_response(&mut exchange, &response, &mut out));
+        let step = creds.authenticate(|auth| auth.on_response(&mut exchange, response, &mut out));
         match step {
             Ok(Step::Send(n)) => {
                 let message = out
@@ -312,7 +347,49 @@ where
             }
             Err(e) => self.authentication_failed(i, e, now),
         }
-        true
+    }
+
+    /// A step of the salted-password derivation under way, then the server-first messages
+    /// that waited for it answered (from the kept salted password). A connection that waits
+    /// for another credential (a salt that changed) starts its own derivation next.
+    #[cfg(feature = "sasl-scram")]
+    pub(super) fn advance_derivation(&mut self, now: Instant) {
+        let Some(creds) = self.sasl.as_mut() else {
+            return;
+        };
+        if creds.derivation.is_some() && !creds.derive_step(DERIVATION_STEP) {
+            return;
+        }
+        for i in 0..self.conns.len() {
+            if !matches!(self.conns[i].auth, Some(AuthPhase::Deriving(..))) {
+                continue;
+            }
+            let Some(AuthPhase::Deriving(exchange, message)) = self.conns[i].auth.take() else {
+                continue;
+            };
+            let response = SaslAuthenticateResponse {
+                auth_bytes: &message,
+                ..Default::default()
+            };
+            let Some(creds) = self.sasl.as_mut() else {
+                return;
+            };
+            let wanted = creds.authenticate(|auth| Ok(auth.derivation_for(&exchange, &response)));
+            match wanted {
+                Ok(Some(d)) if creds.derivation.is_none() => {
+                    creds.derivation = Some(d);
+                    self.conns[i].auth = Some(AuthPhase::Deriving(exchange, message));
+                }
+                Ok(Some(_)) => self.conns[i].auth = Some(AuthPhase::Deriving(exchange, message)),
+                _ => self.answer_sasl(i, exchange, &response, now),
+            }
+        }
+    }
+
+    /// Whether a salted password is being derived: the client wants polling again at once.
+    #[cfg(feature = "sasl-scram")]
+    pub(super) fn deriving(&self) -> bool {
+        self.sasl.as_ref().is_some_and(|c| c.derivation.is_some())
     }
 
     /// The exchange on connection `i` failed with `e`: the producer stops, and dials no more.

@@ -131,6 +131,10 @@ pub(crate) enum AuthPhase {
     Waiting(Exchange),
     /// The next SaslAuthenticate's auth bytes, to send.
     Reply(Exchange, heapless::Vec<u8, AUTH_REPLY_MAX>),
+    /// The broker's SCRAM server-first message, kept while the salted password it calls for
+    /// is derived in steps (`client/auth.rs`, `advance_derivation`); answered once it is.
+    #[cfg(feature = "sasl-scram")]
+    Deriving(Exchange, heapless::Vec<u8, AUTH_REPLY_MAX>),
 }
 
 #[cfg(feature = "sasl")]
@@ -142,6 +146,8 @@ impl core::fmt::Debug for AuthPhase {
             AuthPhase::Waiting(e) => write!(f, "Waiting({e:?})"),
             // The message is a proof derived from the password: its length only.
             AuthPhase::Reply(e, m) => write!(f, "Reply({e:?}, {} bytes)", m.len()),
+            #[cfg(feature = "sasl-scram")]
+            AuthPhase::Deriving(e, _) => write!(f, "Deriving({e:?})"),
         }
     }
 }

@@ -46,6 +46,10 @@ pub(super) struct Credentials {
     pub entropy: Option<Entropy>,
     #[cfg(feature = "sasl-scram")]
     salted: sasl::SaltedPasswordCache<1>,
+    /// The salted password being derived, a step per poll (one at a time: every broker of a
+    /// cluster names the same credential).
+    #[cfg(feature = "sasl-scram")]
+    pub derivation: Option<sasl::Derivation>,
 }
 
 impl core::fmt::Debug for Credentials {
@@ -113,6 +117,8 @@ impl Credentials {
             entropy,
             #[cfg(feature = "sasl-scram")]
             salted: sasl::SaltedPasswordCache::new(),
+            #[cfg(feature = "sasl-scram")]
+            derivation: None,
         })
     }
 
@@ -229,6 +235,21 @@ impl Credentials {
                 f(&mut auth)
             })
         }
+    }
+
+    /// Runs up to `budget` iterations of the derivation under way; true when it has just
+    /// ended, its salted password kept for every connection.
+    #[cfg(feature = "sasl-scram")]
+    pub fn derive_step(&mut self, budget: u32) -> bool {
+        let Some(d) = self.derivation.as_mut() else {
+            return false;
+        };
+        let Some(salted) = d.step(self.secret.as_str(), budget) else {
+            return false;
+        };
+        self.salted.insert(d.salt(), d.iterations(), salted);
+        self.derivation = None;
+        true
     }
 
     /// Fills `out` from the entropy source (SCRAM only; zeros otherwise, which PLAIN and

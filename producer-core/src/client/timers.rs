@@ -52,6 +52,8 @@ where
         {
             self.want_metadata(now);
         }
+        #[cfg(feature = "sasl-scram")]
+        self.advance_derivation(now);
         self.expire_stale_batches(now);
         let wake = self.sequencer.poll(now);
         self.next_wakeup(now, wake)
@@ -62,6 +64,10 @@ where
     fn next_wakeup(&self, now: Instant, sequencer: Option<Instant>) -> Option<Instant> {
         // A socket to close, or a slot that may connect now (a connection handed its slot
         // on, or a leader waits for one): the transport's next turn does it.
+        #[cfg(feature = "sasl-scram")]
+        if self.deriving() {
+            return Some(now);
+        }
         let connect_now = !self.to_close.is_empty()
             || (!self.dialling_stopped()
                 && self.conns.iter().any(|c| {

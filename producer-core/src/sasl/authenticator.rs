@@ -4,7 +4,7 @@
 
 use super::{Error, NONCE_BYTES, OAuthStatus, oauthbearer, plain};
 #[cfg(feature = "sasl-scram")]
-use super::{Nonce, SaltedPasswordCache, ScramClient, ScramHash, scram};
+use super::{Nonce, SaltedPassword, SaltedPasswordCache, ScramClient, ScramHash, scram};
 use crate::ErrorCode;
 use crate::wire::{SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse};
 
@@ -308,6 +308,55 @@ impl<'a, const CACHE: usize> Authenticator<'a, CACHE> {
             },
             n,
         ))
+    }
+
+    /// The salted-password derivation `response` (a SCRAM server-first message) needs before
+    /// [`on_response`](Self::on_response) can answer it without computing it whole, or `None`
+    /// when there is none to do: another mechanism or step, a salted password already kept,
+    /// or a message `on_response` will refuse. A caller that must not block runs the
+    /// [`Derivation`](super::Derivation) in steps, gives the result to
+    /// [`keep_salted`](Self::keep_salted), then calls `on_response`.
+    #[cfg(feature = "sasl-scram")]
+    pub fn derivation_for(
+        &self,
+        exchange: &Exchange,
+        response: &SaslAuthenticateResponse<'_>,
+    ) -> Option<super::Derivation> {
+        let State::Scram(client) = &exchange.state else {
+            return None;
+        };
+        let (Mechanism::ScramSha256 { password, .. } | Mechanism::ScramSha512 { password, .. }) =
+            self.mechanism
+        else {
+            return None;
+        };
+        if response.error_code != 0 {
+            return None;
+        }
+        let (salt, len, iterations) = client.credential(response.auth_bytes)?;
+        let salt = salt.get(..len)?;
+        if self.salted.get(client.hash(), salt, iterations).is_some() {
+            return None;
+        }
+        super::Derivation::new(client.hash(), password, salt, iterations).ok()
+    }
+
+    /// Keeps a salted password computed in steps (see [`derivation_for`](Self::derivation_for)).
+    #[cfg(feature = "sasl-scram")]
+    pub fn keep_salted(&mut self, derivation: &super::Derivation, salted: SaltedPassword) {
+        self.salted
+            .insert(derivation.salt(), derivation.iterations(), salted);
+    }
+
+    /// The password a SCRAM derivation runs with (`None` for other mechanisms).
+    #[cfg(feature = "sasl-scram")]
+    pub fn scram_password(&self) -> Option<&'a str> {
+        match self.mechanism {
+            Mechanism::ScramSha256 { password, .. } | Mechanism::ScramSha512 { password, .. } => {
+                Some(password)
+            }
+            _ => None,
+        }
     }
 
     /// Reads the broker's SaslAuthenticate answer to the exchange's last message, and says

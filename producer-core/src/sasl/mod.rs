@@ -59,7 +59,7 @@ pub use error::{Error, ScramServerError};
 #[cfg(feature = "sasl")]
 pub use oauthbearer::OAuthStatus;
 #[cfg(feature = "sasl-scram")]
-pub use salted::{SaltedPassword, SaltedPasswordCache};
+pub use salted::{Derivation, SaltedPassword, SaltedPasswordCache};
 #[cfg(feature = "sasl-scram")]
 pub use scram::{Nonce, ScramClient, ScramHash};
 

@@ -10,6 +10,7 @@
 
 use super::scram::ScramHash;
 use super::{Error, MAX_SALT_LEN};
+use hmac::{Hmac, KeyInit, Mac};
 use pbkdf2::pbkdf2_hmac;
 use sha2::{Sha256, Sha512};
 
@@ -65,6 +66,141 @@ impl core::fmt::Debug for SaltedPassword {
             .field("hash", &self.hash)
             .field("key", &format_args!("<redacted>"))
             .finish()
+    }
+}
+
+/// A salted password computed a few iterations at a time, so that a microcontroller that runs
+/// the producer beside other work never spends a whole derivation (hundreds of milliseconds
+/// at Kafka's 4096 iterations of HMAC-SHA-512) in one call: [`step`](Self::step) runs at most
+/// as many iterations as it is given and returns the salted password with the last one.
+///
+/// This is PBKDF2 with one output block (what SCRAM's `Hi` is, RFC 5802):
+/// `U1 = HMAC(password, salt || 1)`, `Ui = HMAC(password, U(i-1))`, the result the XOR of every
+/// `Ui`. The `pbkdf2` crate computes it in one call only, so the loop is written here over
+/// RustCrypto's `hmac`; the tests check it against `pbkdf2` for every hash, several counts
+/// and every way of cutting the work into steps. It keeps no key state between steps (the
+/// password is keyed again at each, two compressions), only the last `Ui` and the sum, so its
+/// size is about 200 bytes, and its `Debug` shows neither.
+#[derive(Clone)]
+pub struct Derivation {
+    hash: ScramHash,
+    salt: [u8; MAX_SALT_LEN],
+    salt_len: u8,
+    iterations: u32,
+    /// Iterations done so far (at least 1: `U1` is computed when the derivation starts).
+    done: u32,
+    /// The last `Ui`.
+    u: [u8; MAX_HASH_LEN],
+    /// The XOR of every `Ui` so far.
+    sum: [u8; MAX_HASH_LEN],
+}
+
+impl Derivation {
+    /// Starts `PBKDF2(HMAC-hash, password, salt, iterations)`, computing its first iteration.
+    pub fn new(
+        hash: ScramHash,
+        password: &str,
+        salt: &[u8],
+        iterations: u32,
+    ) -> Result<Self, Error> {
+        if iterations == 0 {
+            return Err(Error::ScramBadIterationCount);
+        }
+        let mut kept = [0u8; MAX_SALT_LEN];
+        let salt_len = u8::try_from(salt.len()).map_err(|_| Error::ScramSaltTooLong)?;
+        kept.get_mut(..salt.len())
+            .ok_or(Error::ScramSaltTooLong)?
+            .copy_from_slice(salt);
+        let mut u = [0u8; MAX_HASH_LEN];
+        let block = 1u32.to_be_bytes();
+        match hash {
+            ScramHash::Sha256 => hmac_into::<Hmac<Sha256>>(password, &[salt, &block], &mut u),
+            ScramHash::Sha512 => hmac_into::<Hmac<Sha512>>(password, &[salt, &block], &mut u),
+        }
+        Ok(Derivation {
+            hash,
+            salt: kept,
+            salt_len,
+            iterations,
+            done: 1,
+            u,
+            sum: u,
+        })
+    }
+
+    /// Whether this derives the salted password of this credential.
+    pub fn is_for(&self, hash: ScramHash, salt: &[u8], iterations: u32) -> bool {
+        self.hash == hash && self.iterations == iterations && self.salt() == salt
+    }
+
+    /// The salt it derives with.
+    pub fn salt(&self) -> &[u8] {
+        self.salt
+            .get(..usize::from(self.salt_len))
+            .unwrap_or(&self.salt)
+    }
+
+    /// The iteration count it derives with.
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+
+    /// Runs up to `budget` more iterations with `password` (the one it started with), and
+    /// returns the salted password once the last is done (again at every later call).
+    pub fn step(&mut self, password: &str, budget: u32) -> Option<SaltedPassword> {
+        let n = budget.min(self.iterations - self.done);
+        match self.hash {
+            ScramHash::Sha256 => self.iterate::<Hmac<Sha256>>(password, n),
+            ScramHash::Sha512 => self.iterate::<Hmac<Sha512>>(password, n),
+        }
+        (self.done == self.iterations).then_some(SaltedPassword {
+            hash: self.hash,
+            key: self.sum,
+        })
+    }
+
+    fn iterate<M: Mac + KeyInit + Clone>(&mut self, password: &str, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let len = self.hash.output_len();
+        let Ok(keyed) = <M as KeyInit>::new_from_slice(password.as_bytes()) else {
+            return;
+        };
+        for _ in 0..n {
+            let mut mac = keyed.clone();
+            mac.update(self.u.get(..len).unwrap_or(&[]));
+            let out = mac.finalize().into_bytes();
+            for ((u, sum), &b) in self.u.iter_mut().zip(self.sum.iter_mut()).zip(out.iter()) {
+                *u = b;
+                *sum ^= b;
+            }
+        }
+        self.done += n;
+    }
+}
+
+impl core::fmt::Debug for Derivation {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Derivation")
+            .field("hash", &self.hash)
+            .field("iterations", &self.iterations)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `HMAC(key, parts...)` into the start of `out`.
+fn hmac_into<M: Mac + KeyInit>(key: &str, parts: &[&[u8]], out: &mut [u8]) {
+    let Ok(mut mac) = <M as KeyInit>::new_from_slice(key.as_bytes()) else {
+        return;
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    let bytes = mac.finalize().into_bytes();
+    for (o, b) in out.iter_mut().zip(bytes.iter()) {
+        *o = *b;
     }
 }
 
@@ -230,6 +366,38 @@ mod tests {
         let mut none = SaltedPasswordCache::<0>::new();
         none.insert(b"a", 1, derive(b"a"));
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn derivation_in_steps_is_pbkdf2() {
+        for hash in [ScramHash::Sha256, ScramHash::Sha512] {
+            for iterations in [1u32, 2, 7, 64, 4096] {
+                let salt = b"producer-core-salt";
+                let whole = SaltedPassword::derive(hash, "pencil", salt, iterations).unwrap();
+                for budget in [1u32, 3, 64, 4096] {
+                    let mut d = Derivation::new(hash, "pencil", salt, iterations).unwrap();
+                    assert!(d.is_for(hash, salt, iterations));
+                    let mut steps = 0;
+                    let salted = loop {
+                        steps += 1;
+                        if let Some(s) = d.step("pencil", budget) {
+                            break s;
+                        }
+                        assert!(steps <= iterations, "no end");
+                    };
+                    assert_eq!(
+                        salted.bytes(),
+                        whole.bytes(),
+                        "{hash:?} {iterations} {budget}"
+                    );
+                    assert_eq!(steps, (iterations - 1).div_ceil(budget).max(1));
+                    // Done is done.
+                    assert_eq!(d.step("pencil", budget).unwrap().bytes(), whole.bytes());
+                }
+            }
+        }
+        assert!(Derivation::new(ScramHash::Sha256, "p", b"s", 0).is_err());
+        assert!(Derivation::new(ScramHash::Sha256, "p", &[0; 65], 1).is_err());
     }
 
     #[test]

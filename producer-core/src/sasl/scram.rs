@@ -293,6 +293,19 @@ impl ScramClient {
         Ok(n)
     }
 
+    /// The salt and iteration count of the credential a server-first message names, when it
+    /// is one this exchange would accept (its nonce extends ours, the count is within
+    /// bounds); `None` otherwise, and [`client_final`](Self::client_final) then reports why.
+    /// For computing the salted password ahead, in steps (see
+    /// [`Derivation`](super::Derivation)).
+    pub fn credential(&self, server_first: &[u8]) -> Option<([u8; MAX_SALT_LEN], usize, u32)> {
+        if !matches!(self.phase, Phase::SentFirst) {
+            return None;
+        }
+        let first = ServerFirst::parse(server_first, self.nonce.as_bytes()).ok()?;
+        Some((first.salt, first.salt_len, first.iterations))
+    }
+
     /// Reads the server-final message: `v=` with the server's signature, checked in constant
     /// time against the one the password gives, or `e=` with the server's error.
     pub fn verify_server_final(&mut self, server_final: &[u8]) -> Result<(), Error> {
