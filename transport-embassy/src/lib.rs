@@ -122,6 +122,10 @@ pub struct Producer<'d, S, C: Capacities, D = Volatile> {
     deliveries:
         Deliveries<Ring<ClientDelivery, <C as Capacities>::Batches<Option<ClientDelivery>>>>,
     durability: D,
+    /// A drive returned because the client wants an OAUTHBEARER token; until one is given,
+    /// drives do not return for it again.
+    #[cfg(feature = "sasl")]
+    token_asked: bool,
 }
 
 /// The core's clock is the embassy clock: microseconds since boot.
@@ -259,6 +263,8 @@ where
             wake: None,
             deliveries: Deliveries::new(Ring::new(batches)),
             durability,
+            #[cfg(feature = "sasl")]
+            token_asked: false,
         })
     }
 
@@ -364,15 +370,19 @@ where
     #[cfg(feature = "sasl")]
     /// Gives the producer an OAUTHBEARER token (the access token alone), valid until
     /// `expires_at` (`None`: not known), for every connection it authenticates from now on.
-    /// A firmware fetches tokens itself (its identity provider, or one provisioned): check
-    /// [`Producer::oauth_token_wanted`] between the calls that drive the producer.
+    /// A firmware fetches tokens itself (its identity provider, or one provisioned): when the
+    /// producer wants one, the method being awaited ([`Producer::next_delivery`],
+    /// [`Producer::flush`], [`Producer::run_until`]) returns early, once, and
+    /// [`Producer::oauth_token_wanted`] says so.
     pub fn set_oauth_token(
         &mut self,
         token: &str,
         expires_at: Option<EmbassyInstant>,
     ) -> Result<(), producer_core::sasl::Error> {
         self.client
-            .set_oauth_token(token, core_now(), expires_at.map(to_core))
+            .set_oauth_token(token, core_now(), expires_at.map(to_core))?;
+        self.token_asked = false;
+        Ok(())
     }
 
     #[cfg(feature = "sasl")]
@@ -505,6 +515,14 @@ where
         let progress = self.pump(cx, now);
         if D::DURABLE && self.client.wants_persist() {
             return Poll::Ready(Ended::Persist);
+        }
+        // The application fetches tokens: it hears of the want from whichever method it
+        // awaits, once per want.
+        #[cfg(feature = "sasl")]
+        if !self.token_asked && self.client.oauth_token_wanted(now) {
+            self.token_asked = true;
+            info!("producer: an OAUTHBEARER token is wanted");
+            return Poll::Ready(Ended::Done);
         }
         let done = match stop {
             Stop::Until => false,
