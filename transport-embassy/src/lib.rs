@@ -73,11 +73,16 @@ pub use producer_core::client::{
 };
 #[cfg(feature = "flash")]
 pub use producer_core::flash::{BlockingAsync, FlashStore, Geometry, pages_needed};
+#[cfg(feature = "sasl")]
+pub use producer_core::sasl::Error as SaslError;
+pub use producer_core::state::FatalReason;
 pub use producer_core::state::{
     BatchToken, Counters, NotPersistedReason, Outcome, OutcomeKind, PossiblyPersistedReason,
     UnknownOutcome,
 };
 pub use producer_core::wire::RecordHeader;
+#[cfg(feature = "sasl")]
+pub use producer_core::{client::Entropy, sasl::Mechanism};
 
 use link::{Link, Phase, Polled};
 
