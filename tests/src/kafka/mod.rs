@@ -133,7 +133,7 @@ impl Kafka {
             .iter()
             .position(|&m| m == mechanism)
             .unwrap_or_else(|| panic!("this cluster does not offer {}", mechanism.name()));
-        SocketAddr::from((self.host, self.node(id).sasl_ports[index]))
+        SocketAddr::from((self.host, self.node(id).sasl_listeners[index].0))
     }
 
     /// `text` with the SASL users' passwords hidden (see [`Sasl::redact`]).
