@@ -10,6 +10,7 @@
 //! - [`ChaosProxy`]: a Kafka-framing-aware TCP proxy that cuts connections at chosen points
 //!   of the request/response exchange (and counts its cuts per API key, SASL's included),
 //!   or stalls produce responses.
+//! - [`log_capture`]: a logger that keeps what the producer logs, to check it.
 //! - [`free_port`], [`refusing_address`], [`SilentListener`]: dead-end addresses.
 //! - [`hostile`]: a fake broker that misbehaves on purpose, and the bounds a producer is held
 //!   to against it.
@@ -19,6 +20,7 @@
 
 pub mod hostile;
 pub mod kafka;
+pub mod log_capture;
 pub mod netns;
 pub mod records;
 pub mod sasl_frames;
