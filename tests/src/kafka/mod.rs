@@ -38,7 +38,9 @@ pub use admin::PartitionState;
 pub use builder::KafkaBuilder;
 pub use jars::{LOG4J2, POM, jars, jars_dir, version};
 pub use java_clients::{ClientRun, java_client_properties};
-pub use oauth::{oauthbearer_initial_response, unsecured_jws, unsecured_jws_of};
+pub use oauth::{
+    oauthbearer_initial_response, unsecured_jws, unsecured_jws_of, unsecured_jws_valid_for,
+};
 pub use process::spawn_owned;
 pub use sasl::{Sasl, SaslMechanism, SaslUser};
 pub use segments::StoredBatch;
