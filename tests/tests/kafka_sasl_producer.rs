@@ -21,14 +21,23 @@
 //! the log is exactly what was sent, and the proxy's counts per API key show cuts inside
 //! the SASL exchange for every mechanism. Nothing the producer logged holds a password or a
 //! token.
+//!
+//! `oauthbearer_tokens_expire_and_are_renewed_while_records_flow`: tokens of 4 s (so Kafka
+//! ends each session at the token's `exp`) from a token source, records flowing for 12 s
+//! through a proxy that records the SASL exchanges: the source is asked again and again,
+//! the connection re-authenticates with each new token before its session ends, no token is
+//! sent past its `exp`, Kafka accepts every one, and every record is in the log once, in
+//! order.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use producer_core::state::OutcomeKind;
-use tests::kafka::{Kafka, Sasl, SaslMechanism, unsecured_jws};
+use tests::kafka::{Kafka, Sasl, SaslMechanism, unsecured_jws, unsecured_jws_valid_for};
 use tests::records::{Run, assert_log_is_what_was_sent, produce_all, verify};
 use tests::sasl_frames::{SASL_AUTHENTICATE, SASL_HANDSHAKE};
+use tests::sasl_recorder::{Direction, SaslRecorder};
 use tests::{ChaosProxy, ProxyMode, free_port, log_capture, read_back};
 use transport_std::{
     Error, FatalReason, Mechanism, OAuthToken, OAuthTokenSource, Producer, ProducerConfig,
@@ -316,4 +325,141 @@ fn cuts_inside_the_sasl_handshake_lose_and_duplicate_nothing() {
         log_capture::lines().len(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The token inside an OAUTHBEARER client message (`n,,\x01auth=Bearer TOKEN\x01\x01`).
+fn bearer_token(message: &[u8]) -> Option<&str> {
+    std::str::from_utf8(message)
+        .ok()?
+        .strip_prefix("n,,\x01auth=Bearer ")?
+        .split('\x01')
+        .next()
+}
+
+#[test]
+fn oauthbearer_tokens_expire_and_are_renewed_while_records_flow() {
+    log_capture::install();
+    const LIFETIME: Duration = Duration::from_secs(4);
+    const N: usize = 2400;
+    let started = Instant::now();
+    let topic = "sasl-token-renewal";
+    let mechanism = SaslMechanism::OAuthBearer;
+    let port = free_port();
+    let recorder = SaslRecorder::start(([127, 0, 0, 1], port).into());
+    // Sessions end at the token's `exp`: the re-authentication limit is far beyond it.
+    let kafka = Kafka::builder(1)
+        .sasl(
+            Sasl::new()
+                .enable(mechanism)
+                .reauth(Duration::from_secs(60)),
+        )
+        .sasl_listener(mechanism, vec![port], vec![recorder.address()])
+        .start();
+    kafka.create_topic(topic, 2);
+    // Every token handed out, with its expiry.
+    let issued: Arc<Mutex<Vec<(String, SystemTime)>>> = Arc::default();
+    let mut cfg: ProducerConfig<'_> =
+        ProducerConfig::new([recorder.address()], [topic.to_string()]);
+    cfg.client.sasl = Some(Mechanism::OAuthBearer {
+        token: "",
+        extensions: &[],
+    });
+    let source = issued.clone();
+    cfg.oauth_token = Some(OAuthTokenSource(Arc::new(move || {
+        let (token, valid_for) = unsecured_jws_valid_for("alice", LIFETIME);
+        let expires = SystemTime::now() + valid_for;
+        source.lock().unwrap().push((token.clone(), expires));
+        Ok(OAuthToken {
+            token,
+            valid_for: Some(valid_for),
+        })
+    })));
+    let mut producer = Producer::new(cfg).expect("producer");
+    let run = produce_all(
+        &mut producer,
+        topic,
+        N,
+        Duration::from_secs(30),
+        Some(Duration::from_millis(5)),
+    );
+    // produce_all panics on a refused send (Error::Stopped): authentication never failed.
+    assert_eq!(producer.authentication_error(), None);
+    drop(producer);
+    let issued = issued.lock().unwrap().clone();
+    let connections = recorder.connections();
+    eprintln!(
+        "{topic}: {N} records in {:.1} s, {} retries; {} tokens issued; SASL messages per \
+         connection {:?}",
+        run.elapsed.as_secs_f64(),
+        run.retries,
+        issued.len(),
+        connections.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        run.count(OutcomeKind::Persisted),
+        N,
+        "every record persisted"
+    );
+    let log = read_back(&kafka.bootstrap(), topic, 2, N, Duration::from_secs(60));
+    let v = verify(&log, &run.told, true);
+    assert_eq!(v.persisted, N);
+    assert_log_is_what_was_sent(&log, &run.told);
+    // A session that ended would have closed the connection under requests in flight.
+    assert_eq!(run.retries, 0, "a session ended under requests in flight");
+    assert!(
+        issued.len() >= 3,
+        "the token source was asked {} times",
+        issued.len()
+    );
+    // What went over the wire: every token sent before its expiry, every one accepted, with
+    // a session the token's `exp` bounds.
+    let mut renewed_on_one_connection = 0;
+    for (c, messages) in connections.iter().enumerate() {
+        let mut tokens = HashSet::new();
+        let mut sessions_ms = Vec::new();
+        for m in messages.iter().filter(|m| m.api_key == SASL_AUTHENTICATE) {
+            match m.direction {
+                Direction::ClientToBroker => {
+                    let token = bearer_token(&m.bytes).expect("an OAUTHBEARER client message");
+                    let (_, expires) = issued
+                        .iter()
+                        .find(|(t, _)| t == token)
+                        .expect("a token the source issued");
+                    assert!(
+                        m.at < *expires,
+                        "connection {c}: a token sent {:?} after its expiry",
+                        m.at.duration_since(*expires).unwrap_or_default()
+                    );
+                    tokens.insert(token.to_string());
+                }
+                Direction::BrokerToClient => {
+                    assert_eq!(m.error_code, 0, "connection {c}: a token refused");
+                    assert!(
+                        m.session_lifetime_ms > 0
+                            && m.session_lifetime_ms <= LIFETIME.as_millis() as i64,
+                        "connection {c}: a session of {} ms",
+                        m.session_lifetime_ms
+                    );
+                    sessions_ms.push(m.session_lifetime_ms);
+                }
+            }
+        }
+        eprintln!(
+            "{topic}: connection {c}: sessions of {sessions_ms:?} ms, {} tokens",
+            tokens.len()
+        );
+        renewed_on_one_connection =
+            renewed_on_one_connection.max(tokens.len().min(sessions_ms.len()));
+    }
+    // Every session ended at its token's `exp` (4 s at most) and records flowed 12 s: a
+    // connection that authenticated with three tokens outlived two sessions by renewing them.
+    assert!(
+        renewed_on_one_connection >= 3,
+        "no connection re-authenticated with new tokens twice"
+    );
+    for (token, _) in &issued {
+        assert_not_logged(token);
+    }
+    assert_not_logged(JWS_HEADER);
+    eprintln!("{topic}: {:.1} s in all", started.elapsed().as_secs_f64());
 }
