@@ -8,7 +8,9 @@
 //! - [`read_back`]: an rdkafka (librdkafka) consumer that reads whole partitions back, with
 //!   CRC checks, for verifying what a producer claims against what the log holds.
 //! - [`ChaosProxy`]: a Kafka-framing-aware TCP proxy that cuts connections at chosen points
-//!   of the request/response exchange, or stalls produce responses.
+//!   of the request/response exchange (and counts its cuts per API key, SASL's included),
+//!   or stalls produce responses.
+//! - [`log_capture`]: a logger that keeps what the producer logs, to check it.
 //! - [`free_port`], [`refusing_address`], [`SilentListener`]: dead-end addresses.
 //! - [`hostile`]: a fake broker that misbehaves on purpose, and the bounds a producer is held
 //!   to against it.
@@ -18,6 +20,7 @@
 
 pub mod hostile;
 pub mod kafka;
+pub mod log_capture;
 pub mod netns;
 pub mod records;
 pub mod sasl_frames;
@@ -26,6 +29,7 @@ mod tool_binary;
 
 pub use tool_binary::produce_binary;
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -34,6 +38,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+use sasl_frames::{SASL_AUTHENTICATE, SASL_HANDSHAKE};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -465,6 +471,16 @@ pub enum ProxyMode {
         /// Chance per request frame of cutting its connection somewhere around it.
         cut_probability: f64,
     },
+    /// [`ProxyMode::Chaos`], but request frames of the SASL exchange (SaslHandshake and
+    /// SaslAuthenticate, [`sasl_frames::SASL_HANDSHAKE`] and [`sasl_frames::SASL_AUTHENTICATE`], re-authentications
+    /// included) are cut with probability `sasl_cut_probability` instead: a connection
+    /// makes only a few of them, so cuts inside the handshake would be rare otherwise.
+    SaslChaos {
+        /// Chance per request frame of another API.
+        cut_probability: f64,
+        /// Chance per SaslHandshake or SaslAuthenticate request frame.
+        sasl_cut_probability: f64,
+    },
     /// Relay requests, but from the first Produce request on a connection, hold every
     /// response of that connection (not relayed, not dropped) until the mode changes back;
     /// then the held responses are relayed in order.
@@ -510,6 +526,17 @@ pub struct ProxyStats {
     pub responses_held: u64,
 }
 
+/// Request frames of one API key a [`ChaosProxy`] saw, and the cuts it made at them (a
+/// [`Cut::AfterRequest`] or [`Cut::MidResponse`] counted when the response came, like
+/// [`ProxyStats`] does).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApiStats {
+    /// Request frames seen (complete).
+    pub requests: u64,
+    /// Cuts made at one of them.
+    pub cuts: u64,
+}
+
 impl ProxyStats {
     /// All cuts made.
     pub fn cuts(&self) -> u64 {
@@ -525,6 +552,7 @@ struct ProxyShared {
     mode: Mutex<ProxyMode>,
     rng: Mutex<StdRng>,
     stats: Mutex<ProxyStats>,
+    by_api: Mutex<BTreeMap<i16, ApiStats>>,
     stop: AtomicBool,
     live: Mutex<Vec<(u64, TcpStream, TcpStream)>>,
     next_id: AtomicU64,
@@ -537,6 +565,10 @@ impl ProxyShared {
 
     fn stat(&self, f: impl FnOnce(&mut ProxyStats)) {
         f(&mut self.stats.lock().unwrap());
+    }
+
+    fn api_stat(&self, api_key: i16, f: impl FnOnce(&mut ApiStats)) {
+        f(self.by_api.lock().unwrap().entry(api_key).or_default());
     }
 }
 
@@ -565,6 +597,7 @@ impl ChaosProxy {
             mode: Mutex::new(mode),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             stats: Mutex::new(ProxyStats::default()),
+            by_api: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
             live: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
@@ -619,6 +652,17 @@ impl ChaosProxy {
     pub fn stats(&self) -> ProxyStats {
         *self.shared.stats.lock().unwrap()
     }
+
+    /// What it saw and cut so far, per API key of the request frames (frames too short to
+    /// have one under -1).
+    pub fn by_api_key(&self) -> BTreeMap<i16, ApiStats> {
+        self.shared.by_api.lock().unwrap().clone()
+    }
+
+    /// What it saw and cut so far at request frames of `api_key`.
+    pub fn api_stats(&self, api_key: i16) -> ApiStats {
+        self.by_api_key().get(&api_key).copied().unwrap_or_default()
+    }
 }
 
 impl Drop for ChaosProxy {
@@ -638,6 +682,8 @@ struct ConnPlan {
     drop_response: Option<i32>,
     /// Relay part of the response with this correlation id and close.
     cut_response: Option<i32>,
+    /// The API key of the request whose response is dropped or cut.
+    cut_api_key: i16,
     /// A produce request went out while stalling: hold responses.
     stalled: bool,
     /// The connection is being closed.
@@ -766,12 +812,14 @@ fn relay_requests(
             .get(8..12)
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         let is_produce = api_key == Some(0);
+        let api_key = api_key.unwrap_or(-1);
         shared.stat(|s| {
             s.requests += 1;
             if is_produce {
                 s.produce_requests += 1;
             }
         });
+        shared.api_stat(api_key, |s| s.requests += 1);
         let mode = shared.mode();
         let cut = match mode {
             ProxyMode::Pass => None,
@@ -782,9 +830,21 @@ fn relay_requests(
                 }
                 None
             }
-            ProxyMode::Chaos { cut_probability } => {
+            ProxyMode::Chaos { cut_probability }
+            | ProxyMode::SaslChaos {
+                cut_probability, ..
+            } => {
+                let p = match mode {
+                    ProxyMode::SaslChaos {
+                        sasl_cut_probability,
+                        ..
+                    } if matches!(api_key, SASL_HANDSHAKE | SASL_AUTHENTICATE) => {
+                        sasl_cut_probability
+                    }
+                    _ => cut_probability,
+                };
                 let mut rng = shared.rng.lock().unwrap();
-                if rng.random_bool(cut_probability.clamp(0.0, 1.0)) {
+                if rng.random_bool(p.clamp(0.0, 1.0)) {
                     Some(match rng.random_range(0..4) {
                         0 => Cut::BeforeRequest,
                         1 => Cut::MidRequest,
@@ -799,6 +859,7 @@ fn relay_requests(
         match cut {
             Some(Cut::BeforeRequest) => {
                 shared.stat(|s| s.cut_before_request += 1);
+                shared.api_stat(api_key, |s| s.cuts += 1);
                 return;
             }
             Some(Cut::MidRequest) => {
@@ -806,12 +867,21 @@ fn relay_requests(
                 let _ = upstream.write_all(&frame[..at]);
                 let _ = upstream.flush();
                 shared.stat(|s| s.cut_mid_request += 1);
+                shared.api_stat(api_key, |s| s.cuts += 1);
                 // Let the partial bytes reach the broker before the close.
                 thread::sleep(Duration::from_millis(2));
                 return;
             }
-            Some(Cut::AfterRequest) => plan.lock().unwrap().drop_response = correlation,
-            Some(Cut::MidResponse) => plan.lock().unwrap().cut_response = correlation,
+            Some(Cut::AfterRequest) => {
+                let mut p = plan.lock().unwrap();
+                p.drop_response = correlation;
+                p.cut_api_key = api_key;
+            }
+            Some(Cut::MidResponse) => {
+                let mut p = plan.lock().unwrap();
+                p.cut_response = correlation;
+                p.cut_api_key = api_key;
+            }
             None => {}
         }
         if upstream.write_all(&frame).is_err() {
@@ -862,16 +932,18 @@ fn relay_responses(
         let correlation = frame
             .get(4..8)
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        let (drop_it, cut_it, stalled) = {
+        let (drop_it, cut_it, stalled, cut_api_key) = {
             let p = plan.lock().unwrap();
             (
                 correlation.is_some() && p.drop_response == correlation,
                 correlation.is_some() && p.cut_response == correlation,
                 p.stalled,
+                p.cut_api_key,
             )
         };
         if drop_it {
             shared.stat(|s| s.cut_after_request += 1);
+            shared.api_stat(cut_api_key, |s| s.cuts += 1);
             break;
         }
         if cut_it {
@@ -879,6 +951,7 @@ fn relay_responses(
             let _ = client.write_all(&frame[..at]);
             let _ = client.flush();
             shared.stat(|s| s.cut_mid_response += 1);
+            shared.api_stat(cut_api_key, |s| s.cuts += 1);
             thread::sleep(Duration::from_millis(2));
             break;
         }

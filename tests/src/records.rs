@@ -6,7 +6,8 @@
 //!   paced), drives it until each has its one outcome, and returns what it was told.
 //! - [`verify`]: checks the log against those claims: every record at most once, in the
 //!   partition its receipt named, in send order per partition, content intact, `Persisted`
-//!   present, `NotPersisted` absent, offsets exact when asked.
+//!   present, `NotPersisted` absent, offsets exact when asked; [`assert_log_is_what_was_sent`]:
+//!   the log is exactly the records sent, in send order per partition.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -349,4 +350,19 @@ pub fn verify(log: &[Vec<ReadRecord>], told: &[Told], exact_offsets: bool) -> Ve
         }
     }
     v
+}
+
+/// Exact: per partition, the log is exactly the records routed there, in send order.
+pub fn assert_log_is_what_was_sent(log: &[Vec<ReadRecord>], told: &[Told]) {
+    for (p, records) in log.iter().enumerate() {
+        let sent: Vec<usize> = (0..told.len())
+            .filter(|&i| told[i].partition == Some(p as i32))
+            .collect();
+        let read: Vec<usize> = records.iter().map(|r| index_of(r).unwrap()).collect();
+        assert_eq!(read.len(), sent.len(), "partition {p}: record count");
+        assert!(
+            read == sent,
+            "partition {p}: log order differs from send order"
+        );
+    }
 }

@@ -9,6 +9,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
+use std::time::SystemTime;
 
 use crate::sasl_frames::{
     SASL_AUTHENTICATE, SASL_HANDSHAKE, authenticate_request, authenticate_response,
@@ -37,6 +38,8 @@ pub struct SaslMessage {
     pub bytes: Vec<u8>,
     /// SaslAuthenticate answers of v1 and later: the session's lifetime.
     pub session_lifetime_ms: i64,
+    /// When the recorder relayed it.
+    pub at: SystemTime,
 }
 
 type Log = Arc<Mutex<Vec<Vec<SaslMessage>>>>;
@@ -167,6 +170,7 @@ fn on_request(frame: &[u8], pending: &Mutex<HashMap<i32, (i16, i16)>>, log: &Log
             error_code: 0,
             bytes,
             session_lifetime_ms: 0,
+            at: SystemTime::now(),
         });
     }
 }
@@ -198,6 +202,7 @@ fn on_response(frame: &[u8], pending: &Mutex<HashMap<i32, (i16, i16)>>, log: &Lo
             error_code,
             bytes,
             session_lifetime_ms,
+            at: SystemTime::now(),
         });
     }
 }

@@ -17,8 +17,7 @@
 use std::time::{Duration, Instant};
 
 use producer_core::state::{OutcomeKind, UnknownOutcome};
-use tests::ReadRecord;
-use tests::records::{Told, Verified, index_of, produce_all, verify};
+use tests::records::{Verified, assert_log_is_what_was_sent, produce_all, verify};
 use tests::{Broker, BrokerKind, ChaosProxy, ProxyMode, free_port, read_back};
 use transport_std::{Producer, ProducerConfig};
 
@@ -80,21 +79,6 @@ fn exact_100k_records_three_partitions(kind: BrokerKind) {
     }
     assert_log_is_what_was_sent(&log, &run.told);
     assert_eq!(v.persisted, N);
-}
-
-/// Exact: per partition, the log is exactly the records routed there, in send order.
-fn assert_log_is_what_was_sent(log: &[Vec<ReadRecord>], told: &[Told]) {
-    for (p, records) in log.iter().enumerate() {
-        let sent: Vec<usize> = (0..told.len())
-            .filter(|&i| told[i].partition == Some(p as i32))
-            .collect();
-        let read: Vec<usize> = records.iter().map(|r| index_of(r).unwrap()).collect();
-        assert_eq!(read.len(), sent.len(), "partition {p}: record count");
-        assert!(
-            read == sent,
-            "partition {p}: log order differs from send order"
-        );
-    }
 }
 
 /// A topic of 1,000 partitions on Kafka: the std producer's partition table is sized from its

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::free_port;
 
 use super::{
-    DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, Sasl, cluster_id, jars, remove_leftovers, version,
+    DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, Sasl, SaslMechanism, cluster_id, jars, remove_leftovers,
+    version,
 };
 
 /// How to build a [`Kafka`] cluster: [`Kafka::builder`], adjust, [`KafkaBuilder::start`].
@@ -25,6 +26,8 @@ pub struct KafkaBuilder {
     advertised: Option<Vec<String>>,
     configs: Vec<(String, String)>,
     sasl: Option<Sasl>,
+    /// Per mechanism: each node's listener port and what it advertises.
+    sasl_listeners: Vec<(SaslMechanism, Vec<u16>, Vec<String>)>,
 }
 
 impl KafkaBuilder {
@@ -88,6 +91,28 @@ impl KafkaBuilder {
         self
     }
 
+    /// Node `i`'s listener for `mechanism` on port `ports[i]`, advertising `advertised[i]`
+    /// (`host:port`; default: a free port, advertised where it listens), e.g. a proxy in
+    /// front of it, bound first with that port upstream, so that every connection a client
+    /// makes after bootstrap goes through it. Needs [`KafkaBuilder::sasl`] offering
+    /// `mechanism`.
+    pub fn sasl_listener(
+        mut self,
+        mechanism: SaslMechanism,
+        ports: Vec<u16>,
+        advertised: Vec<String>,
+    ) -> Self {
+        assert_eq!(ports.len(), self.nodes, "one port per node");
+        assert_eq!(
+            advertised.len(),
+            self.nodes,
+            "one advertised address per node"
+        );
+        self.sasl_listeners.retain(|(m, _, _)| *m != mechanism);
+        self.sasl_listeners.push((mechanism, ports, advertised));
+        self
+    }
+
     /// Formats every node's storage with a fresh cluster id, starts the nodes and waits
     /// until Metadata lists every broker (at most 90 s; panics with the nodes' logs
     /// otherwise).
@@ -102,6 +127,18 @@ impl KafkaBuilder {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         let n = self.nodes;
+        let mechanisms: Vec<SaslMechanism> = self
+            .sasl
+            .iter()
+            .flat_map(|s| s.mechanisms().to_vec())
+            .collect();
+        for (m, _, _) in &self.sasl_listeners {
+            assert!(
+                mechanisms.contains(m),
+                "a listener for {}, which the cluster does not offer",
+                m.name()
+            );
+        }
         let client_ports = self
             .client_ports
             .clone()
@@ -117,11 +154,17 @@ impl KafkaBuilder {
                     client_port: client_ports[i],
                     internal_port: free_port(),
                     controller_port: free_port(),
-                    sasl_ports: self
-                        .sasl
+                    sasl_listeners: mechanisms
                         .iter()
-                        .flat_map(|s| s.mechanisms())
-                        .map(|_| free_port())
+                        .map(
+                            |m| match self.sasl_listeners.iter().find(|(l, _, _)| l == m) {
+                                Some((_, ports, advertised)) => (ports[i], advertised[i].clone()),
+                                None => {
+                                    let port = free_port();
+                                    (port, format!("{}:{port}", self.host))
+                                }
+                            },
+                        )
                         .collect(),
                     advertised: self
                         .advertised
@@ -190,6 +233,7 @@ impl Kafka {
             advertised: None,
             configs: Vec::new(),
             sasl: None,
+            sasl_listeners: Vec::new(),
         };
         builder
             .config("offsets.topic.replication.factor", &replication)

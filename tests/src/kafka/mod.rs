@@ -38,7 +38,9 @@ pub use admin::PartitionState;
 pub use builder::KafkaBuilder;
 pub use jars::{LOG4J2, POM, jars, jars_dir, version};
 pub use java_clients::{ClientRun, java_client_properties};
-pub use oauth::{oauthbearer_initial_response, unsecured_jws, unsecured_jws_of};
+pub use oauth::{
+    oauthbearer_initial_response, unsecured_jws, unsecured_jws_of, unsecured_jws_valid_for,
+};
 pub use process::spawn_owned;
 pub use sasl::{Sasl, SaslMechanism, SaslUser};
 pub use segments::StoredBatch;
@@ -133,7 +135,7 @@ impl Kafka {
             .iter()
             .position(|&m| m == mechanism)
             .unwrap_or_else(|| panic!("this cluster does not offer {}", mechanism.name()));
-        SocketAddr::from((self.host, self.node(id).sasl_ports[index]))
+        SocketAddr::from((self.host, self.node(id).sasl_listeners[index].0))
     }
 
     /// `text` with the SASL users' passwords hidden (see [`Sasl::redact`]).

@@ -26,8 +26,9 @@ pub(super) struct Node {
     pub(super) client_port: u16,
     pub(super) internal_port: u16,
     pub(super) controller_port: u16,
-    /// The SASL listeners' ports, in the order of the cluster's mechanisms.
-    pub(super) sasl_ports: Vec<u16>,
+    /// The SASL listeners' ports and what each advertises (`host:port`), in the order of
+    /// the cluster's mechanisms.
+    pub(super) sasl_listeners: Vec<(u16, String)>,
     pub(super) advertised: String,
     pub(super) dir: PathBuf,
     pub(super) child: Mutex<Option<Child>>,
@@ -62,10 +63,9 @@ impl Kafka {
         let mut protocols = "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string();
         let mut sasl_settings = Vec::new();
         if let Some(sasl) = &self.sasl {
-            for (m, port) in sasl.mechanisms().iter().zip(&node.sasl_ports) {
-                let listener = format!(",{}://{host}:{port}", m.listener());
-                listeners.push_str(&listener);
-                advertised.push_str(&listener);
+            for (m, (port, address)) in sasl.mechanisms().iter().zip(&node.sasl_listeners) {
+                listeners.push_str(&format!(",{}://{host}:{port}", m.listener()));
+                advertised.push_str(&format!(",{}://{address}", m.listener()));
             }
             protocols.push_str(&sasl.protocol_map());
             sasl_settings = sasl.broker_settings();

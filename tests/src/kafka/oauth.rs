@@ -7,14 +7,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// `{"alg":"none"}`, claims `sub`, `iat` (now) and `exp` (now + `lifetime`), in seconds
 /// since the epoch ([`unsecured_jws_of`]).
 pub fn unsecured_jws(subject: &str, lifetime: Duration) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    unsecured_jws_of(&format!(
-        "{{\"sub\":\"{subject}\",\"iat\":{now},\"exp\":{}}}",
-        now + lifetime.as_secs()
-    ))
+    unsecured_jws_valid_for(subject, lifetime).0
+}
+
+/// [`unsecured_jws`], and how long from now it is valid: `iat` and `exp` are whole seconds
+/// (the current one, truncated), so that is between `lifetime - 1 s` and `lifetime`, what a
+/// token source should say (`OAuthToken::valid_for`) for its token not to outlive its `exp`.
+pub fn unsecured_jws_valid_for(subject: &str, lifetime: Duration) -> (String, Duration) {
+    let now = SystemTime::now();
+    let since_epoch = now.duration_since(UNIX_EPOCH).expect("clock after 1970");
+    let (iat, exp) = (
+        since_epoch.as_secs(),
+        since_epoch.as_secs() + lifetime.as_secs(),
+    );
+    let token = unsecured_jws_of(&format!(
+        "{{\"sub\":\"{subject}\",\"iat\":{iat},\"exp\":{exp}}}"
+    ));
+    let valid_for = (UNIX_EPOCH + Duration::from_secs(exp))
+        .duration_since(now)
+        .unwrap_or_default();
+    (token, valid_for)
 }
 
 /// An unsecured JWS of the claims `claims` (a JSON object): the header `{"alg":"none"}`
