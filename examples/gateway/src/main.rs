@@ -45,7 +45,6 @@ use defmt_semihosting as _;
 use embassy_executor::Spawner;
 use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, StaticConfigV4};
 use embassy_time::{Duration, Instant};
-use producer_core::state::FatalReason;
 use static_cell::ConstStaticCell;
 use transport_embassy::{
     ClientConfig, ConnectionBuffers, Counters, Error, Fixed, OutcomeKind, Producer, ProducerConfig,
@@ -203,7 +202,7 @@ async fn main(spawner: Spawner) {
         counters.epoch_bumps,
         counters.producer_ids,
     );
-    let code = if let Some(e) = producer.authentication_error() {
+    let code = if let Some(e) = authentication_error(&producer) {
         error!(
             "authentication failed, exiting with status 3: {}",
             defmt::Display2Format(&e)
@@ -215,6 +214,17 @@ async fn main(spawner: Spawner) {
         2
     };
     semihosting::process::exit(code)
+}
+
+/// Why SASL authentication failed, once it has (never without SASL).
+fn authentication_error(producer: &GatewayProducer) -> Option<producer_core::sasl::Error> {
+    #[cfg(feature = "scram")]
+    return producer.authentication_error();
+    #[cfg(not(feature = "scram"))]
+    {
+        let _ = producer;
+        None
+    }
 }
 
 /// `bench=scram`: times one SCRAM-SHA-512 exchange and exits (0, or 1 if it went wrong).
@@ -314,15 +324,9 @@ async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
             Ok(_) => {}
             Err(Error::Stopped(reason)) => {
                 // For good (refused credentials, or the broker refused the producer): this
-                // record and the rest are never sent.
-                error!(
-                    "producer stopped at record {=u32}: {}",
-                    seq,
-                    defmt::Display2Format(&reason)
-                );
-                if let FatalReason::Authentication(e) = reason {
-                    error!("sasl: {}", e);
-                }
+                // record and the rest are never sent. (The reason's message, which says what
+                // to change, ends the run: see `main`.)
+                error!("producer stopped at record {=u32}: {}", seq, reason);
                 tally.not_persisted += settings.records - seq;
                 break;
             }
