@@ -201,10 +201,21 @@ impl GatewayRun {
 ///
 /// Panics if QEMU or defmt-print cannot be started.
 pub fn run_gateway(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun {
+    // A SASL password is not echoed (the firmware does not log it either).
+    let shown: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if a.starts_with("password=") {
+                "password=<redacted>"
+            } else {
+                a
+            }
+        })
+        .collect();
     eprintln!(
         "qemu harness: booting {} with {}",
         elf.display(),
-        args.join(" ")
+        shown.join(" ")
     );
     let run = run_gateway_with(elf, args, timeout, |line| eprintln!("gateway: {line}"));
     if run.timed_out {

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | 0 | every record is persisted |
 //! | 2 | some record is not (or possibly) persisted |
+//! | 3 | SASL authentication failed: the producer stopped (wrong credentials or mechanism) |
 //! | 1 | bad arguments, or the chip or producer could not be set up |
 //! | 101 | panic or hard fault |
 //!
@@ -18,10 +19,19 @@
 //! configured (slirp's 10.0.2.3 would forward queries off the machine), so brokers must be
 //! IP literals. Arguments come through semihosting (see [`settings::Settings`]); the log is
 //! defmt over semihosting, decoded on the host by `defmt-print`.
+//!
+//! With feature `scram` (default) it can authenticate with SASL SCRAM-SHA-256/512
+//! (`sasl=`, `username=`, `password=`), its nonces from a ChaCha20 RNG seeded by the host
+//! (`entropy_seed=`, see `entropy.rs`), and `bench=scram` times one SCRAM-SHA-512 exchange
+//! (see `bench.rs`).
 
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "scram")]
+mod bench;
+#[cfg(feature = "scram")]
+mod entropy;
 mod lan9118;
 mod readings;
 mod settings;
@@ -37,7 +47,7 @@ use embassy_net::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr, StackResources, 
 use embassy_time::{Duration, Instant};
 use static_cell::ConstStaticCell;
 use transport_embassy::{
-    ClientConfig, ConnectionBuffers, Counters, Fixed, OutcomeKind, Producer, ProducerConfig,
+    ClientConfig, ConnectionBuffers, Counters, Error, Fixed, OutcomeKind, Producer, ProducerConfig,
     ProducerRecord, RecordDelivery,
 };
 
@@ -111,6 +121,9 @@ async fn main(spawner: Spawner) {
         settings.deadline.as_millis(),
         settings.seed
     );
+    if settings.bench {
+        bench()
+    }
 
     let nic = match Lan9118::new() {
         Ok(nic) => nic,
@@ -148,6 +161,9 @@ async fn main(spawner: Spawner) {
         ..config.client
     };
     config.map_address = Some(map_address);
+    if let Err(why) = configure_sasl(&mut config.client, &settings) {
+        fail(why)
+    }
 
     static STORAGE: ConstStaticCell<[u8; BATCHES * BATCH_BYTES]> =
         ConstStaticCell::new([0; BATCHES * BATCH_BYTES]);
@@ -186,12 +202,78 @@ async fn main(spawner: Spawner) {
         counters.epoch_bumps,
         counters.producer_ids,
     );
-    let code = if tally.persisted == settings.records {
+    let code = if let Some(e) = authentication_error(&producer) {
+        error!(
+            "authentication failed, exiting with status 3: {}",
+            defmt::Display2Format(&e)
+        );
+        3
+    } else if tally.persisted == settings.records {
         0
     } else {
         2
     };
     semihosting::process::exit(code)
+}
+
+/// Why SASL authentication failed, once it has (never without SASL).
+fn authentication_error(producer: &GatewayProducer) -> Option<producer_core::sasl::Error> {
+    #[cfg(feature = "scram")]
+    return producer.authentication_error();
+    #[cfg(not(feature = "scram"))]
+    {
+        let _ = producer;
+        None
+    }
+}
+
+/// `bench=scram`: times one SCRAM-SHA-512 exchange and exits (0, or 1 if it went wrong).
+fn bench() -> ! {
+    #[cfg(feature = "scram")]
+    semihosting::process::exit(if bench::scram() { 0 } else { 1 });
+    #[cfg(not(feature = "scram"))]
+    fail("bench=scram: this firmware was built without the scram feature")
+}
+
+/// Sets the client's SASL mechanism and credentials from the settings, and the entropy
+/// source its SCRAM nonces come from (seeded here). Without `sasl=` the connections stay
+/// unauthenticated, and credentials without it are refused rather than ignored.
+fn configure_sasl(client: &mut ClientConfig<'_>, settings: &Settings) -> Result<(), &'static str> {
+    let Some(sasl) = settings.sasl else {
+        if settings.username.is_some() || settings.password.is_some() {
+            return Err("username= or password= given without sasl=");
+        }
+        return Ok(());
+    };
+    #[cfg(feature = "scram")]
+    {
+        use producer_core::client::Entropy;
+        use producer_core::sasl::Mechanism;
+        use settings::SaslSetting;
+
+        let (Some(username), Some(password)) = (settings.username, settings.password) else {
+            return Err("sasl= needs username= and password=");
+        };
+        let Some(seed) = settings.entropy_seed else {
+            return Err(
+                "sasl=scram-*: give entropy_seed= (64 hex digits, fresh per boot): this board \
+                 has no TRNG to seed the nonces' RNG from",
+            );
+        };
+        entropy::seed(seed);
+        client.entropy = Some(Entropy(entropy::fill));
+        client.sasl = Some(match sasl {
+            SaslSetting::ScramSha256 => Mechanism::ScramSha256 { username, password },
+            SaslSetting::ScramSha512 => Mechanism::ScramSha512 { username, password },
+        });
+        info!("sasl: {=str} as user {=str}", sasl.name(), username);
+        Ok(())
+    }
+    #[cfg(not(feature = "scram"))]
+    {
+        let _ = (client, sasl);
+        Err("sasl=: this firmware was built without the scram feature")
+    }
 }
 
 /// Record outcomes counted so far.
@@ -238,10 +320,21 @@ async fn produce(producer: &mut GatewayProducer, settings: &Settings) -> Tally {
             timestamp: None,
         };
         last_deadline = now + settings.deadline;
-        if let Err(e) = producer.send(&record, last_deadline).await {
-            // Never accepted: certainly not in the log.
-            warn!("record {=u32} refused: {}", seq, e);
-            tally.not_persisted += 1;
+        match producer.send(&record, last_deadline).await {
+            Ok(_) => {}
+            Err(Error::Stopped(reason)) => {
+                // For good (refused credentials, or the broker refused the producer): this
+                // record and the rest are never sent. (The reason's message, which says what
+                // to change, ends the run: see `main`.)
+                error!("producer stopped at record {=u32}: {}", seq, reason);
+                tally.not_persisted += settings.records - seq;
+                break;
+            }
+            Err(e) => {
+                // Never accepted: certainly not in the log.
+                warn!("record {=u32} refused: {}", seq, e);
+                tally.not_persisted += 1;
+            }
         }
         while let Some(delivery) = producer.poll_delivery() {
             tally.count(&delivery);

@@ -1,15 +1,43 @@
 //! The run's settings, from the semihosting command line (QEMU's
 //! `-semihosting-config ...,arg=gateway,arg=port=9092,arg=records=1000`).
+//!
+//! The SASL password and the entropy seed come this way too, which is fine for a QEMU test
+//! and nothing else: a real gateway keeps its credentials in its configuration flash and
+//! seeds its RNG from its hardware TRNG (see the README).
 
 use embassy_time::Duration;
 use semihosting::experimental::env::{Args, args};
 use static_cell::StaticCell;
 
-/// Bytes kept for the whole command line.
-const ARGS_BYTES: usize = 512;
+/// Bytes kept for the whole command line (a SASL password included).
+const ARGS_BYTES: usize = 1024;
+
+/// Bytes of the entropy seed (`entropy_seed=`, 64 hex digits): a ChaCha20 key.
+pub const SEED_BYTES: usize = 32;
+
+/// A SASL mechanism the firmware can authenticate with (`sasl=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
+pub enum SaslSetting {
+    /// `sasl=scram-sha-256`.
+    ScramSha256,
+    /// `sasl=scram-sha-512`.
+    ScramSha512,
+}
+
+impl SaslSetting {
+    /// The mechanism's SASL name.
+    #[cfg_attr(not(feature = "scram"), allow(dead_code))]
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslSetting::ScramSha256 => "SCRAM-SHA-256",
+            SaslSetting::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
 
 /// What to do in this run. Every field has a default; `KEY=VALUE` arguments override them.
-#[derive(Clone, Copy, Debug)]
+/// `Debug` shows neither the password nor the entropy seed.
+#[derive(Clone, Copy)]
 pub struct Settings {
     /// `port=PORT`: the broker's port on the host, reached at 10.0.2.2 (default 9092).
     pub port: u16,
@@ -30,6 +58,39 @@ pub struct Settings {
     /// without a timestamp and nothing checks them (see the README on gateways without a
     /// clock).
     pub epoch_ms: Option<u64>,
+    /// `sasl=scram-sha-512` (or `scram-sha-256`): authenticate every connection with this
+    /// mechanism, as `username` with `password`; needs `entropy_seed` for its nonces
+    /// (default: none, a PLAINTEXT listener).
+    pub sasl: Option<SaslSetting>,
+    /// `username=NAME`: the SASL user.
+    pub username: Option<&'static str>,
+    /// `password=SECRET`: the SASL password.
+    pub password: Option<&'static str>,
+    /// `entropy_seed=HEX`: 32 bytes (64 hex digits) that seed the ChaCha20 RNG behind the
+    /// SCRAM nonces. This board has no TRNG, so the host gives a fresh random seed per boot;
+    /// a seed used twice makes a boot repeat the nonces of the last.
+    pub entropy_seed: Option<[u8; SEED_BYTES]>,
+    /// `bench=scram`: instead of producing, time one SCRAM-SHA-512 exchange (4096
+    /// iterations, Kafka's known answer) on the CPU alone and exit (see `bench.rs`).
+    pub bench: bool,
+}
+
+impl core::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Settings")
+            .field("port", &self.port)
+            .field("records", &self.records)
+            .field("topic", &self.topic)
+            .field("deadline", &self.deadline)
+            .field("seed", &self.seed)
+            .field("epoch_ms", &self.epoch_ms)
+            .field("sasl", &self.sasl)
+            .field("username", &self.username)
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field("entropy_seed", &self.entropy_seed.map(|_| "<redacted>"))
+            .field("bench", &self.bench)
+            .finish()
+    }
 }
 
 impl Default for Settings {
@@ -41,6 +102,11 @@ impl Default for Settings {
             deadline: Duration::from_secs(30),
             seed: 0x5eed,
             epoch_ms: None,
+            sasl: None,
+            username: None,
+            password: None,
+            entropy_seed: None,
+            bench: false,
         }
     }
 }
@@ -66,7 +132,12 @@ impl Settings {
         let mut settings = Settings::default();
         for arg in args.skip(1) {
             let arg = arg.map_err(|_| SettingsError::NotUtf8)?;
-            settings.apply(arg).ok_or(SettingsError::Invalid(arg))?;
+            // A refused secret is named by its key alone: the log is not the place for it.
+            let shown = match arg.split_once('=') {
+                Some((key @ ("password" | "entropy_seed"), _)) => key,
+                _ => arg,
+            };
+            settings.apply(arg).ok_or(SettingsError::Invalid(shown))?;
         }
         Ok(settings)
     }
@@ -83,8 +154,33 @@ impl Settings {
             }
             "seed" => self.seed = value.parse().ok()?,
             "epoch_ms" => self.epoch_ms = Some(value.parse().ok()?),
+            "sasl" => {
+                self.sasl = Some(match value {
+                    "scram-sha-256" => SaslSetting::ScramSha256,
+                    "scram-sha-512" => SaslSetting::ScramSha512,
+                    _ => return None,
+                });
+            }
+            "username" if !value.is_empty() => self.username = Some(value),
+            "password" if !value.is_empty() => self.password = Some(value),
+            "entropy_seed" => self.entropy_seed = Some(parse_hex(value)?),
+            "bench" if value == "scram" => self.bench = true,
             _ => return None,
         }
         Some(())
     }
+}
+
+/// `N` bytes from exactly `2 * N` hex digits.
+fn parse_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    let digits = hex.as_bytes();
+    if digits.len() != 2 * N || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut bytes = [0u8; N];
+    for (byte, pair) in bytes.iter_mut().zip(digits.chunks_exact(2)) {
+        let pair = core::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(bytes)
 }

@@ -58,6 +58,24 @@ pub fn init(mut syst: SYST) {
     syst.enable_counter();
 }
 
+/// Core clock cycles (SysTick's count) since [`init`], to the cycle: the tick count and the
+/// SysTick counter read together. Under QEMU a cycle is 40 ns of its virtual clock; with
+/// `-icount shift=0`, where each instruction is one virtual nanosecond, 40 instructions.
+#[cfg(feature = "scram")]
+pub fn cycles() -> u64 {
+    critical_section::with(|cs| {
+        let mut ticks = DRIVER.ticks.borrow(cs).get();
+        let mut current = SYST::get_current();
+        // Interrupts are masked: a wrap since the handler last ran shows as a pending
+        // SysTick exception. If one is pending, the counter is read again, after the wrap.
+        if cortex_m::peripheral::SCB::is_pendst_pending() {
+            ticks += 1;
+            current = SYST::get_current();
+        }
+        ticks * u64::from(RELOAD + 1) + u64::from(RELOAD - current)
+    })
+}
+
 #[exception]
 fn SysTick() {
     critical_section::with(|cs| {
