@@ -19,7 +19,12 @@
 //!   means no answer is interleaved with the exchange, and nothing in flight is lost; the
 //!   15% left covers the answers still out (a Produce answer takes milliseconds to a request
 //!   timeout) and the exchange itself. A connection that has not finished by the broker's
-//!   deadline is closed by it: an ordinary loss.
+//!   deadline is closed by it: an ordinary loss. Kafka refuses a re-authentication that
+//!   begins less than a second after the connection's previous one began (ILLEGAL_SASL_STATE,
+//!   which would stop the producer): when a session is too short for that (a token close to
+//!   its expiry, say, while the identity provider is down), the connection is not
+//!   re-authenticated but drained and closed at the same point, and a new connection
+//!   authenticates afresh (`MIN_REAUTH_INTERVAL`).
 //! - OAUTHBEARER tokens come from the application ([`Client::set_oauth_token`]); the client
 //!   asks for a new one at 80% of the current one's life ([`Client::oauth_token_wanted`]),
 //!   and never starts an exchange with a token past its expiry: the connection waits for a
@@ -48,6 +53,13 @@ use crate::wire::{
 /// Room in a request, beyond the auth bytes: header, client id (at most 64), lengths.
 #[cfg(feature = "sasl")]
 const AUTH_REQUEST_OVERHEAD: usize = 96;
+
+/// The least time between the starts of two re-authentications of one connection: Kafka's
+/// one second (`KafkaChannel`'s `MIN_REAUTH_INTERVAL_ONE_SECOND_NANOS`), measured by the
+/// broker when a SaslHandshake arrives, plus a quarter second for the difference between
+/// when this client sends and when the broker reads.
+#[cfg(feature = "sasl")]
+const MIN_REAUTH_INTERVAL: core::time::Duration = core::time::Duration::from_millis(1250);
 
 /// SCRAM iterations of the salted-password derivation per [`Client::poll`]: at Kafka's 4096,
 /// 64 polls. A Cortex-M4 takes a few milliseconds for 64 iterations of HMAC-SHA-512, the whole
@@ -126,11 +138,14 @@ where
             self.authentication_failed(i, e, now);
             return;
         }
-        self.start_authentication(i);
+        self.start_authentication(i, now);
     }
 
-    fn start_authentication(&mut self, i: usize) {
+    fn start_authentication(&mut self, i: usize, now: Instant) {
         let c = &mut self.conns[i];
+        if c.state == ConnState::Ready {
+            c.reauth_began_at = Some(now);
+        }
         c.state = ConnState::Authenticating;
         c.auth = Some(AuthPhase::Handshake { sent: false });
         c.reauth_at = None;
@@ -144,11 +159,22 @@ where
         if c.state != ConnState::Ready || c.reauth_at.is_none_or(|at| now < at) {
             return false;
         }
+        if !c.reauth_in_place {
+            // Too soon after the last re-authentication for Kafka: hand the connection on.
+            if !c.draining {
+                debug!(
+                    "connection {:?}: session too short to renew in place, replacing it",
+                    i
+                );
+                self.conns[i].draining = true;
+            }
+            return true;
+        }
         if !c.pending.is_empty() {
             return true;
         }
         debug!("connection {:?}: authenticating again", i);
-        self.start_authentication(i);
+        self.start_authentication(i, now);
         false
     }
 
@@ -340,6 +366,10 @@ where
                     .map(|ms| {
                         now + core::time::Duration::from_millis(ms / 100 * 85 + ms % 100 * 85 / 100)
                     });
+                c.reauth_in_place = match (c.reauth_at, c.reauth_began_at) {
+                    (Some(at), Some(began)) => began + MIN_REAUTH_INTERVAL <= at,
+                    _ => true,
+                };
                 debug!(
                     "connection {:?}: authenticated, session lifetime {:?} ms",
                     i, session_lifetime_ms

@@ -110,6 +110,13 @@ pub(crate) struct Connection<C: Capacities> {
     /// lifetime ends (KIP-368); `None` without a lifetime.
     #[cfg(feature = "sasl")]
     pub reauth_at: Option<Instant>,
+    /// Whether that is in place, or (a session too short for Kafka to allow it, see
+    /// `client/auth.rs`) by handing the connection on to a new one.
+    #[cfg(feature = "sasl")]
+    pub reauth_in_place: bool,
+    /// When its last re-authentication began (`None`: it has only authenticated once).
+    #[cfg(feature = "sasl")]
+    pub reauth_began_at: Option<Instant>,
 }
 
 #[cfg(feature = "sasl")]
@@ -170,6 +177,10 @@ impl<C: Capacities> Connection<C> {
             auth: None,
             #[cfg(feature = "sasl")]
             reauth_at: None,
+            #[cfg(feature = "sasl")]
+            reauth_in_place: true,
+            #[cfg(feature = "sasl")]
+            reauth_began_at: None,
         }
     }
 

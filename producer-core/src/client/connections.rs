@@ -107,6 +107,7 @@ where
         {
             c.auth = None;
             c.reauth_at = None;
+            c.reauth_began_at = None;
         }
         if let Some(Target::Bootstrap(_)) = c.target {
             // Try the next bootstrap address next time.
