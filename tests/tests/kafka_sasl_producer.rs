@@ -28,6 +28,13 @@
 //! the connection re-authenticates with each new token before its session ends, no token is
 //! sent past its `exp`, Kafka accepts every one, and every record is in the log once, in
 //! order.
+//!
+//! `an_identity_provider_outage_delays_records_and_stops_nothing`: 4 s tokens, and the token
+//! source fails for 6 s in the middle of 15 s of records: the last token's sessions shrink
+//! below Kafka's one re-authentication a second, the producer hands its connections on
+//! rather than renewing them too soon (which Kafka refuses with ILLEGAL_SASL_STATE, and which
+//! stopped the producer for good before), waits for a token, and once the source answers
+//! again every record is persisted once, in order.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -462,4 +469,76 @@ fn oauthbearer_tokens_expire_and_are_renewed_while_records_flow() {
     }
     assert_not_logged(JWS_HEADER);
     eprintln!("{topic}: {:.1} s in all", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn an_identity_provider_outage_delays_records_and_stops_nothing() {
+    const LIFETIME: Duration = Duration::from_secs(4);
+    const N: usize = 3000;
+    // The identity provider is down from 3 s to 9 s into the run: longer than a token
+    // lives, so the last token's sessions shrink to nothing and the producer is left
+    // without one until it comes back.
+    const DOWN: std::ops::Range<Duration> = Duration::from_secs(3)..Duration::from_secs(9);
+    let topic = "sasl-idp-outage";
+    let mechanism = SaslMechanism::OAuthBearer;
+    let kafka = Kafka::builder(1)
+        .sasl(
+            Sasl::new()
+                .enable(mechanism)
+                .reauth(Duration::from_secs(60)),
+        )
+        .start();
+    kafka.create_topic(topic, 2);
+    let started = Instant::now();
+    let refused = Arc::new(Mutex::new(0u32));
+    let issued = Arc::new(Mutex::new(0u32));
+    let mut cfg: ProducerConfig<'_> =
+        ProducerConfig::new([kafka.sasl_bootstrap(mechanism)], [topic.to_string()]);
+    cfg.client.sasl = Some(Mechanism::OAuthBearer {
+        token: "",
+        extensions: &[],
+    });
+    let (down, up) = (refused.clone(), issued.clone());
+    cfg.oauth_token = Some(OAuthTokenSource(Arc::new(move || {
+        if DOWN.contains(&started.elapsed()) {
+            *down.lock().unwrap() += 1;
+            return Err("identity provider unavailable".into());
+        }
+        *up.lock().unwrap() += 1;
+        let (token, valid_for) = unsecured_jws_valid_for("alice", LIFETIME);
+        Ok(OAuthToken {
+            token,
+            valid_for: Some(valid_for),
+        })
+    })));
+    let mut producer = Producer::new(cfg).expect("producer");
+    // Deadlines outlast the outage: every record must get through once it is over.
+    let run = produce_all(
+        &mut producer,
+        topic,
+        N,
+        Duration::from_secs(40),
+        Some(Duration::from_millis(5)),
+    );
+    assert_eq!(producer.authentication_error(), None);
+    drop(producer);
+    let (refused, issued) = (*refused.lock().unwrap(), *issued.lock().unwrap());
+    eprintln!(
+        "{topic}: {N} records in {:.1} s, {} retries; tokens issued {issued}, refused {refused}",
+        run.elapsed.as_secs_f64(),
+        run.retries
+    );
+    assert!(
+        refused >= 1,
+        "the token source was not asked during the outage"
+    );
+    assert!(issued >= 3, "tokens issued: {issued}");
+    assert_eq!(
+        run.count(OutcomeKind::Persisted),
+        N,
+        "every record persisted"
+    );
+    let log = read_back(&kafka.bootstrap(), topic, 2, N, Duration::from_secs(60));
+    assert_eq!(verify(&log, &run.told, true).persisted, N);
+    assert_log_is_what_was_sent(&log, &run.told);
 }
