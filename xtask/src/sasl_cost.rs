@@ -7,10 +7,20 @@
 //!   total for `producer-core/examples/scram_handshake 1` minus that for `... 0` (the same
 //!   process without the handshake). Instructions, not seconds, so the figure does not move
 //!   with the machine's load.
+//! - The same on the QEMU gateway firmware (Cortex-M4): its `bench=scram` run under
+//!   `-icount shift=0`, where each guest instruction is one virtual nanosecond; and the
+//!   gateway's flash and RAM without SASL and with SCRAM.
 
 use crate::footprint::{FOOTPRINT_DIR, elf_sizes};
+use crate::on_target::{ensure_defmt_print, ensure_qemu};
 use crate::{cargo_in, ensure_debian_packages, ensure_toolchain, step};
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+/// The gateway firmware's ELF, as `cargo build --release` in examples/gateway leaves it.
+const GATEWAY_ELF: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/gateway/target/thumbv7em-none-eabihf/release/gateway"
+);
 
 /// The footprint's mechanism features, in the order of the table, and whether SHA-2 is built
 /// with its compact rounds (sha2's `sha2_backend_soft="compact"` cfg, which a firmware sets in
@@ -77,6 +87,30 @@ pub(crate) fn report(section: &str) -> Result<(), String> {
     let handshake = one.saturating_sub(baseline);
     let again = two.saturating_sub(one);
 
+    ensure_qemu()?;
+    ensure_defmt_print()?;
+    cargo_in(
+        "examples/gateway",
+        &["build", "--release", "--no-default-features"],
+    )?;
+    let gateway_plain = elf_sizes(GATEWAY_ELF)?;
+    cargo_in("examples/gateway", &["build", "--release"])?;
+    let gateway_scram = elf_sizes(GATEWAY_ELF)?;
+    let firmware = firmware_scram()?;
+    let field = |name: &str| {
+        firmware
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let (f_exchange, f_cached, f_step) = (
+        field("exchange_ns"),
+        field("cached_exchange_ns"),
+        field("longest_step_ns"),
+    );
+    let per_poll = capture_step_iterations();
+
     let text = format!(
         "## SASL\n\n\
          ### Flash and static RAM per mechanism (thumbv7em-none-eabihf)\n\n\
@@ -97,7 +131,25 @@ pub(crate) fn report(section: &str) -> Result<(), String> {
          (a new client). Counted by callgrind (x86-64, release build): {handshake} \
          instructions ({baseline} for the process without it; a second handshake in the same \
          process adds {again}). The derivation is nearly all of it; it runs once per client \
-         and salt, not per connection.\n"
+         and salt, not per connection.\n\n\
+         ### The same on the gateway firmware (Cortex-M4, QEMU)\n\n\
+         `examples/gateway` with `bench=scram` (the same exchange through the client's \
+         `sasl::Authenticator`, the derivation in the client's steps of {per_poll} iterations) \
+         under `qemu-system-arm -M mps2-an386 -icount shift=0`, where each guest instruction \
+         is one virtual nanosecond (read from SysTick, to 40 instructions):\n\n\
+         | | instructions |\n|---|---|\n\
+         | one exchange, salted password derived | {f_exchange} |\n\
+         | one exchange, salted password kept (every later connection) | {f_cached} |\n\
+         | the longest derivation step (one poll) | {f_step} |\n\n\
+         The gateway firmware's footprint without SASL (`--no-default-features`) and with \
+         SCRAM (its default): flash {} and {} bytes (+{}), static RAM {} and {} bytes \
+         (+{}).\n",
+        gateway_plain.flash,
+        gateway_scram.flash,
+        gateway_scram.flash.saturating_sub(gateway_plain.flash),
+        gateway_plain.ram,
+        gateway_scram.ram,
+        gateway_scram.ram.saturating_sub(gateway_plain.ram),
     );
     std::fs::write(section, &text).map_err(|e| format!("cannot write {section}: {e}"))?;
     print!("{text}");
@@ -129,4 +181,56 @@ fn callgrind_instructions(program: &str, arg: &str) -> Result<u64, String> {
         })
         .flatten()
         .ok_or_else(|| "callgrind printed no instruction total".to_string())
+}
+
+/// Boots the gateway firmware with `bench=scram` under QEMU's instruction counting and
+/// returns its `bench scram-sha-512 ...` log line (decoded by defmt-print).
+fn firmware_scram() -> Result<String, String> {
+    let qemu = Command::new("qemu-system-arm")
+        .args([
+            "-M",
+            "mps2-an386",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+            "-icount",
+            "shift=0",
+            "-nic",
+            "user,model=lan9118",
+            "-semihosting-config",
+            "enable=on,target=native,arg=gateway,arg=bench=scram",
+            "-kernel",
+            GATEWAY_ELF,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-arm: {e}"))?;
+    let log = qemu.stdout.ok_or("no QEMU output")?;
+    let out = Command::new("defmt-print")
+        .args(["-e", GATEWAY_ELF])
+        .stdin(log)
+        .output()
+        .map_err(|e| format!("cannot start defmt-print: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.contains("bench scram-sha-512"))
+        .map(str::to_string)
+        .ok_or_else(|| format!("the firmware printed no benchmark line:\n{text}"))
+}
+
+/// The client's SCRAM iterations per poll, as its source states it.
+fn capture_step_iterations() -> String {
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../producer-core/src/client/auth.rs"
+    ))
+    .unwrap_or_default();
+    source
+        .lines()
+        .find_map(|l| l.strip_prefix("pub const SCRAM_ITERATIONS_PER_POLL: u32 = "))
+        .map(|v| v.trim_end_matches(';').to_string())
+        .unwrap_or_else(|| "?".to_string())
 }

@@ -4,7 +4,7 @@
 //! on Kafka's known answer (`producer-core/tests/fixtures/scram/kafka_vectors.txt`: 4096
 //! iterations, the client nonce the bytes 0..24), the messages checked byte for byte, so what
 //! is timed is the real work, in the order the client does it: the client-first message; the
-//! salted password derived in steps of 64 iterations (`sasl::Derivation`, as the client runs
+//! salted password derived in the client's steps (`sasl::Derivation`, as the client runs
 //! it, one step per poll: 4096 × 2 HMAC-SHA-512 in all); the client-final message with its
 //! proof; the server's signature checked. Then the same exchange again with the salted
 //! password cached, as every later connection of the producer makes it.
@@ -24,9 +24,8 @@ use crate::systick;
 const USERNAME: &str = "gate,way=7";
 const PASSWORD: &str = "correct horse battery staple";
 const ITERATIONS: u32 = 4096;
-/// Iterations per derivation step: the client's (`DERIVATION_STEP` in producer-core's
-/// `client/auth.rs`).
-const STEP: u32 = 64;
+/// Iterations per derivation step: the client's.
+const STEP: u32 = producer_core::client::SCRAM_ITERATIONS_PER_POLL;
 const CLIENT_FIRST: &[u8] = b"n,,n=gate=2Cway=3D7,r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
 const SERVER_FIRST: &[u8] = b"r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXkafka-server-nonce-1,\
     s=cHJvZHVjZXItY29yZS1zYWx0LTAxMjM=,i=4096";

@@ -64,6 +64,8 @@ use core::time::Duration;
 
 use heapless::String;
 
+#[cfg(feature = "sasl-scram")]
+pub use auth::SCRAM_ITERATIONS_PER_POLL;
 pub use config::{ClientConfig, ClientConfigError, MAX_REQUESTS_PER_CONNECTION};
 #[cfg(feature = "sasl")]
 pub use config::{
