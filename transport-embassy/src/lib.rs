@@ -73,7 +73,6 @@ pub use producer_core::client::{
 };
 #[cfg(feature = "flash")]
 pub use producer_core::flash::{BlockingAsync, FlashStore, Geometry, pages_needed};
-#[cfg(feature = "sasl")]
 pub use producer_core::sasl::Error as SaslError;
 pub use producer_core::state::FatalReason;
 pub use producer_core::state::{

@@ -217,7 +217,7 @@ async fn main(spawner: Spawner) {
 }
 
 /// Why SASL authentication failed, once it has (never without SASL).
-fn authentication_error(producer: &GatewayProducer) -> Option<producer_core::sasl::Error> {
+fn authentication_error(producer: &GatewayProducer) -> Option<transport_embassy::SaslError> {
     #[cfg(feature = "scram")]
     return producer.authentication_error();
     #[cfg(not(feature = "scram"))]
@@ -247,8 +247,8 @@ fn configure_sasl(client: &mut ClientConfig<'_>, settings: &Settings) -> Result<
     };
     #[cfg(feature = "scram")]
     {
-        use producer_core::client::Entropy;
-        use producer_core::sasl::Mechanism;
+        use transport_embassy::Entropy;
+        use transport_embassy::Mechanism;
         use settings::SaslSetting;
 
         let (Some(username), Some(password)) = (settings.username, settings.password) else {
