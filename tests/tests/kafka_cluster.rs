@@ -303,13 +303,15 @@ fn two_of_three_down_past_the_deadlines() {
     );
     drop(producer);
     let back = back.lock().unwrap().expect("nodes restarted");
-    // Every outcome by its deadline (plus the time to take it: a loaded machine).
+    // Every outcome by its deadline, plus the time the test takes to take it: on a machine
+    // loaded by three JVMs restarting, that has been above 250 ms. A second is still far
+    // below what a producer that waited for its request timeout (10 s) would show.
     let mut late = Vec::new();
     for (i, t) in run.told.iter().enumerate() {
         let (Some(deadline), Some(decided)) = (t.deadline, t.decided_at) else {
             panic!("record {i} has no outcome");
         };
-        if decided > deadline + Duration::from_millis(250) {
+        if decided > deadline + Duration::from_secs(1) {
             late.push((i, decided - deadline, t.outcome));
         }
     }
