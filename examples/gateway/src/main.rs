@@ -247,9 +247,9 @@ fn configure_sasl(client: &mut ClientConfig<'_>, settings: &Settings) -> Result<
     };
     #[cfg(feature = "scram")]
     {
+        use settings::SaslSetting;
         use transport_embassy::Entropy;
         use transport_embassy::Mechanism;
-        use settings::SaslSetting;
 
         let (Some(username), Some(password)) = (settings.username, settings.password) else {
             return Err("sasl= needs username= and password=");
