@@ -107,7 +107,7 @@ where
     }
 
     /// Authentication failed: the client dials no more (each broker would refuse alike).
-    pub(super) fn dialling_stopped(&self) -> bool {
+    pub(super) fn authentication_stopped(&self) -> bool {
         self.sasl_error.is_some()
     }
 
@@ -414,7 +414,7 @@ where
         self.conns[i].state = ConnState::Ready;
     }
 
-    pub(super) fn dialling_stopped(&self) -> bool {
+    pub(super) fn authentication_stopped(&self) -> bool {
         false
     }
 
