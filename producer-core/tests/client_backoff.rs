@@ -17,8 +17,8 @@ use producer_core::backoff::Backoff;
 use producer_core::client::{
     Client, ClientConfig, ClientConfigError, ConnId, ProducerRecord, SendError, Target,
 };
-use producer_core::time::Instant;
 use producer_core::state::{FatalReason, Identity, NotPersistedReason, Outcome};
+use producer_core::time::Instant;
 use producer_core::tls::TlsFailure;
 use producer_core::wire::{
     self, ApiVersion, ApiVersionsResponse, InitProducerIdResponse, List, ProducePartitionResponse,
@@ -506,7 +506,10 @@ fn a_tls_failure_stops_the_producer_and_the_dialling() {
         "{accepted} accepted: {outcomes:?}"
     );
     assert!(c.is_idle(), "nothing held");
-    assert!(refused.iter().all(|e| *e == SendError::Fatal), "{refused:?}");
+    assert!(
+        refused.iter().all(|e| *e == SendError::Fatal),
+        "{refused:?}"
+    );
     assert!(!refused.is_empty());
     // The leader was dialled once, and nothing after.
     let leader_dials = counts
