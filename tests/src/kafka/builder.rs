@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::free_port;
 
 use super::{
-    DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, Sasl, cluster_id, jars, remove_leftovers, version,
+    DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, Sasl, Tls, cluster_id, jars, remove_leftovers, version,
 };
 
 /// How to build a [`Kafka`] cluster: [`Kafka::builder`], adjust, [`KafkaBuilder::start`].
@@ -25,6 +25,7 @@ pub struct KafkaBuilder {
     advertised: Option<Vec<String>>,
     configs: Vec<(String, String)>,
     sasl: Option<Sasl>,
+    tls: Option<Tls>,
 }
 
 impl KafkaBuilder {
@@ -88,6 +89,14 @@ impl KafkaBuilder {
         self
     }
 
+    /// SSL and SASL_SSL listeners besides the others, each with its certificate (see
+    /// [`Tls`]; [`Kafka::tls_addr`], [`Kafka::tls_bootstrap`]).
+    pub fn tls(mut self, tls: Tls) -> Self {
+        assert!(!tls.listeners().is_empty(), "TLS with no listener");
+        self.tls = Some(tls);
+        self
+    }
+
     /// Formats every node's storage with a fresh cluster id, starts the nodes and waits
     /// until Metadata lists every broker (at most 90 s; panics with the nodes' logs
     /// otherwise).
@@ -123,6 +132,12 @@ impl KafkaBuilder {
                         .flat_map(|s| s.mechanisms())
                         .map(|_| free_port())
                         .collect(),
+                    tls_ports: self
+                        .tls
+                        .iter()
+                        .flat_map(|t| t.listeners())
+                        .map(|l| l.port.unwrap_or_else(free_port))
+                        .collect(),
                     advertised: self
                         .advertised
                         .as_ref()
@@ -142,6 +157,7 @@ impl KafkaBuilder {
             cluster_id: cluster_id(),
             keep: Mutex::new(false),
             sasl: self.sasl.clone(),
+            tls: self.tls.clone(),
         };
         let voters: Vec<String> = kafka
             .nodes
@@ -190,6 +206,7 @@ impl Kafka {
             advertised: None,
             configs: Vec::new(),
             sasl: None,
+            tls: None,
         };
         builder
             .config("offsets.topic.replication.factor", &replication)
