@@ -25,13 +25,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use producer_core::state::OutcomeKind;
 use tests::kafka::{Issued, Kafka, KeyKind, TestCa, Tls, Validity};
 use tests::records::{produce_all, verify};
-use tests::{ChaosProxy, ProxyMode, free_port, read_back};
+use tests::{ChaosProxy, ProxyMode, free_port, produce_binary, read_back};
 use transport_std::{
     Error, FatalReason, Mechanism, NotPersistedReason, Outcome, Pem, Producer, ProducerConfig,
     ProducerRecord, SecurityProtocol, TlsFailure, TlsRoots,
@@ -240,6 +241,7 @@ fn tls_listeners_round_trip_survive_cuts_and_fail_clearly() {
         TlsFailure::ClientCertificateRefused,
     );
     wrong_host(&kafka, &ca_pem);
+    tool(&kafka, &ca, &client_cert);
     plaintext_listener(&kafka, &ca_pem);
     eprintln!("all in {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -278,6 +280,79 @@ fn wrong_host(kafka: &Kafka, ca: &str) {
     let message = Error::Stopped(fatal).to_string();
     assert!(message.contains("advertised host"), "{message}");
     eprintln!("a certificate without the advertised host: {accepted} records decided: {message}");
+}
+
+/// The `produce` tool over mTLS (`--security-protocol SSL --ca-file --cert --key`): 100
+/// lines, read back; and a CA file it cannot read, refused before anything is sent.
+fn tool(kafka: &Kafka, ca: &TestCa, client: &Issued) {
+    let topic = "tls-tool";
+    kafka.create_topic(topic, 1);
+    let dir = kafka.dir().join("tool-tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca_file, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client.key"),
+    );
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    std::fs::write(&cert, &client.chain_pem).unwrap();
+    std::fs::write(&key, &client.key_pem).unwrap();
+    let run = |ca_file: &str| {
+        let bootstrap = kafka.tls_bootstrap("SSL_MTLS");
+        let args = [
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            topic,
+            "--security-protocol",
+            "SSL",
+        ];
+        let files = [
+            "--ca-file",
+            ca_file,
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ];
+        let mut child = Command::new(produce_binary())
+            .args(args)
+            .args(files)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn produce");
+        let input: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = run(ca_file.to_str().unwrap());
+    assert!(
+        out.status.success(),
+        "produce: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = read_back(&kafka.bootstrap(), topic, 1, 100, Duration::from_secs(60));
+    let values: Vec<String> = log[0]
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    let lines: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+    assert_eq!(values, lines, "the tool's records read back in order");
+    let out = run("/nonexistent/ca.pem");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the CA file /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+    eprintln!(
+        "the produce tool over mTLS: 100 lines read back; a missing CA file: {}",
+        stderr.trim()
+    );
 }
 
 /// A TLS configuration against the PLAINTEXT listener: Kafka closes each connection without
