@@ -38,14 +38,14 @@ pub(super) fn relay(
             (rng.random_bool(0.5), at)
         })
     };
-    let closed = AtomicBool::new(false);
+    let closed = &AtomicBool::new(false);
     let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) else {
         return;
     };
     thread::scope(|s| {
-        let (closed, to_server) = (&closed, cut.filter(|c| c.0).map(|c| c.1));
+        let to_server = cut.filter(|c| c.0).map(|c| c.1);
         s.spawn(move || copy(shared, client, upstream, to_server, closed));
-        copy(shared, u2, c2, cut.filter(|c| !c.0).map(|c| c.1), &closed);
+        copy(shared, u2, c2, cut.filter(|c| !c.0).map(|c| c.1), closed);
     });
 }
 

@@ -188,15 +188,14 @@ impl Tls {
             !self.listeners.iter().any(|l| l.name == name),
             "listener {name} twice"
         );
-        let l = TlsListener {
+        TlsListener {
             name: name.to_string(),
             cert,
             plain_user: None,
             client_ca: None,
             port: None,
             advertised: None,
-        };
-        l
+        }
     }
 
     fn push(mut self, listener: TlsListener) -> Tls {
