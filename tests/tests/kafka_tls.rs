@@ -405,3 +405,104 @@ fn a_server_answering_without_tls_stops_the_producer() {
     assert!(Error::Stopped(fatal).to_string().contains("PLAINTEXT"));
     let _ = server.join();
 }
+
+/// Throughput and CPU time of the `produce` tool (release build) over PLAINTEXT, SSL with an
+/// RSA-2048 certificate and SSL with an ECDSA P-256 one, in one run against one node:
+/// `cargo test -p tests --test kafka_tls -- --ignored --nocapture tls_against_plaintext`.
+/// Prints the figures; asserts only that every record was persisted.
+#[test]
+#[ignore = "a measurement: run it on its own"]
+fn tls_against_plaintext_throughput() {
+    let n: usize = std::env::var("BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args(["build", "--release", "-p", "examples", "--bin", "produce"])
+        .status()
+        .expect("cargo build");
+    assert!(built.success());
+    let binary = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/produce");
+    let ca = TestCa::new("bench CA");
+    let tls = Tls::new()
+        .ssl(
+            "SSL_RSA",
+            ca.server(KeyKind::Rsa, &NAMES, Validity::Current),
+        )
+        .ssl(
+            "SSL_ECDSA",
+            ca.server(KeyKind::EcdsaP256, &NAMES, Validity::Current),
+        );
+    let kafka = Kafka::builder(1).tls(tls).start();
+    let dir = kafka.dir().join("bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    // 100-byte values.
+    let input: String = (0..n).map(|i| format!("{i:0>99}\n")).collect();
+    let cpu = || {
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage writes the struct it is given.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    let mut rows = Vec::new();
+    let sides = [
+        ("PLAINTEXT", kafka.bootstrap(), false),
+        ("SSL, RSA-2048", kafka.tls_bootstrap("SSL_RSA"), true),
+        ("SSL, ECDSA P-256", kafka.tls_bootstrap("SSL_ECDSA"), true),
+    ];
+    // Two rounds: the first also warms the broker's JIT up.
+    for (round, (what, bootstrap, tls)) in sides.iter().chain(&sides).enumerate() {
+        let (what, tls) = (*what, *tls);
+        let topic = format!("bench-{round}");
+        kafka.create_topic(&topic, 3);
+        let mut command = Command::new(&binary);
+        command.args(["--bootstrap", bootstrap, "--topic", &topic]);
+        if tls {
+            command.args([
+                "--security-protocol",
+                "SSL",
+                "--ca-file",
+                ca_file.to_str().unwrap(),
+            ]);
+        }
+        let before = cpu();
+        let started = Instant::now();
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn produce");
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.clone();
+        let writer = thread::spawn(move || {
+            let _ = stdin.write_all(data.as_bytes());
+        });
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        let (wall, cpu_s) = (started.elapsed().as_secs_f64(), cpu() - before);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        rows.push(format!(
+            "| {} | {what} | {n} | {wall:.2} s | {:.0} rec/s, {:.1} MB/s | {cpu_s:.2} s | {:.2} µs |",
+            round / sides.len() + 1,
+            n as f64 / wall,
+            n as f64 * 100.0 / wall / 1e6,
+            cpu_s * 1e6 / n as f64
+        ));
+    }
+    eprintln!(
+        "| round | listener | records | wall | throughput | CPU (user+sys) | CPU per record |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|");
+    for r in rows {
+        eprintln!("{r}");
+    }
+}
