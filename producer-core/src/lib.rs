@@ -13,6 +13,9 @@
 //!   [`Error`](sasl::Error) is left (a stored outcome may name it), and the client has no
 //!   authentication step and keeps no credentials, so a firmware that does not authenticate
 //!   pays nothing for it.
+//! - [`tls`]: what a failed TLS handshake means ([`TlsFailure`](tls::TlsFailure): fatal, and
+//!   which setting to change). TLS itself is the transports', below the driver's byte
+//!   stream.
 //! - [`client`]: the sans-IO producer client both transports drive: connections, metadata,
 //!   the record accumulator, routing and timers.
 //! - [`driver`]: what both transports share around the client: delivery buffering, the
@@ -48,6 +51,7 @@ pub mod flash;
 pub mod sasl;
 pub mod state;
 pub mod time;
+pub mod tls;
 pub mod wire;
 
 pub use error_code::ErrorCode;

@@ -17,7 +17,9 @@ use producer_core::backoff::Backoff;
 use producer_core::client::{
     Client, ClientConfig, ClientConfigError, ConnId, ProducerRecord, SendError, Target,
 };
+use producer_core::state::{FatalReason, Identity, NotPersistedReason, Outcome};
 use producer_core::time::Instant;
+use producer_core::tls::TlsFailure;
 use producer_core::wire::{
     self, ApiVersion, ApiVersionsResponse, InitProducerIdResponse, List, ProducePartitionResponse,
     ProduceResponse, ProduceTopicResponse, Request,
@@ -34,6 +36,8 @@ enum Dial {
     Refuse,
     CloseAtOnce,
     Serve,
+    /// The transport's TLS handshake fails for good (a certificate not trusted).
+    TlsFails,
 }
 
 struct Cluster {
@@ -159,6 +163,7 @@ fn drive(
                     c.on_connected(conn, now);
                     up[usize::from(conn.0)] = true;
                 }
+                Dial::TlsFails => c.on_tls_failure(conn, now, TlsFailure::UnknownIssuer),
             }
         }
         for (i, _) in up.iter().enumerate().filter(|(_, up)| **up) {
@@ -455,4 +460,65 @@ fn reconnect_backoff_is_checked_at_construction() {
         assert!(text.contains("set") || text.contains("raise"), "{text}");
     }
     assert_eq!(build(ms(100), ms(100)), None);
+}
+
+#[test]
+fn a_tls_failure_stops_the_producer_and_the_dialling() {
+    // The bootstrap address serves; the leader's certificate is not trusted.
+    let cluster = Cluster {
+        dial: |t| match t {
+            Target::Bootstrap(_) => Dial::Serve,
+            _ => Dial::TlsFails,
+        },
+        partitions: Some(vec![(0, 1)]),
+        brokers: vec![1],
+    };
+    let mut c = client();
+    let record = ProducerRecord {
+        topic: TOPIC,
+        partition: None,
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+        timestamp: Some(0),
+    };
+    let (mut accepted, mut refused, mut outcomes) = (0, Vec::new(), Vec::new());
+    let counts = drive(&mut c, &cluster, Duration::from_secs(5), |c, now| {
+        match c.send(&record, now + Duration::from_secs(60), now) {
+            Ok(_) => accepted += 1,
+            Err(SendError::NoMetadata) => {}
+            Err(e) => refused.push(e),
+        }
+        while let Some(d) = c.poll_delivery() {
+            outcomes.push(d.outcome);
+        }
+    });
+    let fatal = FatalReason::Tls(TlsFailure::UnknownIssuer);
+    assert_eq!(c.tls_error(), Some(TlsFailure::UnknownIssuer));
+    assert_eq!(c.sequencer().identity(), Identity::Fatal(fatal));
+    // Every record accepted before the failure decided at once, long before its deadline.
+    assert!(accepted > 0);
+    assert!(
+        !outcomes.is_empty()
+            && outcomes
+                .iter()
+                .all(|o| *o == Outcome::NotPersisted(NotPersistedReason::ProducerFatal(fatal))),
+        "{accepted} accepted: {outcomes:?}"
+    );
+    assert!(c.is_idle(), "nothing held");
+    assert!(
+        refused.iter().all(|e| *e == SendError::Fatal),
+        "{refused:?}"
+    );
+    assert!(!refused.is_empty());
+    // The leader was dialled once, and nothing after.
+    let leader_dials = counts
+        .dials
+        .iter()
+        .filter(|(t, _)| !matches!(t, Target::Bootstrap(_)))
+        .count();
+    assert_eq!(leader_dials, 1, "{:?}", counts.dials);
+    assert_eq!(counts.produce, 0);
+    let message = FatalReason::Tls(TlsFailure::UnknownIssuer).to_string();
+    assert!(message.contains("CA"), "{message}");
 }

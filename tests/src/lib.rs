@@ -18,6 +18,7 @@
 //!   independently of the producer's codec: a SASL probe of fixed messages, and a proxy recording
 //!   a reference client's SASL exchange.
 
+mod byte_cuts;
 pub mod hostile;
 pub mod kafka;
 pub mod log_capture;
@@ -488,6 +489,15 @@ pub enum ProxyMode {
     /// Close every new connection at once, and every live one (a broker that went away
     /// while its port still accepts).
     Drop,
+    /// Blind to frames (for TLS, whose frames it cannot see): each new connection is, with
+    /// probability `cut_probability`, cut after a random number of bytes in one direction
+    /// (see `byte_cuts`): a quarter of the cuts within the first 64 bytes (inside the
+    /// ClientHello or the ServerHello, each longer), a quarter at 65 to 4,096, half at
+    /// 4,097 to 32,768 (inside records).
+    Bytes {
+        /// Chance per connection of cutting it.
+        cut_probability: f64,
+    },
 }
 
 /// Where a [`ProxyMode::Chaos`] cut falls.
@@ -524,6 +534,13 @@ pub struct ProxyStats {
     pub cut_mid_response: u64,
     /// Responses held back by [`ProxyMode::StallProduce`].
     pub responses_held: u64,
+    /// [`ProxyMode::Bytes`] cuts.
+    pub cut_bytes: u64,
+    /// … of which within the first 64 bytes of their direction: inside the TLS handshake's
+    /// first message (ClientHello, ServerHello).
+    pub cut_bytes_in_hello: u64,
+    /// … of which after 4,096 bytes of their direction: past any handshake, inside records.
+    pub cut_bytes_in_records: u64,
 }
 
 /// Request frames of one API key a [`ChaosProxy`] saw, and the cuts it made at them (a
@@ -544,10 +561,11 @@ impl ProxyStats {
             + self.cut_mid_request
             + self.cut_after_request
             + self.cut_mid_response
+            + self.cut_bytes
     }
 }
 
-struct ProxyShared {
+pub(crate) struct ProxyShared {
     upstream: SocketAddr,
     mode: Mutex<ProxyMode>,
     rng: Mutex<StdRng>,
@@ -707,6 +725,11 @@ fn serve(shared: Arc<ProxyShared>, client: TcpStream) {
         return;
     };
     shared.live.lock().unwrap().push((id, c2, u2));
+    if let ProxyMode::Bytes { cut_probability } = shared.mode() {
+        byte_cuts::relay(&shared, cut_probability, client, upstream);
+        shared.live.lock().unwrap().retain(|(i, _, _)| *i != id);
+        return;
+    }
     let plan = Arc::new(Mutex::new(ConnPlan::default()));
     let (Ok(c3), Ok(u3)) = (client.try_clone(), upstream.try_clone()) else {
         return;
@@ -822,7 +845,7 @@ fn relay_requests(
         shared.api_stat(api_key, |s| s.requests += 1);
         let mode = shared.mode();
         let cut = match mode {
-            ProxyMode::Pass => None,
+            ProxyMode::Pass | ProxyMode::Bytes { .. } => None,
             ProxyMode::Drop => return,
             ProxyMode::StallProduce => {
                 if is_produce {

@@ -13,6 +13,7 @@ use producer_core::flash::{BlockingAsync, Geometry, pages_needed};
 use producer_core::state::{ConfigError, FatalReason, UnknownOutcome};
 
 use crate::capacity::Sizes;
+use crate::tls::{SecurityProtocol, TlsConfig};
 
 /// What the producer needs to know, in the shape transport-embassy's has: the core's
 /// [`ClientConfig`] (`client`: client id, linger, batch size, request timeout, the
@@ -52,6 +53,14 @@ pub struct ProducerConfig<'a> {
     /// then at 80% of each token's life), from its own poll loop. `None`: the application
     /// calls [`Producer::set_oauth_token`](crate::Producer::set_oauth_token) itself.
     pub oauth_token: Option<OAuthTokenSource>,
+    /// Kafka's `security.protocol`: whether connections run over TLS (`SSL`, `SASL_SSL`).
+    /// SASL is on when `client.sasl` is set; `SASL_*` needs it, `SSL` refuses it (say
+    /// `SASL_SSL`), and `PLAINTEXT` with it is taken as `SASL_PLAINTEXT`.
+    pub security_protocol: SecurityProtocol,
+    /// How the brokers' certificates are verified, and the client's certificate (mTLS),
+    /// with a TLS [`ProducerConfig::security_protocol`]; set without one, it is refused
+    /// rather than silently unused.
+    pub tls: TlsConfig,
 }
 
 /// A fresh OAUTHBEARER token, and how long it is valid from now (`None`: not known; the
@@ -140,6 +149,8 @@ impl ProducerConfig<'static> {
             batches: crate::BATCHES,
             brokers: crate::BROKERS,
             oauth_token: None,
+            security_protocol: SecurityProtocol::Plaintext,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -174,6 +185,38 @@ impl ProducerConfig<'_> {
         let mut config = self.client;
         config.durable = durable;
         config.check_batch_bytes(max).map_err(Error::Config)
+    }
+
+    /// Checks that the security protocol, the SASL mechanism and the TLS settings agree, and
+    /// builds the TLS client configuration (reading the CA and client certificate files):
+    /// `None` without TLS. The error says what to change.
+    pub(crate) fn check_security(&self) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
+        let protocol = self.security_protocol;
+        let sasl = self.client.sasl.is_some();
+        if protocol.sasl() && !sasl {
+            return Err(Error::Security(format!(
+                "security protocol {protocol} without a SASL mechanism: set client.sasl \
+                 (--sasl-mechanism), or use {}",
+                if protocol.tls() { "SSL" } else { "PLAINTEXT" }
+            )));
+        }
+        if protocol == SecurityProtocol::Ssl && sasl {
+            return Err(Error::Security(
+                "a SASL mechanism with security protocol SSL: use SASL_SSL to authenticate \
+                 over TLS"
+                    .into(),
+            ));
+        }
+        if !protocol.tls() {
+            if self.tls.is_set() {
+                return Err(Error::Security(format!(
+                    "TLS settings (a CA or a client certificate) with security protocol \
+                     {protocol}, which does not use TLS: use SSL or SASL_SSL"
+                )));
+            }
+            return Ok(None);
+        }
+        self.tls.client_config().map(Some).map_err(Error::Security)
     }
 
     /// The capacities this configuration asks for, checked as the producer does before it
@@ -223,6 +266,11 @@ pub enum Error {
     /// The durable state could not be opened, restored or written. After a write failed the
     /// producer stops; a new one restores what the file holds.
     Storage(String),
+    /// The security settings are refused (the protocol and SASL disagree, a CA or key file
+    /// cannot be read, a key does not go with its certificate); the message says what to
+    /// change. (A TLS failure against a broker stops the producer instead:
+    /// [`Error::Stopped`] with [`FatalReason::Tls`].)
+    Security(String),
 }
 
 /// The variants every transport shares say what they say in every transport: their
@@ -236,6 +284,7 @@ impl fmt::Display for Error {
             Error::Deadline(e) => driver::Error::Deadline(*e).fmt(f),
             Error::Io(e) => write!(f, "I/O: {e}"),
             Error::Storage(e) => write!(f, "durable state: {e}"),
+            Error::Security(e) => write!(f, "security settings: {e}"),
         }
     }
 }

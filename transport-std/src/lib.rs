@@ -20,8 +20,8 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 mod capacity;
@@ -31,6 +31,7 @@ mod outcomes;
 mod resolver;
 mod sasl;
 mod store;
+mod tls;
 
 pub use capacity::{Heap, Sizes};
 pub use config::{
@@ -39,18 +40,21 @@ pub use config::{
 pub use producer_core::client::Entropy;
 pub use producer_core::sasl::{Error as SaslError, Mechanism};
 pub use producer_core::state::FatalReason;
+pub use producer_core::tls::TlsFailure;
+pub use tls::{Pem, SecurityProtocol, TlsConfig, TlsRoots};
 
 use file_flash::{FileFlash, PAGE_SIZE};
 use outcomes::Unbounded;
 use resolver::Resolver;
 use store::{Store, persist, store_error};
+use tls::{Conn, Handshake, Tls};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 pub use producer_core::client::RecordDelivery;
 use producer_core::client::{Client, ConnId, RestoreOptions};
 pub use producer_core::client::{Receipt, RestoreSummary};
-use producer_core::driver::{self, Broken, ConnBuffers, Deliveries, Io, send_step, turn};
+use producer_core::driver::{self, ConnBuffers, Deliveries, send_step, turn};
 // Everything a user of this crate names comes from here: no `producer_core` import needed.
 pub use producer_core::ErrorCode;
 pub use producer_core::client::{ClientConfig, ClientConfigError, ProducerRecord, SendError};
@@ -84,49 +88,38 @@ const WAKE: Token = Token(usize::MAX);
 
 type CoreClient = Client<Vec<u8>, Sizes>;
 
-/// A name lookup under way for a connection slot.
+/// A name lookup under way for a connection slot, for `host`.
 struct Lookup {
     id: u64,
     since: StdInstant,
+    host: String,
 }
 
 struct Socket {
     stream: TcpStream,
+    /// TCP connected.
     connected: bool,
+    /// The client was told (TCP connected and, with TLS, the handshake done).
+    ready: bool,
+    /// With TLS: the connection's rustls state.
+    tls: Option<Tls>,
     since: StdInstant,
+    /// `host:port` dialled, for the logs.
+    peer: String,
+}
+
+impl Socket {
+    /// The byte stream the driver's turn runs over.
+    fn conn(&mut self) -> Conn<'_> {
+        match &mut self.tls {
+            Some(t) => Conn::Tls(&mut self.stream, t),
+            None => Conn::Plain(&mut self.stream),
+        }
+    }
 }
 
 /// A connection slot's buffers: the largest response frame with its length, and one request.
 type Buffers = ConnBuffers<Vec<u8>, Vec<u8>>;
-
-/// A mio stream as the core driver's [`Io`]: "would block" is "nothing now".
-struct Stream<'a>(&'a mut TcpStream);
-
-impl Io for Stream<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Broken> {
-        loop {
-            match self.0.read(buf) {
-                Ok(0) => return Err(Broken),
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Err(Broken),
-            }
-        }
-    }
-
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Broken> {
-        loop {
-            match self.0.write(buf) {
-                Ok(0) => return Err(Broken),
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Err(Broken),
-            }
-        }
-    }
-}
 
 /// The producer. Single-threaded: call [`Producer::send`], then drive it with
 /// [`Producer::poll`] or [`Producer::flush`] and take outcomes with
@@ -155,6 +148,8 @@ pub struct Producer {
     last_turn: StdInstant,
     /// Where OAUTHBEARER tokens come from (see `sasl`).
     tokens: sasl::Tokens,
+    /// With a TLS security protocol: every connection's rustls configuration.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A seed for the backoff jitter that differs between processes and runs: the standard
@@ -185,6 +180,7 @@ impl Producer {
         // durable state, also within a page of the state file).
         config.check_batch_bytes()?;
         let sizes = config.check_capacities()?;
+        let tls = config.check_security()?;
         let storage = vec![0u8; sizes.batches * config.client.batch_bytes];
         let mut client = Box::new(
             CoreClient::with_capacities(client_config, &sizes, &bootstrap, &topics, storage)
@@ -258,6 +254,7 @@ impl Producer {
                 source: config.oauth_token.clone(),
                 failed_at: None,
             },
+            tls,
         };
         producer.tell_time();
         Ok(producer)
@@ -487,17 +484,18 @@ impl Producer {
         let now = self.now();
         while let Some((conn, endpoint)) = self.client.poll_connect(now) {
             let i = usize::from(conn.0);
-            if let Ok(ip) = endpoint.host.parse::<IpAddr>() {
-                let address = SocketAddr::new(ip, endpoint.port);
-                self.connect(i, address);
+            let (host, port) = (endpoint.host.to_string(), endpoint.port);
+            if let Ok(ip) = host.parse::<IpAddr>() {
+                let address = SocketAddr::new(ip, port);
+                self.connect(i, address, &host);
                 continue;
             }
-            let (host, port) = (endpoint.host.clone(), endpoint.port);
             match self.resolver.lookup(&host, port) {
                 Some(id) => {
                     self.lookups[i] = Some(Lookup {
                         id,
                         since: StdInstant::now(),
+                        host,
                     });
                 }
                 None => self.client.on_connection_lost(conn, now),
@@ -517,9 +515,11 @@ impl Producer {
                 // Timed out or closed meanwhile.
                 continue;
             };
-            self.lookups[i] = None;
+            let Some(lookup) = self.lookups[i].take() else {
+                continue;
+            };
             match answer.address {
-                Some(address) => self.connect(i, address),
+                Some(address) => self.connect(i, address, &lookup.host),
                 None => {
                     let now = self.now();
                     self.client.on_connection_lost(ConnId(i as u8), now);
@@ -528,7 +528,18 @@ impl Producer {
         }
     }
 
-    fn connect(&mut self, i: usize, address: SocketAddr) {
+    /// Connects slot `i` to `address`; with TLS, the certificate must name `host`.
+    fn connect(&mut self, i: usize, address: SocketAddr, host: &str) {
+        let tls = match self.tls.as_ref().map(|config| Tls::new(config, host)) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(failure)) => {
+                log::error!("TLS with {host}:{}: {failure}", address.port());
+                let now = self.now();
+                self.client.on_tls_failure(ConnId(i as u8), now, failure);
+                return;
+            }
+        };
         let opened = TcpStream::connect(address).ok().and_then(|mut s| {
             self.poll
                 .registry()
@@ -543,7 +554,10 @@ impl Producer {
                 self.sockets[i] = Some(Socket {
                     stream,
                     connected: false,
+                    ready: false,
+                    tls,
                     since: StdInstant::now(),
+                    peer: format!("{host}:{}", address.port()),
                 });
             }
             None => {
@@ -563,11 +577,19 @@ impl Producer {
                 self.fail(i);
             }
         }
+        // The connect timeout bounds the TLS handshake too.
         for i in 0..self.sockets.len() {
             if let Some(s) = &self.sockets[i]
-                && !s.connected
+                && !s.ready
                 && s.since.elapsed() >= self.request_timeout
             {
+                if s.connected && s.tls.is_some() {
+                    log::warn!(
+                        "TLS handshake with {} did not finish within the connect timeout ({:?})",
+                        s.peer,
+                        self.request_timeout
+                    );
+                }
                 self.fail(i);
             }
         }
@@ -586,6 +608,22 @@ impl Producer {
         self.client.on_connection_lost(ConnId(i as u8), now);
     }
 
+    /// TLS with slot `i`'s broker failed for good: the client stops the producer.
+    fn tls_failed(&mut self, i: usize, failure: TlsFailure) {
+        if let Some(s) = &self.sockets[i] {
+            log::error!("TLS with {}: {failure}", s.peer);
+        }
+        self.drop_socket(i);
+        let now = self.now();
+        self.client.on_tls_failure(ConnId(i as u8), now, failure);
+    }
+
+    /// Why TLS failed, once it has: the producer stopped and dials no more.
+    /// [`TlsFailure`]'s message says which setting to change.
+    pub fn tls_error(&self) -> Option<TlsFailure> {
+        self.client.tls_error()
+    }
+
     fn service(&mut self, i: usize) {
         let now = self.now();
         let Some(s) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
@@ -593,23 +631,62 @@ impl Producer {
         };
         if !s.connected {
             match s.stream.take_error() {
-                Ok(None) if s.stream.peer_addr().is_ok() => {
-                    s.connected = true;
-                    self.client.on_connected(ConnId(i as u8), now);
-                }
+                Ok(None) if s.stream.peer_addr().is_ok() => s.connected = true,
                 Ok(None) => return,
                 _ => return self.fail(i),
             }
         }
-        let mut io = Stream(&mut s.stream);
+        if !s.ready {
+            if let Some(t) = &mut s.tls {
+                match t.handshake(&mut s.stream) {
+                    Handshake::Pending => return,
+                    Handshake::Done => {}
+                    Handshake::Failed(failure) => return self.tls_failed(i, failure),
+                    Handshake::Lost { heard } => {
+                        if heard {
+                            log::info!("TLS handshake with {} cut", s.peer);
+                        } else {
+                            log::warn!(
+                                "TLS handshake with {} ended before the server answered: is \
+                                 the listener PLAINTEXT?",
+                                s.peer
+                            );
+                        }
+                        return self.fail(i);
+                    }
+                }
+            }
+            s.ready = true;
+            self.client.on_connected(ConnId(i as u8), now);
+        }
+        // What TLS holds for the socket first, as it is writable again.
+        let flushed = match &mut s.tls {
+            Some(t) => t.flush(&mut s.stream),
+            None => Ok(()),
+        };
+        let mut io = s.conn();
         let buffers = &mut self.buffers[i];
         let conn = ConnId(i as u8);
         // What is unsent first, as the socket is writable again; then what arrived.
-        let served = buffers.write_to(&mut io).and_then(|_| {
-            turn::receive(&mut self.client, &mut io, buffers, &self.frames, conn, now)
-        });
+        let served = flushed
+            .and_then(|()| buffers.write_to(&mut io))
+            .and_then(|_| {
+                turn::receive(&mut self.client, &mut io, buffers, &self.frames, conn, now)
+            });
         if served.is_err() {
-            self.fail(i);
+            self.lost(i);
+        }
+    }
+
+    /// Slot `i`'s established connection broke: a loss, unless TLS says why for good.
+    fn lost(&mut self, i: usize) {
+        let failure = self.sockets[i]
+            .as_mut()
+            .and_then(|s| s.tls.as_mut())
+            .and_then(|t| t.failure.take());
+        match failure {
+            Some(f) => self.tls_failed(i, f),
+            None => self.fail(i),
         }
     }
 
@@ -627,14 +704,14 @@ impl Producer {
     fn transmit_once(&mut self) {
         for i in 0..self.sockets.len() {
             let now = self.now();
-            let Some(s) = self.sockets[i].as_mut().filter(|s| s.connected) else {
+            let Some(s) = self.sockets[i].as_mut().filter(|s| s.ready) else {
                 continue;
             };
-            let mut io = Stream(&mut s.stream);
+            let mut io = s.conn();
             let conn = ConnId(i as u8);
             let buffers = &mut self.buffers[i];
             if turn::transmit(&mut self.client, &mut io, buffers, conn, now).is_err() {
-                self.fail(i);
+                self.lost(i);
             }
         }
     }

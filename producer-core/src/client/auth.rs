@@ -120,7 +120,7 @@ where
     }
 
     /// Authentication failed: the client dials no more (each broker would refuse alike).
-    pub(super) fn dialling_stopped(&self) -> bool {
+    pub(super) fn authentication_stopped(&self) -> bool {
         self.sasl_error.is_some()
     }
 
@@ -445,7 +445,7 @@ where
         self.conns[i].state = ConnState::Ready;
     }
 
-    pub(super) fn dialling_stopped(&self) -> bool {
+    pub(super) fn authentication_stopped(&self) -> bool {
         false
     }
 

@@ -339,6 +339,9 @@ fn write_outcome(w: &mut Writer<'_>, o: &Outcome) -> bool {
             NotPersistedReason::ProducerFatal(FatalReason::Authentication(e)) => {
                 (2, 3, 1, auth_code(&e), None)
             }
+            NotPersistedReason::ProducerFatal(FatalReason::Tls(f)) => {
+                (2, 3, 2, ErrorCode(i16::from(f.code())), None)
+            }
         },
         Outcome::PossiblyPersisted(r) => match r {
             PossiblyPersistedReason::Deadline => (3, 1, 0, none, None),
@@ -351,6 +354,9 @@ fn write_outcome(w: &mut Writer<'_>, o: &Outcome) -> bool {
             PossiblyPersistedReason::ProducerFatal(FatalReason::Broker(c)) => (3, 4, 0, c, None),
             PossiblyPersistedReason::ProducerFatal(FatalReason::Authentication(e)) => {
                 (3, 4, 1, auth_code(&e), None)
+            }
+            PossiblyPersistedReason::ProducerFatal(FatalReason::Tls(f)) => {
+                (3, 4, 2, ErrorCode(i16::from(f.code())), None)
             }
             PossiblyPersistedReason::ProducerStateExpired => (3, 5, 0, none, None),
         },
@@ -380,6 +386,9 @@ fn read_outcome(r: &mut Reader<'_>) -> Result<Outcome, RestoreError> {
         (2, 3, 1) => Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
             FatalReason::Authentication(auth_error(code)),
         )),
+        (2, 3, 2) => Outcome::NotPersisted(NotPersistedReason::ProducerFatal(FatalReason::Tls(
+            tls_failure(code)?,
+        ))),
         (2, 3, _) => {
             Outcome::NotPersisted(NotPersistedReason::ProducerFatal(FatalReason::Broker(code)))
         }
@@ -396,6 +405,9 @@ fn read_outcome(r: &mut Reader<'_>) -> Result<Outcome, RestoreError> {
         (3, 3, _) => Outcome::PossiblyPersisted(PossiblyPersistedReason::Unclassified(code)),
         (3, 4, 1) => Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
             FatalReason::Authentication(auth_error(code)),
+        )),
+        (3, 4, 2) => Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
+            FatalReason::Tls(tls_failure(code)?),
         )),
         (3, 4, _) => Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
             FatalReason::Broker(code),
@@ -417,6 +429,17 @@ fn auth_code(e: &crate::sasl::Error) -> ErrorCode {
 
 fn auth_error(code: ErrorCode) -> crate::sasl::Error {
     crate::sasl::Error::AuthenticationFailed { error_code: code.0 }
+}
+
+/// A TLS failure as stored: its [`TlsFailure::code`] in the error code's place. A code this
+/// build does not know is malformed state, not a guess.
+///
+/// [`TlsFailure::code`]: crate::tls::TlsFailure::code
+fn tls_failure(code: ErrorCode) -> Result<crate::tls::TlsFailure, RestoreError> {
+    u8::try_from(code.0)
+        .ok()
+        .and_then(crate::tls::TlsFailure::from_code)
+        .ok_or(RestoreError::Malformed)
 }
 
 #[cfg(test)]
@@ -458,7 +481,17 @@ mod tests {
             Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
                 FatalReason::Authentication(auth_error(ErrorCode(33))),
             )),
-        ];
+        ]
+        .into_iter()
+        .chain(crate::tls::TlsFailure::ALL.into_iter().flat_map(|f| {
+            [
+                Outcome::NotPersisted(NotPersistedReason::ProducerFatal(FatalReason::Tls(f))),
+                Outcome::PossiblyPersisted(PossiblyPersistedReason::ProducerFatal(
+                    FatalReason::Tls(f),
+                )),
+            ]
+        }))
+        .collect::<heapless::Vec<_, 64>>();
         let stamp = Stamp {
             producer_id: ProducerId(1234),
             epoch: ProducerEpoch(3),
@@ -478,6 +511,22 @@ mod tests {
                 assert!(read_meta(&buf[..cut]).is_err());
             }
         }
+    }
+
+    #[test]
+    fn an_unknown_tls_failure_code_is_malformed() {
+        let fatal = Outcome::NotPersisted(NotPersistedReason::ProducerFatal(FatalReason::Tls(
+            crate::tls::TlsFailure::NotTls,
+        )));
+        let mut buf = [0u8; 14];
+        let mut w = Writer::new(&mut buf);
+        assert!(write_outcome(&mut w, &fatal));
+        // The error code's place (after kind, reason, detail) holds the failure's code.
+        buf[3..5].copy_from_slice(&99i16.to_be_bytes());
+        assert_eq!(
+            read_outcome(&mut Reader::new(&buf)),
+            Err(RestoreError::Malformed)
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //!   `connection`: one connection's state and requests; `dial`: reconnect backoff.
 //! - `auth`, `credentials`: SASL authentication of each connection (and again before its
 //!   session ends), over the client's own copy of the credentials.
+//! - `tls`: a TLS failure the transport reports stops the producer (see [`crate::tls`]).
 //! - `routing`: which broker or bootstrap address each slot serves, and connection turns.
 //! - `requests`, `responses`: building requests, handling their answers.
 //! - `metadata`, `metadata_answer`: the cluster as known, applying an answer, when to ask.
@@ -59,6 +60,7 @@ mod restore;
 mod routing;
 mod scratch;
 mod timers;
+mod tls;
 
 use core::time::Duration;
 
@@ -171,6 +173,8 @@ pub struct Client<S, C: Capacities> {
     /// Authentication failed with this: the producer stopped, nothing is dialled.
     #[cfg(feature = "sasl")]
     sasl_error: Option<crate::sasl::Error>,
+    /// A TLS handshake failed for good with this: the producer stopped, nothing is dialled.
+    tls_error: Option<crate::tls::TlsFailure>,
 }
 
 impl<S, C: Capacities> Client<S, C>
@@ -309,6 +313,7 @@ where
             sasl,
             #[cfg(feature = "sasl")]
             sasl_error: None,
+            tls_error: None,
         })
     }
 

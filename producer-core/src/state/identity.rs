@@ -51,6 +51,10 @@ pub enum FatalReason {
     /// (SCRAM). Every broker of a cluster checks the same credentials, so the client stops
     /// dialling rather than retrying; the error says which setting to change.
     Authentication(crate::sasl::Error),
+    /// The TLS handshake failed in a way retrying cannot fix (a certificate not trusted or
+    /// not for the host, a client certificate refused, no TLS on the listener): see
+    /// [`crate::tls`]. The client stops dialling; the failure says which setting to change.
+    Tls(crate::tls::TlsFailure),
 }
 
 impl core::fmt::Display for FatalReason {
@@ -67,6 +71,10 @@ impl core::fmt::Display for FatalReason {
                 f,
                 "authentication failed, the producer stopped dialling: {e} (the client's sasl \
                  setting)"
+            ),
+            FatalReason::Tls(failure) => write!(
+                f,
+                "the TLS handshake failed, the producer stopped dialling: {failure}"
             ),
         }
     }

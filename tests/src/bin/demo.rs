@@ -161,6 +161,9 @@ impl Cluster {
                 cut_after_request: a.cut_after_request + s.cut_after_request,
                 cut_mid_response: a.cut_mid_response + s.cut_mid_response,
                 responses_held: a.responses_held + s.responses_held,
+                cut_bytes: a.cut_bytes + s.cut_bytes,
+                cut_bytes_in_hello: a.cut_bytes_in_hello + s.cut_bytes_in_hello,
+                cut_bytes_in_records: a.cut_bytes_in_records + s.cut_bytes_in_records,
             }
         })
     }
@@ -744,6 +747,9 @@ fn since(after: ProxyStats, before: ProxyStats) -> ProxyStats {
         cut_after_request: after.cut_after_request - before.cut_after_request,
         cut_mid_response: after.cut_mid_response - before.cut_mid_response,
         responses_held: after.responses_held - before.responses_held,
+        cut_bytes: after.cut_bytes - before.cut_bytes,
+        cut_bytes_in_hello: after.cut_bytes_in_hello - before.cut_bytes_in_hello,
+        cut_bytes_in_records: after.cut_bytes_in_records - before.cut_bytes_in_records,
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use crate::free_port;
 
 use super::{
-    DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, Sasl, SaslMechanism, cluster_id, jars, remove_leftovers,
-    version,
+    DIR_PREFIX, Kafka, NEXT_CLUSTER, Node, Sasl, SaslMechanism, Tls, cluster_id, jars,
+    remove_leftovers, version,
 };
 
 /// How to build a [`Kafka`] cluster: [`Kafka::builder`], adjust, [`KafkaBuilder::start`].
@@ -28,6 +28,7 @@ pub struct KafkaBuilder {
     sasl: Option<Sasl>,
     /// Per mechanism: each node's listener port and what it advertises.
     sasl_listeners: Vec<(SaslMechanism, Vec<u16>, Vec<String>)>,
+    tls: Option<Tls>,
 }
 
 impl KafkaBuilder {
@@ -113,6 +114,14 @@ impl KafkaBuilder {
         self
     }
 
+    /// SSL and SASL_SSL listeners besides the others, each with its certificate (see
+    /// [`Tls`]; [`Kafka::tls_addr`], [`Kafka::tls_bootstrap`]).
+    pub fn tls(mut self, tls: Tls) -> Self {
+        assert!(!tls.listeners().is_empty(), "TLS with no listener");
+        self.tls = Some(tls);
+        self
+    }
+
     /// Formats every node's storage with a fresh cluster id, starts the nodes and waits
     /// until Metadata lists every broker (at most 90 s; panics with the nodes' logs
     /// otherwise).
@@ -166,6 +175,12 @@ impl KafkaBuilder {
                             },
                         )
                         .collect(),
+                    tls_ports: self
+                        .tls
+                        .iter()
+                        .flat_map(|t| t.listeners())
+                        .map(|l| l.port.unwrap_or_else(free_port))
+                        .collect(),
                     advertised: self
                         .advertised
                         .as_ref()
@@ -185,6 +200,7 @@ impl KafkaBuilder {
             cluster_id: cluster_id(),
             keep: Mutex::new(false),
             sasl: self.sasl.clone(),
+            tls: self.tls.clone(),
         };
         let voters: Vec<String> = kafka
             .nodes
@@ -234,6 +250,7 @@ impl Kafka {
             configs: Vec::new(),
             sasl: None,
             sasl_listeners: Vec::new(),
+            tls: None,
         };
         builder
             .config("offsets.topic.replication.factor", &replication)

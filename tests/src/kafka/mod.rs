@@ -14,7 +14,8 @@
 //! advertise another address, such as a proxy in front of it), `INTERNAL` (replication, and
 //! the fixture's own admin connections, so a proxy never sees them) and `CONTROLLER` (the
 //! KRaft quorum), all PLAINTEXT; and, when the builder asks for [`Sasl`], one
-//! SASL_PLAINTEXT listener per mechanism ([`Kafka::sasl_bootstrap`]). Kafka's own Java
+//! SASL_PLAINTEXT listener per mechanism ([`Kafka::sasl_bootstrap`]); and, when it asks
+//! for [`Tls`], its SSL and SASL_SSL listeners ([`Kafka::tls_bootstrap`]). Kafka's own Java
 //! console clients run against any of them ([`Kafka::console_produce`],
 //! [`Kafka::console_consume`]).
 //!
@@ -33,6 +34,7 @@ mod oauth;
 mod process;
 mod sasl;
 mod segments;
+mod tls;
 
 pub use admin::PartitionState;
 pub use builder::KafkaBuilder;
@@ -44,6 +46,7 @@ pub use oauth::{
 pub use process::spawn_owned;
 pub use sasl::{Sasl, SaslMechanism, SaslUser};
 pub use segments::StoredBatch;
+pub use tls::{Issued, KeyKind, TestCa, Tls, TlsListener, Validity};
 
 use node::Node;
 use process::{DIR_PREFIX, NEXT_CLUSTER, cluster_id, remove_leftovers};
@@ -70,6 +73,7 @@ pub struct Kafka {
     cluster_id: String,
     keep: Mutex<bool>,
     sasl: Option<Sasl>,
+    tls: Option<Tls>,
 }
 
 impl Kafka {
@@ -136,6 +140,24 @@ impl Kafka {
             .position(|&m| m == mechanism)
             .unwrap_or_else(|| panic!("this cluster does not offer {}", mechanism.name()));
         SocketAddr::from((self.host, self.node(id).sasl_listeners[index].0))
+    }
+
+    /// Node `id`'s TLS listener `name` (where it listens); panics if there is none.
+    pub fn tls_addr(&self, id: i32, name: &str) -> SocketAddr {
+        let tls = self
+            .tls
+            .as_ref()
+            .expect("a cluster without TLS listeners (KafkaBuilder::tls)");
+        SocketAddr::from((self.host, self.node(id).tls_ports[tls.index(name)]))
+    }
+
+    /// `host:port` of every node's TLS listener `name`, comma-separated.
+    pub fn tls_bootstrap(&self, name: &str) -> String {
+        self.node_ids()
+            .into_iter()
+            .map(|id| self.tls_addr(id, name).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// `text` with the SASL users' passwords hidden (see [`Sasl::redact`]).

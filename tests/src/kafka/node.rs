@@ -29,6 +29,8 @@ pub(super) struct Node {
     /// The SASL listeners' ports and what each advertises (`host:port`), in the order of
     /// the cluster's mechanisms.
     pub(super) sasl_listeners: Vec<(u16, String)>,
+    /// The TLS listeners' ports, in the order of the cluster's [`super::Tls`] listeners.
+    pub(super) tls_ports: Vec<u16>,
     pub(super) advertised: String,
     pub(super) dir: PathBuf,
     pub(super) child: Mutex<Option<Child>>,
@@ -69,6 +71,18 @@ impl Kafka {
             }
             protocols.push_str(&sasl.protocol_map());
             sasl_settings = sasl.broker_settings();
+        }
+        if let Some(tls) = &self.tls {
+            for (l, port) in tls.listeners().iter().zip(&node.tls_ports) {
+                listeners.push_str(&format!(",{}://{host}:{port}", l.name));
+                let to = l
+                    .advertised
+                    .clone()
+                    .unwrap_or_else(|| format!("{host}:{port}"));
+                advertised.push_str(&format!(",{}://{to}", l.name));
+            }
+            protocols.push_str(&tls.protocol_map());
+            sasl_settings.extend(tls.broker_settings());
         }
         let roles = if node.controller {
             let controller = format!(",CONTROLLER://{host}:{}", node.controller_port);

@@ -29,9 +29,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod progress;
 mod sasl;
+mod tls;
 
 use clap::{Parser, ValueEnum};
+use progress::Progress;
 use transport_std::{
     BatchToken, DurableState, MAX_BATCH_BYTES, Outcome, Producer, ProducerConfig, ProducerRecord,
     RecordDelivery, SendError, UnknownOutcome, batch_bytes_range,
@@ -132,6 +135,8 @@ struct Args {
     abandoned_request_grace_ms: Option<u64>,
     #[command(flatten)]
     sasl: sasl::SaslArgs,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
 }
 
 /// `--batch-bytes` as a number; its range is checked once `--state-dir` is known.
@@ -329,6 +334,7 @@ fn run(args: Args) -> Result<bool, String> {
     let mut config: ProducerConfig<'_> =
         ProducerConfig::new(args.bootstrap.split(','), [args.topic.clone()]);
     secrets.configure(&args.sasl, &mut config);
+    args.tls.configure(&mut config);
     config.client.producer.unknown_outcome = match args.unknown_outcome {
         Policy::Wait => UnknownOutcome::Wait,
         Policy::FailAndFence => UnknownOutcome::FailAndFence,
@@ -828,38 +834,5 @@ fn settle(
         if let Some(j) = journal {
             j.outcome(index, &fate)?;
         }
-    }
-}
-
-struct Progress {
-    on: bool,
-    started: Instant,
-    last: Instant,
-}
-
-impl Progress {
-    fn new(on: bool) -> Self {
-        Progress {
-            on,
-            started: Instant::now(),
-            last: Instant::now(),
-        }
-    }
-
-    fn show(&mut self, producer: &Producer, fates: &Fates, last: bool) {
-        if !self.on || (!last && self.last.elapsed() < Duration::from_millis(250)) {
-            return;
-        }
-        self.last = Instant::now();
-        let sent = fates.len();
-        let acked = fates.persisted;
-        let rate = acked as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        let c = producer.counters();
-        eprint!(
-            "\rsent {sent}  acked {acked}  in flight {}  epoch bumps {}  {rate:.0} rec/s   {}",
-            sent - fates.decided,
-            c.epoch_bumps,
-            if last { "\n" } else { "" }
-        );
     }
 }
