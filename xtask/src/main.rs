@@ -289,8 +289,16 @@ fn test() -> Result<(), String> {
 }
 
 /// Debian packages the bundled librdkafka build (the integration tests' independent consumer
-/// and mock cluster) needs beyond a C toolchain.
-const PACKAGES: &[&str] = &["pkg-config", "zlib1g-dev", "make", "python3", "iproute2"];
+/// and mock cluster) needs beyond a C toolchain, the TAP tests' `ip` (iproute2), and the
+/// `openssl` tool that makes the TLS tests' RSA keys (rcgen's ring backend cannot).
+const PACKAGES: &[&str] = &[
+    "pkg-config",
+    "zlib1g-dev",
+    "make",
+    "python3",
+    "iproute2",
+    "openssl",
+];
 
 /// What `cargo xtask bench` needs beyond [`PACKAGES`]: a TrueType font for the plot's text
 /// (read from disk and rendered in Rust; no fontconfig).
