@@ -20,23 +20,25 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{self, BufRead, BufWriter, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod journal;
 mod progress;
 mod sasl;
 mod tls;
 
 use clap::{Parser, ValueEnum};
+use journal::{Fate, Journal, Places, Recovered};
 use progress::Progress;
 use transport_std::{
-    BatchToken, DurableState, MAX_BATCH_BYTES, Outcome, Producer, ProducerConfig, ProducerRecord,
+    DurableState, MAX_BATCH_BYTES, Outcome, Producer, ProducerConfig, ProducerRecord,
     RecordDelivery, SendError, UnknownOutcome, batch_bytes_range,
 };
 
@@ -149,135 +151,6 @@ fn parse_batch_bytes(text: &str) -> Result<usize, String> {
              {durable_max})"
         )
     })
-}
-
-#[derive(Clone, Copy)]
-struct Fate {
-    outcome: &'static str,
-    partition: i32,
-    offset: i64,
-}
-
-fn outcome_name(name: &str) -> Option<&'static str> {
-    ["persisted", "not-persisted", "possibly-persisted"]
-        .into_iter()
-        .find(|n| *n == name)
-}
-
-/// The tool's own journals in the state directory. Both are append-only text, written to the
-/// file (not just buffered) before the producer is called again, because the producer may
-/// make the matching batch durable, or forget a handed-out outcome, in that call.
-struct Journal {
-    outcomes: BufWriter<File>,
-    lines: BufWriter<File>,
-    dirty: bool,
-}
-
-/// What the journals held at startup.
-#[derive(Default)]
-struct Recovered {
-    /// Line index -> its outcome, as first handed out.
-    fates: HashMap<usize, Fate>,
-    /// (batch tag, offset in batch) -> line index, where it is not tag + offset.
-    places: HashMap<(u64, u32), usize>,
-}
-
-impl Journal {
-    fn open(dir: &Path) -> Result<(Journal, Recovered), String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut recovered = Recovered::default();
-        let outcomes_path = dir.join("outcomes");
-        let lines_path = dir.join("lines");
-        for (path, is_outcomes) in [(&outcomes_path, true), (&lines_path, false)] {
-            let Ok(file) = File::open(path) else { continue };
-            for line in BufReader::new(file).lines() {
-                let line = line.map_err(|e| format!("{}: {e}", path.display()))?;
-                let fields: Vec<&str> = line.split(' ').collect();
-                // A line cut by a crash is incomplete: ignore it (it was not acted on).
-                if is_outcomes {
-                    if let [index, outcome, partition, offset] = fields[..]
-                        && let (Ok(index), Some(outcome), Ok(partition), Ok(offset)) = (
-                            index.parse(),
-                            outcome_name(outcome),
-                            partition.parse(),
-                            offset.parse(),
-                        )
-                    {
-                        recovered.fates.entry(index).or_insert(Fate {
-                            outcome,
-                            partition,
-                            offset,
-                        });
-                    }
-                } else if let [tag, delta, index] = fields[..]
-                    && let (Ok(tag), Ok(delta), Ok(index)) =
-                        (tag.parse(), delta.parse(), index.parse())
-                {
-                    recovered.places.insert((tag, delta), index);
-                }
-            }
-        }
-        let append = |path: &Path| -> Result<BufWriter<File>, String> {
-            // Finish a line a crash may have cut, so the next entry starts clean.
-            let mut file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            file.write_all(b"\n")
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(BufWriter::new(file))
-        };
-        Ok((
-            Journal {
-                outcomes: append(&outcomes_path)?,
-                lines: append(&lines_path)?,
-                dirty: false,
-            },
-            recovered,
-        ))
-    }
-
-    fn place(&mut self, tag: u64, delta: u32, index: usize) -> Result<(), String> {
-        self.dirty = true;
-        writeln!(self.lines, "{tag} {delta} {index}").map_err(|e| format!("state: {e}"))
-    }
-
-    fn outcome(&mut self, index: usize, fate: &Fate) -> Result<(), String> {
-        self.dirty = true;
-        writeln!(
-            self.outcomes,
-            "{index} {} {} {}",
-            fate.outcome, fate.partition, fate.offset
-        )
-        .map_err(|e| format!("state: {e}"))
-    }
-
-    /// Hands what is buffered to the file before the producer runs again.
-    fn sync(&mut self) -> Result<(), String> {
-        if self.dirty {
-            self.lines.flush().map_err(|e| format!("state: {e}"))?;
-            self.outcomes.flush().map_err(|e| format!("state: {e}"))?;
-            self.dirty = false;
-        }
-        Ok(())
-    }
-}
-
-/// Which line each record of a batch is: `tag + delta` unless the journal says otherwise.
-struct Places {
-    /// Tag of each batch still open to records, by token.
-    open: HashMap<BatchToken, u64>,
-    places: HashMap<(u64, u32), usize>,
-}
-
-impl Places {
-    fn line(&self, tag: u64, delta: u32) -> usize {
-        self.places
-            .get(&(tag, delta))
-            .copied()
-            .unwrap_or((tag + u64::from(delta)) as usize)
-    }
 }
 
 fn kind(outcome: &Outcome) -> &'static str {
