@@ -21,8 +21,13 @@
 //! every one made here is owned by a guard whose `Drop` removes it, panics included, and
 //! [`NetNs::new`] deletes namespaces that earlier, killed runs left behind.
 
+mod dns;
+mod executor;
+
+pub use dns::dns_answer;
+pub use executor::run_embassy;
+
 use std::fs::File;
-use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -716,133 +721,6 @@ impl Drop for Forwarder<'_> {
         }
         for s in self.live.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
-        }
-    }
-}
-
-/// The name asked for and the answer to one DNS query, or `None` for a datagram that is not
-/// a query (ignored). `A`/IN for a name in `names`: one answer, TTL 60. Another type for a
-/// known name: no answer, NOERROR. An unknown name: NXDOMAIN. Not a standard query: NOTIMP.
-/// A malformed question: FORMERR (and an empty name).
-pub fn dns_answer(query: &[u8], names: &[(String, Ipv4Addr)]) -> Option<(String, Vec<u8>)> {
-    const QR: u16 = 0x8000;
-    const AA: u16 = 0x0400;
-    const RD: u16 = 0x0100;
-    let header = query.get(..12)?;
-    let flags = u16::from_be_bytes([header[2], header[3]]);
-    if flags & QR != 0 {
-        return None;
-    }
-    let reply = |rcode: u16, question: &[u8], answer: Option<Ipv4Addr>| {
-        let mut out = Vec::with_capacity(12 + question.len() + 16);
-        out.extend_from_slice(&header[..2]);
-        let opcode = flags & 0x7800;
-        out.extend_from_slice(&(QR | AA | opcode | (flags & RD) | rcode).to_be_bytes());
-        out.extend_from_slice(&u16::from(!question.is_empty()).to_be_bytes());
-        out.extend_from_slice(&u16::from(answer.is_some()).to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0]);
-        out.extend_from_slice(question);
-        if let Some(ip) = answer {
-            out.extend_from_slice(&[0xC0, 0x0C]); // the name: a pointer to the question's
-            out.extend_from_slice(&1u16.to_be_bytes()); // type A
-            out.extend_from_slice(&1u16.to_be_bytes()); // class IN
-            out.extend_from_slice(&60u32.to_be_bytes()); // TTL
-            out.extend_from_slice(&4u16.to_be_bytes());
-            out.extend_from_slice(&ip.octets());
-        }
-        out
-    };
-    if flags & 0x7800 != 0 {
-        return Some((String::new(), reply(4, &[], None))); // NOTIMP: standard queries only
-    }
-    if u16::from_be_bytes([header[4], header[5]]) != 1 {
-        return Some((String::new(), reply(1, &[], None))); // FORMERR: one question only
-    }
-    let mut labels = Vec::new();
-    let mut at = 12;
-    loop {
-        let Some(&len) = query.get(at) else {
-            return Some((String::new(), reply(1, &[], None)));
-        };
-        let len = usize::from(len);
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        let label = query.get(at + 1..at + 1 + len);
-        match label.map(std::str::from_utf8) {
-            Some(Ok(label)) if len < 64 => labels.push(label),
-            _ => return Some((String::new(), reply(1, &[], None))),
-        }
-        at += 1 + len;
-    }
-    let Some(tail) = query.get(at..at + 4) else {
-        return Some((String::new(), reply(1, &[], None)));
-    };
-    let qtype = u16::from_be_bytes([tail[0], tail[1]]);
-    let qclass = u16::from_be_bytes([tail[2], tail[3]]);
-    let question = &query[12..at + 4];
-    let name = labels.join(".");
-    let answer = match names.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
-        None => reply(3, question, None),
-        Some((_, ip)) if qtype == 1 && qclass == 1 => reply(0, question, Some(*ip)),
-        Some(_) => reply(0, question, None),
-    };
-    Some((name, answer))
-}
-
-/// Runs the future `make` builds on an embassy std executor (`embassy-executor`,
-/// `platform-std`) on a thread of its own, and returns its output. The executor stops once
-/// the future is done, dropping it (and, e.g., the embassy-net runner and TAP device it
-/// owns): drive the stack's runner inside the future (`select` it with the work) rather than
-/// as a task of its own. Panics if it takes longer than `timeout`, and resumes a panic of
-/// the future.
-pub fn run_embassy<T, F, Fut>(timeout: Duration, make: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::Builder::new()
-        .name("embassy".into())
-        .stack_size(16 << 20)
-        .spawn(move || {
-            let executor = Box::leak(Box::new(embassy_executor::Executor::new()));
-            let done = Arc::new(AtomicBool::new(false));
-            let finished = done.clone();
-            executor.run_until(
-                move |spawner| {
-                    let future = make();
-                    let task = async move {
-                        let out = future.await;
-                        finished.store(true, Ordering::Relaxed);
-                        let _ = tx.send(out);
-                    };
-                    let storage = Box::leak(Box::new(embassy_executor::raw::TaskStorage::new()));
-                    spawner.spawn(storage.spawn(move || task).expect("a fresh task storage"));
-                },
-                move || done.load(Ordering::Relaxed),
-            );
-        })
-        .expect("spawn embassy thread");
-    let until = Instant::now() + timeout;
-    loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(out) => {
-                let _ = thread.join();
-                return out;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) if thread.is_finished() => {
-                std::panic::resume_unwind(thread.join().expect_err("embassy thread ended"))
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= until => {
-                panic!("the embassy run did not finish within {timeout:?}")
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                std::panic::resume_unwind(thread.join().expect_err("embassy thread ended"))
-            }
         }
     }
 }
