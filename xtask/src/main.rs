@@ -540,7 +540,15 @@ pub(crate) fn cargo_in(dir: &str, args: &[&str]) -> Result<(), String> {
 }
 
 /// The parts of `cargo xtask bench`, in the order BENCHMARKS.md shows them.
-const BENCH_PARTS: &[&str] = &["latency", "throughput", "alloc", "core", "size", "sasl"];
+const BENCH_PARTS: &[&str] = &[
+    "latency",
+    "throughput",
+    "alloc",
+    "core",
+    "size",
+    "sasl",
+    "tls",
+];
 
 /// Each part's heading in BENCHMARKS.md (the first line its section file writes).
 const BENCH_HEADINGS: &[&str] = &[
@@ -550,6 +558,7 @@ const BENCH_HEADINGS: &[&str] = &[
     "## Core cost (producer-core, criterion)",
     "## Sizes",
     "## SASL",
+    "## TLS (transport-std)",
 ];
 
 /// The section of `md` under the level-2 `heading`, up to the next level-2 heading.
@@ -624,7 +633,7 @@ fn bench(part: Option<&str>) -> Result<(), String> {
     }
     if parts
         .iter()
-        .any(|p| matches!(*p, "latency" | "throughput" | "alloc"))
+        .any(|p| matches!(*p, "latency" | "throughput" | "alloc" | "tls"))
     {
         ensure_java_and_maven()?;
         ensure_tansu()?;

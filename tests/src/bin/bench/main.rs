@@ -1,7 +1,7 @@
 //! The benchmark driver behind `cargo xtask bench`: this project against librdkafka (the
 //! `rdkafka` crate) in the same run, on loopback only.
 //!
-//! `bench latency|throughput|alloc|size` runs one part, prints its markdown section and writes
+//! `bench latency|throughput|alloc|size|tls` runs one part, prints its markdown section and writes
 //! it to `target/bench/PART.md` (`cargo xtask bench` assembles BENCHMARKS.md from those, with
 //! the `core` part it measures with criterion). `latency` also draws
 //! `BENCHMARKS-latency.png` at the workspace root.
@@ -17,6 +17,8 @@
 //! - `alloc`: heap allocations per record in transport-std after warm-up, counted by this
 //!   binary's global allocator.
 //! - `size`: `size_of` of the core's state.
+//! - `tls`: transport-std over TLS against plaintext (`BENCH_RECORDS`, 3 runs each) to one
+//!   Apache Kafka node with a PLAINTEXT and two SSL listeners (RSA-2048, ECDSA P-256).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -39,12 +41,15 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use tests::{ChaosProxy, ProxyMode, SilentListener, Tansu, free_port, refusing_address};
-use transport_std::{Error, Producer, ProducerConfig, ProducerRecord};
+use transport_std::{
+    Error, Pem, Producer, ProducerConfig, ProducerRecord, SecurityProtocol, TlsRoots,
+};
 
 mod alloc;
 mod latency;
 mod size;
 mod throughput;
+mod tls;
 
 // --- counting allocator --------------------------------------------------------------------
 
@@ -195,14 +200,18 @@ fn main() -> ExitCode {
         "throughput" => throughput::run(),
         "alloc" => alloc::run(),
         "size" => size::run(),
+        "tls" => tls::run(),
         "all" => {
             latency::run();
             throughput::run();
             alloc::run();
             size::run();
+            tls::run();
         }
         other => {
-            eprintln!("usage: bench [latency|throughput|alloc|size|all]; unknown part `{other}`");
+            eprintln!(
+                "usage: bench [latency|throughput|alloc|size|tls|all]; unknown part `{other}`"
+            );
             return ExitCode::FAILURE;
         }
     }

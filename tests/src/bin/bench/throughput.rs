@@ -4,26 +4,34 @@ use super::*;
 
 /// What a child reports: records it got `Persisted`, others, seconds from first send to last
 /// outcome.
-struct ChildRun {
-    persisted: u64,
-    failed: u64,
-    seconds: f64,
-    cpu_seconds: f64,
-    peak_rss_kib: i64,
+pub(crate) struct ChildRun {
+    pub(crate) persisted: u64,
+    pub(crate) failed: u64,
+    pub(crate) seconds: f64,
+    pub(crate) cpu_seconds: f64,
+    pub(crate) peak_rss_kib: i64,
 }
 
-/// `child ours|rdkafka BOOTSTRAP TOPIC RECORDS`: produces, prints `persisted failed seconds`.
+/// `child ours|rdkafka BOOTSTRAP TOPIC RECORDS [CA_FILE]`: produces, prints `persisted failed
+/// seconds`. With `CA_FILE` (ours only), over SSL with the broker verified against that CA.
 pub(crate) fn child(args: &[String]) -> ExitCode {
-    let [side, bootstrap, topic, records] = args else {
-        eprintln!("usage: bench child ours|rdkafka BOOTSTRAP TOPIC RECORDS");
-        return ExitCode::FAILURE;
+    let (side, bootstrap, topic, records, ca) = match args {
+        [s, b, t, r] => (s, b, t, r, None),
+        [s, b, t, r, ca] if s == "ours" => (s, b, t, r, Some(ca)),
+        _ => {
+            eprintln!("usage: bench child ours|rdkafka BOOTSTRAP TOPIC RECORDS [CA_FILE]");
+            return ExitCode::FAILURE;
+        }
     };
     let records: u64 = records.parse().expect("record count");
     let (persisted, failed, seconds) = match side.as_str() {
         "ours" => {
-            let mut producer =
-                Producer::new(ProducerConfig::new([bootstrap.as_str()], [topic.as_str()]))
-                    .expect("valid configuration");
+            let mut config = ProducerConfig::new([bootstrap.as_str()], [topic.as_str()]);
+            if let Some(ca) = ca {
+                config.security_protocol = SecurityProtocol::Ssl;
+                config.tls.roots = TlsRoots::Ca(Pem::File(ca.into()));
+            }
+            let mut producer = Producer::new(config).expect("valid configuration");
             let start = Instant::now();
             let (p, f) = pump_ours(
                 &mut producer,
@@ -129,11 +137,20 @@ fn pump_librdkafka(bootstrap: &str, topic: &str, records: u64) -> (u64, u64, f64
     )
 }
 
-/// Runs `bench child …` and takes its own resource usage when it exits.
-fn run_child(side: &str, bootstrap: &str, topic: &str, records: u64) -> Result<ChildRun, String> {
+/// Runs `bench child …` (over SSL with `ca`) and takes its own resource usage when it exits.
+pub(crate) fn run_child(
+    side: &str,
+    bootstrap: &str,
+    topic: &str,
+    records: u64,
+    ca: Option<&str>,
+) -> Result<ChildRun, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let records = records.to_string();
+    let mut args = vec!["child", side, bootstrap, topic, &records];
+    args.extend(ca);
     let mut child = Command::new(exe)
-        .args(["child", side, bootstrap, topic, &records.to_string()])
+        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -228,7 +245,7 @@ pub(crate) fn run() {
                 let topic = format!("throughput-{run}-{side}");
                 eprintln!("bench throughput: {broker_name} run {} {side}", run + 1);
                 let outcome = start_broker(tansu, &topic).and_then(|(broker, bootstrap)| {
-                    let r = run_child(side, &bootstrap, &topic, records);
+                    let r = run_child(side, &bootstrap, &topic, records, None);
                     drop(broker);
                     r
                 });
