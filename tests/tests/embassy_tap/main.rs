@@ -69,6 +69,7 @@ use transport_std::file_flash::{FileFlash, PAGE_SIZE};
 mod oauth;
 mod power_cut;
 mod produce;
+mod tls;
 
 /// The port the broker listens on inside each namespace (the namespace is ours: nothing
 /// else listens there).

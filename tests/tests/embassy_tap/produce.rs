@@ -4,11 +4,11 @@
 use super::*;
 
 /// What a producing run reports back from the executor thread.
-struct Run {
-    told: Vec<Told>,
-    flushed: bool,
-    counters: Counters,
-    elapsed: std::time::Duration,
+pub(super) struct Run {
+    pub(super) told: Vec<Told>,
+    pub(super) flushed: bool,
+    pub(super) counters: Counters,
+    pub(super) elapsed: std::time::Duration,
 }
 
 /// Takes every outcome the producer has ready.
@@ -55,51 +55,7 @@ fn produce_over_tap(
                 &mut buffers,
             )
             .expect("producer");
-            let mut told = vec![Told::default(); n];
-            let mut pending = HashMap::new();
-            for i in 0..n {
-                let c = content(i);
-                let headers: Vec<RecordHeader<'_>> = c
-                    .headers
-                    .iter()
-                    .map(|(k, v)| RecordHeader {
-                        key: k,
-                        value: v.as_deref(),
-                    })
-                    .collect();
-                let record = ProducerRecord {
-                    topic,
-                    partition: None,
-                    key: Some(&c.key),
-                    value: Some(&c.value),
-                    headers: &headers,
-                    timestamp: Some(1_700_000_000_000 + i as i64),
-                };
-                let deadline = Instant::now() + embassy_time::Duration::from_secs(20);
-                let receipt = producer
-                    .send(&record, deadline)
-                    .await
-                    .unwrap_or_else(|e| panic!("record {i} refused: {e}"));
-                assert!(
-                    pending
-                        .insert((receipt.batch, receipt.offset_delta), i)
-                        .is_none(),
-                    "receipt {receipt:?} handed out twice"
-                );
-                told[i].partition = Some(receipt.partition);
-                drain(&mut producer, &mut pending, &mut told);
-            }
-            let give_up = Instant::now() + embassy_time::Duration::from_secs(30);
-            drain(&mut producer, &mut pending, &mut told);
-            let mut flushed = false;
-            while !pending.is_empty() && Instant::now() < give_up {
-                flushed = producer.flush(give_up).await;
-                drain(&mut producer, &mut pending, &mut told);
-            }
-            flushed |= producer.flush(Instant::now()).await;
-            producer
-                .close(Instant::now() + embassy_time::Duration::from_secs(2))
-                .await;
+            let (told, flushed) = send_and_flush(&mut producer, topic, n, 1_700_000_000_000).await;
             Run {
                 told,
                 flushed,
@@ -110,10 +66,68 @@ fn produce_over_tap(
     })
 }
 
+/// Sends records `0..n` to `topic` through `producer`, each with a 20 s deadline, takes
+/// every outcome, flushes (30 s at most) and closes. Record `i`'s timestamp is
+/// `timestamp_base + i` ms. Returns what the producer told of each record, and whether the
+/// last flush reported everything decided.
+pub(super) async fn send_and_flush(
+    producer: &mut TapProducer<'_>,
+    topic: &'static str,
+    n: usize,
+    timestamp_base: i64,
+) -> (Vec<Told>, bool) {
+    let mut told = vec![Told::default(); n];
+    let mut pending = HashMap::new();
+    for i in 0..n {
+        let c = content(i);
+        let headers: Vec<RecordHeader<'_>> = c
+            .headers
+            .iter()
+            .map(|(k, v)| RecordHeader {
+                key: k,
+                value: v.as_deref(),
+            })
+            .collect();
+        let record = ProducerRecord {
+            topic,
+            partition: None,
+            key: Some(&c.key),
+            value: Some(&c.value),
+            headers: &headers,
+            timestamp: Some(timestamp_base + i as i64),
+        };
+        let deadline = Instant::now() + embassy_time::Duration::from_secs(20);
+        let receipt = producer
+            .send(&record, deadline)
+            .await
+            .unwrap_or_else(|e| panic!("record {i} refused: {e}"));
+        assert!(
+            pending
+                .insert((receipt.batch, receipt.offset_delta), i)
+                .is_none(),
+            "receipt {receipt:?} handed out twice"
+        );
+        told[i].partition = Some(receipt.partition);
+        drain(producer, &mut pending, &mut told);
+    }
+    let give_up = Instant::now() + embassy_time::Duration::from_secs(30);
+    drain(producer, &mut pending, &mut told);
+    let mut flushed = false;
+    while !pending.is_empty() && Instant::now() < give_up {
+        flushed = producer.flush(give_up).await;
+        drain(producer, &mut pending, &mut told);
+    }
+    flushed |= producer.flush(Instant::now()).await;
+    producer
+        .close(Instant::now() + embassy_time::Duration::from_secs(2))
+        .await;
+    (told, flushed)
+}
+
 /// Checks a run and the log read back: every record persisted with an offset, and the log
 /// holds each exactly once, intact, in the partition its receipt named, in send order per
 /// partition (so per key), at the offset the producer reported.
-fn verify(run: &Run, log: &[Vec<ReadRecord>]) {
+pub(super) fn verify(run: &Run, log: &[Vec<ReadRecord>]) {
     let n = run.told.len();
     for (i, t) in run.told.iter().enumerate() {
         match t.outcome {

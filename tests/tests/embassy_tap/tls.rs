@@ -1,0 +1,254 @@
+//! TLS over the TAP device: `transport-embassy` (feature `tls`, embedded-tls) into Apache
+//! Kafka's SSL listeners, with certificates made in the test (`TestCa`).
+//!
+//! One Kafka node with three SSL listeners besides its PLAINTEXT one (the fixture's and the
+//! independent consumer's):
+//! - `SSL` (ECDSA P-256, named [`HOST`]) and `SSL_RSA` (RSA-2048, named [`HOST`]): 2,000
+//!   records each, every one persisted, read back exactly (once, in order, at the offset
+//!   reported);
+//! - `SSL` with a CA that did not sign its certificate: the first send stops with
+//!   `FatalReason::Tls(UnknownIssuer)` long before its deadline, and nothing more is dialled;
+//! - `SSL_OTHER_NAME`, whose certificate names only [`BOOTSTRAP_HOST`] while the broker
+//!   advertises [`HOST`]: the bootstrap connection verifies, the records are accepted, and
+//!   the broker connection fails with `NotValidForName`; every record is `NotPersisted` with
+//!   that reason within seconds, well before its 20 s deadline.
+//!
+//! The producer reaches every name through `map_address` (no DNS): the names are what the
+//! certificates are checked against and what the client sends as SNI.
+
+use super::produce::{Run, send_and_flush, verify};
+use super::*;
+use producer_core::state::{FatalReason, NotPersistedReason};
+use producer_core::tls::TlsFailure;
+use tests::kafka::{KeyKind, TestCa, Tls, Validity};
+use transport_embassy::tls::{self, SecurityProtocol, TlsConfig, TlsResources};
+
+/// The name the brokers advertise and their certificates carry.
+const HOST: &str = "broker.kafka.internal";
+/// A bootstrap name only `SSL_OTHER_NAME`'s certificate carries.
+const BOOTSTRAP_HOST: &str = "bootstrap.kafka.internal";
+const SSL_PORT: u16 = 9093;
+const RSA_PORT: u16 = 9094;
+const OTHER_NAME_PORT: u16 = 9095;
+/// Record buffers: the least a broker forces (a whole 16 KiB record), and 4 KiB to write.
+const RECORD_RX: usize = tls::RECORD_RX_MIN;
+const RECORD_TX: usize = 4096;
+
+type Resources = TlsResources<BROKERS, RECORD_RX, RECORD_TX>;
+
+/// Every name the test uses, to the listener of the same port.
+fn map_tls(host: &str, port: u16) -> Option<IpEndpoint> {
+    (host == HOST || host == BOOTSTRAP_HOST)
+        .then(|| IpEndpoint::new(IpAddress::Ipv4(BROKER_IP), port))
+}
+
+/// The operating system's generator, through the rand_core 0.6 traits embedded-tls takes.
+fn rng() -> rand_core::OsRng {
+    rand_core::OsRng
+}
+
+/// What a TLS run reports back.
+struct TlsRun {
+    run: Run,
+    tls_error: Option<TlsFailure>,
+    /// The first send's error, when the run stops at it.
+    refused: Option<TapError>,
+    /// How long the first send took (to its outcome or its error).
+    first_send: std::time::Duration,
+}
+
+/// On a fresh stack over `device`: a producer over TLS trusting `ca` (PEM), bootstrapping
+/// from `bootstrap`, sends `n` records to `topic` (see `send_and_flush`) with the TLS
+/// runner beside it. With `expect_refusal`, only one record, whose refusal ends the run.
+fn produce_over_tls(
+    device: TunTapDevice,
+    ca: String,
+    bootstrap: String,
+    topic: &'static str,
+    n: usize,
+    expect_refusal: bool,
+) -> TlsRun {
+    run_embassy(Duration::from_secs(180), move || {
+        on_stack(device, async move |stack: Stack<'_>| {
+            let started = std::time::Instant::now();
+            let bootstrap = [bootstrap.as_str()];
+            let topics = [topic];
+            let mut config = ProducerConfig::new("embassy-tls", &bootstrap, &topics);
+            config.client.batch_bytes = BATCH_BYTES;
+            config.map_address = Some(map_tls);
+            let mut buffers: [ConnectionBuffers<RX, TX>; BROKERS] =
+                core::array::from_fn(|_| ConnectionBuffers::new());
+            let mut resources = Box::new(Resources::new());
+            let tls_config = TlsConfig {
+                ca: ca.as_bytes(),
+                client: None,
+            };
+            let (links, mut runner) = tls::new(&mut resources, tls_config, rng()).expect("tls");
+            let producer: TapProducer<'_> = Producer::new(
+                stack,
+                config,
+                vec![0u8; BATCHES * BATCH_BYTES],
+                &mut buffers,
+            )
+            .expect("producer");
+            let mut producer = producer
+                .with_tls(SecurityProtocol::Ssl, links)
+                .expect("with_tls");
+            let unix_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_millis() as i64;
+            producer.set_wall_clock(unix_ms);
+            let work = async {
+                let mut refused = None;
+                let mut first_send = std::time::Duration::ZERO;
+                let (told, flushed) = if expect_refusal {
+                    let record = ProducerRecord {
+                        topic,
+                        partition: None,
+                        key: None,
+                        value: Some(b"refused"),
+                        headers: &[],
+                        timestamp: None,
+                    };
+                    let t = std::time::Instant::now();
+                    let deadline = Instant::now() + embassy_time::Duration::from_secs(20);
+                    refused = producer.send(&record, deadline).await.err();
+                    first_send = t.elapsed();
+                    // Driven on, a stopped producer dials no more.
+                    producer
+                        .run_until(Instant::now() + embassy_time::Duration::from_secs(2))
+                        .await;
+                    (Vec::new(), true)
+                } else {
+                    send_and_flush(&mut producer, topic, n, unix_ms).await
+                };
+                TlsRun {
+                    tls_error: producer.client().tls_error(),
+                    run: Run {
+                        told,
+                        flushed,
+                        counters: producer.counters(),
+                        elapsed: started.elapsed(),
+                    },
+                    refused,
+                    first_send,
+                }
+            };
+            match select(runner.run(), work).await {
+                Either::First(never) => never,
+                Either::Second(out) => out,
+            }
+        })
+    })
+}
+
+#[test]
+fn embassy_produces_over_tls_and_fails_clearly_kafka() {
+    let ca = TestCa::new("embassy test CA");
+    let other_ca = TestCa::new("another CA");
+    let ecdsa = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
+    let rsa = ca.server(KeyKind::Rsa, &[HOST], Validity::Current);
+    let other_name = ca.server(KeyKind::EcdsaP256, &[BOOTSTRAP_HOST], Validity::Current);
+    let ns = NetNs::new();
+    let kafka = Kafka::builder(1)
+        .in_namespace(ns.name(), BROKER_IP)
+        .client_ports(vec![PORT])
+        .tls(
+            Tls::new()
+                .ssl_behind("SSL", ecdsa, SSL_PORT, &format!("{HOST}:{SSL_PORT}"))
+                .ssl_behind("SSL_RSA", rsa, RSA_PORT, &format!("{HOST}:{RSA_PORT}"))
+                .ssl_behind(
+                    "SSL_OTHER_NAME",
+                    other_name,
+                    OTHER_NAME_PORT,
+                    &format!("{HOST}:{OTHER_NAME_PORT}"),
+                ),
+        )
+        .start();
+
+    // ECDSA P-256, then RSA-2048: every record persisted and read back exactly.
+    const N: usize = 2_000;
+    for (what, topic, port) in [
+        ("ECDSA P-256", "embassy-tls-ecdsa", SSL_PORT),
+        ("RSA-2048", "embassy-tls-rsa", RSA_PORT),
+    ] {
+        kafka.create_topic(topic, PARTITIONS);
+        let device = ns.open_tap();
+        let out = produce_over_tls(
+            device,
+            ca.pem().to_string(),
+            format!("{HOST}:{port}"),
+            topic,
+            N,
+            false,
+        );
+        eprintln!(
+            "{what}: produced {N} records over TLS in {:?}: {:?}",
+            out.run.elapsed, out.run.counters
+        );
+        assert_eq!(out.tls_error, None, "{what}");
+        let log = ns.run(|| {
+            read_back(
+                &kafka.bootstrap(),
+                topic,
+                PARTITIONS,
+                N,
+                Duration::from_secs(60),
+            )
+        });
+        verify(&out.run, &log);
+    }
+
+    // A CA that did not sign the broker's certificate: the producer stops at once.
+    let device = ns.open_tap();
+    let out = produce_over_tls(
+        device,
+        other_ca.pem().to_string(),
+        format!("{HOST}:{SSL_PORT}"),
+        "embassy-tls-refused",
+        1,
+        true,
+    );
+    let fatal = FatalReason::Tls(TlsFailure::UnknownIssuer);
+    assert_eq!(out.refused, Some(TapError::Stopped(fatal)), "wrong CA");
+    assert_eq!(out.tls_error, Some(TlsFailure::UnknownIssuer));
+    assert!(
+        out.first_send < Duration::from_secs(10),
+        "the refusal took {:?}: the deadline, not the failure, ended it",
+        out.first_send
+    );
+    eprintln!("wrong CA: {}", TapError::Stopped(fatal));
+
+    // The broker's advertised name is not in its certificate: records accepted over the
+    // bootstrap connection are decided NotPersisted with the reason, long before their
+    // deadline.
+    const TOPIC: &str = "embassy-tls-other-name";
+    kafka.create_topic(TOPIC, PARTITIONS);
+    let device = ns.open_tap();
+    let out = produce_over_tls(
+        device,
+        ca.pem().to_string(),
+        format!("{BOOTSTRAP_HOST}:{OTHER_NAME_PORT}"),
+        TOPIC,
+        20,
+        false,
+    );
+    let fatal = FatalReason::Tls(TlsFailure::NotValidForName);
+    assert_eq!(out.tls_error, Some(TlsFailure::NotValidForName));
+    for (i, t) in out.run.told.iter().enumerate() {
+        assert_eq!(
+            t.outcome,
+            Some(Outcome::NotPersisted(NotPersistedReason::ProducerFatal(
+                fatal
+            ))),
+            "record {i}"
+        );
+    }
+    assert!(
+        out.run.elapsed < Duration::from_secs(15),
+        "decided in {:?}: by the 20 s deadlines, not the failure",
+        out.run.elapsed
+    );
+    drop(kafka);
+}
