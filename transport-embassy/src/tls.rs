@@ -51,14 +51,15 @@
 //!   sent as SNI, against the leaf's DNS subject alternative names and its common name,
 //!   with RFC 6125 wildcards. IP-address SANs are not read: brokers are dialled by name.
 //! - The dates: this transport checks every certificate of the chain and the CA against the
-//!   wall clock, once the firmware gave one ([`Producer::set_wall_clock`]
-//!   (crate::Producer::set_wall_clock)); without it, dates are not checked.
+//!   wall clock, once the firmware gave one
+//!   ([`Producer::set_wall_clock`](crate::Producer::set_wall_clock)); without it, dates are
+//!   not checked.
 //! - Not checked by embedded-tls: basic constraints (that an intermediate is a CA), key
 //!   usage and extended key usage, name constraints, revocation.
 //! - TLS 1.3 only, TLS_AES_128_GCM_SHA256, key exchange on secp256r1.
 //!
-//! A failure maps to a [`TlsFailure`]: the producer stops ([`FatalReason::Tls`]
-//! (crate::FatalReason::Tls)), as on transport-std. A connection that ends during the
+//! A failure maps to a [`TlsFailure`]: the producer stops
+//! ([`FatalReason::Tls`](crate::FatalReason::Tls)), as on transport-std. A connection that ends during the
 //! handshake is an ordinary loss, redialled at the reconnect backoff.
 
 mod der;

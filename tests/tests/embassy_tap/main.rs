@@ -29,8 +29,16 @@
 //!   by the producer (the awaited method returns early for it) and renewed while records
 //!   flow; the log holds each record once, in order, at the offset reported.
 //!
+//! - `embassy_produces_over_tls_and_fails_clearly_kafka` (Kafka only: SSL listeners):
+//!   `transport-embassy`'s TLS (embedded-tls, its runner beside the producer) into an ECDSA
+//!   P-256 and an RSA-2048 broker, 2,000 records each read back exactly; a CA that did not
+//!   sign the broker's certificate stops the producer at once (`UnknownIssuer`); a broker
+//!   whose certificate lacks its advertised name fails the accepted records
+//!   `NotPersisted(Tls(NotValidForName))` long before their deadlines.
+//!
 //! The first three are in `produce.rs`, the power cut in `power_cut.rs`, OAUTHBEARER in
-//! `oauth.rs`; this file has the broker, the stack and the records they share.
+//! `oauth.rs`, TLS in `tls.rs`; this file has the broker, the stack and the records they
+//! share.
 //!
 //! Against Kafka every offset the producer reports must be exactly where the record is in
 //! the log (restored batches Kafka had appended before the power cut included: it answers a

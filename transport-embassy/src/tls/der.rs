@@ -161,7 +161,7 @@ fn time(input: &[u8]) -> Option<(u64, &[u8])> {
 
 /// Days from 1970-01-01 to the given date (proleptic Gregorian, year ≥ 1970).
 fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
-    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     // Whole years: 365 each, plus the leap days before `year` counted from 1970.
     let leaps_before = |y: u64| (y - 1) / 4 - (y - 1) / 100 + (y - 1) / 400;
     let mut days = (year - 1970) * 365 + leaps_before(year) - leaps_before(1970);

@@ -65,7 +65,7 @@ pub(super) fn free(q: &Deque<u8, WIRE_QUEUE>) -> usize {
 }
 
 /// One connection's TLS state shared by the producer and the runner (see the module
-/// documentation). Part of [`TlsResources`].
+/// documentation). Part of [`TlsResources`](super::TlsResources).
 pub struct TlsWire {
     pub(super) inner: RefCell<WireState>,
 }
