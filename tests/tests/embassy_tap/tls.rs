@@ -1,17 +1,24 @@
 //! TLS over the TAP device: `transport-embassy` (feature `tls`, embedded-tls) into Apache
 //! Kafka's SSL listeners, with certificates made in the test (`TestCa`).
 //!
-//! One Kafka node with three SSL listeners besides its PLAINTEXT one (the fixture's and the
+//! One Kafka node with SSL listeners besides its PLAINTEXT one (the fixture's and the
 //! independent consumer's):
-//! - `SSL` (ECDSA P-256, named [`HOST`]) and `SSL_RSA` (RSA-2048, named [`HOST`]): 2,000
-//!   records each, every one persisted, read back exactly (once, in order, at the offset
-//!   reported);
-//! - `SSL` with a CA that did not sign its certificate: the first send stops with
-//!   `FatalReason::Tls(UnknownIssuer)` long before its deadline, and nothing more is dialled;
+//! - `SSL` (ECDSA P-256, named [`HOST`]), `SSL_RSA` (RSA-2048, named [`HOST`]) and `MTLS`
+//!   (`ssl.client.auth=required`, the client's P-256 certificate given): 2,000 records
+//!   each (500 over mTLS), every one persisted, read back exactly (once, in order, at the
+//!   offset reported);
+//! - failures for good, each stopping the first send with the failure long before its
+//!   deadline: a CA that did not sign the broker's certificate
+//!   (`UnknownIssuer`), an expired certificate (`Expired`: this transport's own date check,
+//!   from the wall clock the firmware gives), mTLS without a client certificate
+//!   (`ClientCertificateRefused`, told by the broker's alert after the handshake);
 //! - `SSL_OTHER_NAME`, whose certificate names only [`BOOTSTRAP_HOST`] while the broker
 //!   advertises [`HOST`]: the bootstrap connection verifies, the records are accepted, and
 //!   the broker connection fails with `NotValidForName`; every record is `NotPersisted` with
-//!   that reason within seconds, well before its 20 s deadline.
+//!   that reason within seconds, well before its 20 s deadline;
+//! - the PLAINTEXT listener behind a TLS configuration: Kafka closes on the ClientHello, an
+//!   ordinary loss redialled at the backoff, never a TLS failure; the record is refused at
+//!   its deadline.
 //!
 //! The producer reaches every name through `map_address` (no DNS): the names are what the
 //! certificates are checked against and what the client sends as SNI.
@@ -20,8 +27,8 @@ use super::produce::{Run, send_and_flush, verify};
 use super::*;
 use producer_core::state::{FatalReason, NotPersistedReason};
 use producer_core::tls::TlsFailure;
-use tests::kafka::{KeyKind, TestCa, Tls, Validity};
-use transport_embassy::tls::{self, SecurityProtocol, TlsConfig, TlsResources};
+use tests::kafka::{Issued, KeyKind, TestCa, Tls, Validity};
+use transport_embassy::tls::{self, ClientIdentity, SecurityProtocol, TlsConfig, TlsResources};
 
 /// The name the brokers advertise and their certificates carry.
 const HOST: &str = "broker.kafka.internal";
@@ -30,6 +37,8 @@ const BOOTSTRAP_HOST: &str = "bootstrap.kafka.internal";
 const SSL_PORT: u16 = 9093;
 const RSA_PORT: u16 = 9094;
 const OTHER_NAME_PORT: u16 = 9095;
+const EXPIRED_PORT: u16 = 9096;
+const MTLS_PORT: u16 = 9097;
 /// Record buffers: the least a broker forces (a whole 16 KiB record), and 4 KiB to write.
 const RECORD_RX: usize = tls::RECORD_RX_MIN;
 const RECORD_TX: usize = 4096;
@@ -57,16 +66,26 @@ struct TlsRun {
     first_send: std::time::Duration,
 }
 
-/// On a fresh stack over `device`: a producer over TLS trusting `ca` (PEM), bootstrapping
-/// from `bootstrap`, sends `n` records to `topic` (see `send_and_flush`) with the TLS
-/// runner beside it. With `expect_refusal`, only one record, whose refusal ends the run.
+/// How a TLS run goes.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `n` records through `send_and_flush`.
+    Records(usize),
+    /// One record with this deadline, whose refusal ends the run; then two seconds more of
+    /// driving.
+    Refused(std::time::Duration),
+}
+
+/// On a fresh stack over `device`: a producer over TLS trusting `ca` (PEM), with the client
+/// certificate `client` if any, bootstrapping from `bootstrap`, sends to `topic` as `mode`
+/// says, with the TLS runner beside it.
 fn produce_over_tls(
     device: TunTapDevice,
     ca: String,
+    client: Option<Issued>,
     bootstrap: String,
     topic: &'static str,
-    n: usize,
-    expect_refusal: bool,
+    mode: Mode,
 ) -> TlsRun {
     run_embassy(Duration::from_secs(180), move || {
         on_stack(device, async move |stack: Stack<'_>| {
@@ -81,7 +100,10 @@ fn produce_over_tls(
             let mut resources = Box::new(Resources::new());
             let tls_config = TlsConfig {
                 ca: ca.as_bytes(),
-                client: None,
+                client: client.as_ref().map(|c| ClientIdentity {
+                    cert: c.chain_pem.as_bytes(),
+                    key: c.key_pem.as_bytes(),
+                }),
             };
             let (links, mut runner) = tls::new(&mut resources, tls_config, rng()).expect("tls");
             let producer: TapProducer<'_> = Producer::new(
@@ -102,7 +124,7 @@ fn produce_over_tls(
             let work = async {
                 let mut refused = None;
                 let mut first_send = std::time::Duration::ZERO;
-                let (told, flushed) = if expect_refusal {
+                let (told, flushed) = if let Mode::Refused(within) = mode {
                     let record = ProducerRecord {
                         topic,
                         partition: None,
@@ -112,15 +134,17 @@ fn produce_over_tls(
                         timestamp: None,
                     };
                     let t = std::time::Instant::now();
-                    let deadline = Instant::now() + embassy_time::Duration::from_secs(20);
-                    refused = producer.send(&record, deadline).await.err();
+                    let within = embassy_time::Duration::from_micros(within.as_micros() as u64);
+                    refused = producer.send(&record, Instant::now() + within).await.err();
                     first_send = t.elapsed();
-                    // Driven on, a stopped producer dials no more.
                     producer
                         .run_until(Instant::now() + embassy_time::Duration::from_secs(2))
                         .await;
                     (Vec::new(), true)
                 } else {
+                    let Mode::Records(n) = mode else {
+                        unreachable!()
+                    };
                     send_and_flush(&mut producer, topic, n, unix_ms).await
                 };
                 TlsRun {
@@ -143,6 +167,19 @@ fn produce_over_tls(
     })
 }
 
+/// The first send stops with `failure`, well before its 20 s deadline.
+fn assert_refused(what: &str, out: &TlsRun, failure: TlsFailure) {
+    let fatal = FatalReason::Tls(failure);
+    assert_eq!(out.refused, Some(TapError::Stopped(fatal)), "{what}");
+    assert_eq!(out.tls_error, Some(failure), "{what}");
+    assert!(
+        out.first_send < Duration::from_secs(10),
+        "{what}: the refusal took {:?}: the deadline, not the failure, ended it",
+        out.first_send
+    );
+    eprintln!("{what}: {}", TapError::Stopped(fatal));
+}
+
 #[test]
 fn embassy_produces_over_tls_and_fails_clearly_kafka() {
     let ca = TestCa::new("embassy test CA");
@@ -150,41 +187,53 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
     let ecdsa = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
     let rsa = ca.server(KeyKind::Rsa, &[HOST], Validity::Current);
     let other_name = ca.server(KeyKind::EcdsaP256, &[BOOTSTRAP_HOST], Validity::Current);
+    let expired = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Expired);
+    let mtls = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
+    let client = ca.client(KeyKind::EcdsaP256, "gateway");
+    let at = |port: u16| format!("{HOST}:{port}");
     let ns = NetNs::new();
     let kafka = Kafka::builder(1)
         .in_namespace(ns.name(), BROKER_IP)
         .client_ports(vec![PORT])
         .tls(
             Tls::new()
-                .ssl_behind("SSL", ecdsa, SSL_PORT, &format!("{HOST}:{SSL_PORT}"))
-                .ssl_behind("SSL_RSA", rsa, RSA_PORT, &format!("{HOST}:{RSA_PORT}"))
+                .ssl_behind("SSL", ecdsa, SSL_PORT, &at(SSL_PORT))
+                .ssl_behind("SSL_RSA", rsa, RSA_PORT, &at(RSA_PORT))
                 .ssl_behind(
                     "SSL_OTHER_NAME",
                     other_name,
                     OTHER_NAME_PORT,
-                    &format!("{HOST}:{OTHER_NAME_PORT}"),
-                ),
+                    &at(OTHER_NAME_PORT),
+                )
+                .ssl_behind("SSL_EXPIRED", expired, EXPIRED_PORT, &at(EXPIRED_PORT))
+                .mtls_behind("MTLS", mtls, ca.pem(), MTLS_PORT, &at(MTLS_PORT)),
         )
         .start();
 
-    // ECDSA P-256, then RSA-2048: every record persisted and read back exactly.
-    const N: usize = 2_000;
-    for (what, topic, port) in [
-        ("ECDSA P-256", "embassy-tls-ecdsa", SSL_PORT),
-        ("RSA-2048", "embassy-tls-rsa", RSA_PORT),
+    // ECDSA P-256, RSA-2048, mTLS: every record persisted and read back exactly.
+    for (what, topic, port, client, n) in [
+        ("ECDSA P-256", "embassy-tls-ecdsa", SSL_PORT, None, 2_000),
+        ("RSA-2048", "embassy-tls-rsa", RSA_PORT, None, 2_000),
+        (
+            "mTLS",
+            "embassy-tls-mtls",
+            MTLS_PORT,
+            Some(client.clone()),
+            500,
+        ),
     ] {
         kafka.create_topic(topic, PARTITIONS);
         let device = ns.open_tap();
         let out = produce_over_tls(
             device,
             ca.pem().to_string(),
-            format!("{HOST}:{port}"),
+            client,
+            at(port),
             topic,
-            N,
-            false,
+            Mode::Records(n),
         );
         eprintln!(
-            "{what}: produced {N} records over TLS in {:?}: {:?}",
+            "{what}: produced {n} records over TLS in {:?}: {:?}",
             out.run.elapsed, out.run.counters
         );
         assert_eq!(out.tls_error, None, "{what}");
@@ -193,32 +242,58 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
                 &kafka.bootstrap(),
                 topic,
                 PARTITIONS,
-                N,
+                n,
                 Duration::from_secs(60),
             )
         });
         verify(&out.run, &log);
     }
 
-    // A CA that did not sign the broker's certificate: the producer stops at once.
+    // Failures for good: the producer stops at the first handshake.
+    let within = Duration::from_secs(20);
+    for (what, trusted, port, failure) in [
+        ("wrong CA", &other_ca, SSL_PORT, TlsFailure::UnknownIssuer),
+        ("expired", &ca, EXPIRED_PORT, TlsFailure::Expired),
+        (
+            "mTLS without a client certificate",
+            &ca,
+            MTLS_PORT,
+            TlsFailure::ClientCertificateRefused,
+        ),
+    ] {
+        let device = ns.open_tap();
+        let out = produce_over_tls(
+            device,
+            trusted.pem().to_string(),
+            None,
+            at(port),
+            "embassy-tls-refused",
+            Mode::Refused(within),
+        );
+        assert_refused(what, &out, failure);
+    }
+
+    // A PLAINTEXT listener behind TLS: losses, redialled, and the record refused at its
+    // deadline; never a TLS failure.
     let device = ns.open_tap();
     let out = produce_over_tls(
         device,
-        other_ca.pem().to_string(),
-        format!("{HOST}:{SSL_PORT}"),
+        ca.pem().to_string(),
+        None,
+        at(PORT),
         "embassy-tls-refused",
-        1,
-        true,
+        Mode::Refused(Duration::from_secs(3)),
     );
-    let fatal = FatalReason::Tls(TlsFailure::UnknownIssuer);
-    assert_eq!(out.refused, Some(TapError::Stopped(fatal)), "wrong CA");
-    assert_eq!(out.tls_error, Some(TlsFailure::UnknownIssuer));
     assert!(
-        out.first_send < Duration::from_secs(10),
-        "the refusal took {:?}: the deadline, not the failure, ended it",
-        out.first_send
+        matches!(out.refused, Some(TapError::Deadline(_))),
+        "PLAINTEXT behind TLS: {:?}",
+        out.refused
     );
-    eprintln!("wrong CA: {}", TapError::Stopped(fatal));
+    assert_eq!(out.tls_error, None, "PLAINTEXT behind TLS");
+    assert!(
+        out.first_send >= Duration::from_secs(3),
+        "refused before its deadline"
+    );
 
     // The broker's advertised name is not in its certificate: records accepted over the
     // bootstrap connection are decided NotPersisted with the reason, long before their
@@ -229,10 +304,10 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
     let out = produce_over_tls(
         device,
         ca.pem().to_string(),
+        None,
         format!("{BOOTSTRAP_HOST}:{OTHER_NAME_PORT}"),
         TOPIC,
-        20,
-        false,
+        Mode::Records(20),
     );
     let fatal = FatalReason::Tls(TlsFailure::NotValidForName);
     assert_eq!(out.tls_error, Some(TlsFailure::NotValidForName));
