@@ -23,6 +23,11 @@
 //! }
 //! ```
 //!
+//! With TLS (feature `tls`, [`tls`]) the methods stay cancel-safe: the TLS sessions, whose
+//! library keeps its progress inside its own futures, run in [`tls::TlsRunner::run`], which
+//! the firmware runs beside the producer for its whole life (as it runs embassy-net's
+//! runner); the producer and the runner share only byte queues and flags.
+//!
 //! Memory is the caller's: the capacities as one type ([`Fixed`]`<TOPICS, PARTITIONS,
 //! BATCHES, BROKERS>`), batch storage (`BATCHES * batch_bytes` bytes) and one
 //! [`ConnectionBuffers`] per broker connection. The embassy-net `StackResources` must have
