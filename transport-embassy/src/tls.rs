@@ -28,8 +28,9 @@
 //!
 //! - [`TlsRecords`]`<RX, TX>`: the record buffers. `RX` must hold the largest record the
 //!   broker sends: 16,384 bytes of plaintext plus 256 of overhead, so **16,640 bytes**
-//!   ([`RECORD_RX_MIN`]). Kafka (Java's TLS) does not accept the max_fragment_length
-//!   extension, so no smaller size is safe against it. `TX` bounds the records this side
+//!   ([`RECORD_RX_MIN`]). A broker that took the max_fragment_length extension would send
+//!   smaller records, but Java's TLS, Kafka's, does not negotiate it by default, so this
+//!   client does not offer it and no smaller size is safe. `TX` bounds the records this side
 //!   writes: at least a handshake message (about 1 KiB without a client certificate; the
 //!   certificate's size more with one) and `TLS_RECORD_OVERHEAD` (128) bytes; 4 KiB is
 //!   plenty.
@@ -43,8 +44,9 @@
 //!   the broker sends, each certificate's signature by the one above it. Signature
 //!   algorithms: ECDSA P-256 with SHA-256 always; ECDSA P-384 with SHA-384 with `tls-p384`;
 //!   RSA PKCS#1 v1.5 (SHA-256/384/512, any modulus the `rsa` crate takes: 2048 and 4096)
-//!   with `tls-rsa`, which needs an allocator (the `rsa` crate's big integers). RSA-PSS
-//!   certificate signatures are not supported.
+//!   with `tls-rsa`, which needs an allocator (the `rsa` crate's big integers: a peak of
+//!   about 12 KB per handshake with 2048-bit keys, 22 KB with 4096-bit ones, measured by
+//!   `tests/tests/tls_rsa_heap.rs`). RSA-PSS certificate signatures are not supported.
 //! - The handshake signature (CertificateVerify) by the leaf's key: ECDSA P-256; P-384 with
 //!   `tls-p384`; RSA-PSS (what a TLS 1.3 RSA server signs with) with `tls-rsa`.
 //! - The name: the host dialled (the bootstrap host, then each broker's advertised host),
@@ -347,4 +349,63 @@ fn decode_key(input: &[u8]) -> Option<SigningKey> {
         .ok()
         .or_else(|| p256::SecretKey::from_pkcs8_der(&der).ok())
         .map(|k| SigningKey::from(&k))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::format;
+
+    /// A self-signed P-256 certificate (public data only; its key was thrown away): CN
+    /// probe.example, DNS SANs broker.example and other.example, valid from 2026-12-04
+    /// 19:18:05 to 2036-12-01 19:18:05 UTC.
+    const PEM: &[u8] = b"-----BEGIN CERTIFICATE-----
+MIIBrzCCAVWgAwIBAgIUKKm/c6sRDWrqNVA1gXNZI/uMLt4wCgYIKoZIzj0EAwIw
+GDEWMBQGA1UEAwwNcHJvYmUuZXhhbXBsZTAeFw0yNjEyMDQxOTE4MDVaFw0zNjEy
+MDExOTE4MDVaMBgxFjAUBgNVBAMMDXByb2JlLmV4YW1wbGUwWTATBgcqhkjOPQIB
+BggqhkjOPQMBBwNCAAS0Hzsm9t5PIkq3zZaDF5nLF6He/icgJcF8BwyqaWORCMoS
+TVxTwRVXN2Hcdgu7HYCDJjqGOBaYW5TfWjKhZeuKo30wezAdBgNVHQ4EFgQUcSqh
+WWzozu11vGiYW8exJ5GF6ZYwHwYDVR0jBBgwFoAUcSqhWWzozu11vGiYW8exJ5GF
+6ZYwDwYDVR0TAQH/BAUwAwEB/zAoBgNVHREEITAfgg5icm9rZXIuZXhhbXBsZYIN
+b3RoZXIuZXhhbXBsZTAKBggqhkjOPQQDAgNIADBFAiEAnYbPDXgEEkrTZJrusnzz
+KmH53niLLQVqygx1rt2IbvECIDGYwdfTu3c7EMecsq91UYrJPJ9Rps3m0Ig6T+zb
+vBPf
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn pem_and_der_give_the_same_certificate_and_its_facts() {
+        let der = decode_cert(PEM).expect("PEM");
+        assert_eq!(der.first(), Some(&0x30));
+        // Text before the block (a comment, a bundle's heading) is skipped.
+        let mut commented = b"# the brokers' CA\n".to_vec();
+        commented.extend_from_slice(PEM);
+        assert_eq!(decode_cert(&commented).as_deref(), Some(&der[..]));
+        assert_eq!(decode_cert(&der).as_deref(), Some(&der[..]));
+        let facts = der::facts(&der).expect("facts");
+        assert_eq!(facts.not_before, 1_796_411_885);
+        assert_eq!(facts.not_after, 2_111_771_885);
+        // The first DNS SAN, not the common name.
+        assert_eq!(facts.name, Some(&b"broker.example"[..]));
+    }
+
+    #[test]
+    fn what_is_not_a_certificate_is_refused_at_setup() {
+        assert!(decode_cert(b"not a certificate").is_none());
+        assert!(decode_cert(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_none());
+        assert!(decode_key(PEM).is_none(), "a certificate is not a key");
+        let config = TlsConfig {
+            ca: PEM,
+            client: Some(ClientIdentity {
+                cert: PEM,
+                key: b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
+            }),
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("<redacted>") && !shown.contains("c2VjcmV0"),
+            "{shown}"
+        );
+    }
 }
