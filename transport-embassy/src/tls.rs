@@ -42,11 +42,12 @@
 //!
 //! - The chain: from the CA the firmware embeds (exactly one trust anchor) down the chain
 //!   the broker sends, each certificate's signature by the one above it. Signature
-//!   algorithms: ECDSA P-256 with SHA-256 always; ECDSA P-384 with SHA-384 with `tls-p384`;
+//!   algorithms: ECDSA P-256 with SHA-256 always; ECDSA P-384 with SHA-384 with `tls-p384`
+//!   (a P-384 key signing with SHA-256 is refused: embedded-tls takes that as P-256 only);
 //!   RSA PKCS#1 v1.5 (SHA-256/384/512, any modulus the `rsa` crate takes: 2048 and 4096)
 //!   with `tls-rsa`, which needs an allocator (the `rsa` crate's big integers: a peak of
 //!   about 12 KB per handshake with 2048-bit keys, 22 KB with 4096-bit ones, measured by
-//!   `tests/tests/tls_rsa_heap.rs`). RSA-PSS certificate signatures are not supported.
+//!   `tests/tests/embedded_tls_verifier.rs`). RSA-PSS certificate signatures are not supported.
 //! - The handshake signature (CertificateVerify) by the leaf's key: ECDSA P-256; P-384 with
 //!   `tls-p384`; RSA-PSS (what a TLS 1.3 RSA server signs with) with `tls-rsa`.
 //! - The name: the host dialled (the bootstrap host, then each broker's advertised host),

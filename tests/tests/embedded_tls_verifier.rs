@@ -1,15 +1,17 @@
-//! How much heap transport-embassy's RSA path (feature `tls-rsa`) needs: embedded-tls's
-//! verifier, driven as a handshake drives it, for a broker with an RSA key under an RSA CA,
-//! 2048 and 4096 bits, under a counting allocator. The figure is what a firmware's
-//! `#[global_allocator]` must hold (the README states it).
+//! What embedded-tls's verifier (as transport-embassy's `tls`, `tls-p384` and `tls-rsa`
+//! build it) accepts, outside a handshake, with certificates made by the `openssl` tool:
 //!
-//! The keys and certificates come from the `openssl` tool, as the other TLS tests' RSA keys:
-//! a CA (sha256WithRSAEncryption, self-signed), a leaf it signs for [`HOST`], and the leaf's
-//! RSA-PSS signature (SHA-256, salt of the hash's length) over the TLS 1.3 CertificateVerify
-//! message of an empty transcript. The verifier must accept the chain and the signature, and
-//! refuse the signature with one bit flipped. The chain goes through embedded-tls's own
-//! verifier; the handshake signature through the `rsa` calls embedded-tls makes for it (see
-//! [`certificate_verify`]).
+//! - RSA (`tls-rsa`), 2048 and 4096 bits: a CA (sha256WithRSAEncryption, self-signed), a
+//!   leaf it signs for [`HOST`], and the leaf's RSA-PSS signature (SHA-256, salt of the
+//!   hash's length) over the TLS 1.3 CertificateVerify message of an empty transcript, under
+//!   a counting allocator: the chain and the signature accepted, the signature with one bit
+//!   flipped refused, and the peak heap within what the README tells a firmware's
+//!   `#[global_allocator]` to hold. The chain goes through embedded-tls's own verifier; the
+//!   handshake signature through the `rsa` calls embedded-tls makes for it (see
+//!   [`certificate_verify`]).
+//! - ECDSA chains: a P-384 CA signing with SHA-384 (`tls-p384`) is accepted, for a P-256 and
+//!   a P-384 leaf; what embedded-tls refuses is written down too: a P-384 CA that signs with
+//!   SHA-256 (it takes ecdsa-with-SHA256 as P-256 only), and a chain under another CA.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
@@ -62,13 +64,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// Runs `openssl` in `dir` with `command`'s words (none holds a space).
+fn openssl(dir: &Path, command: &str) {
+    let args: Vec<&str> = command.split_whitespace().collect();
     let out = Command::new("openssl")
-        .args(args)
+        .args(&args)
         .current_dir(dir)
         .output()
         .expect("run openssl (apt-get install openssl)");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    assert!(out.status.success(), "openssl {command}: {out:?}");
 }
 
 /// What [`make`] makes.
@@ -83,54 +87,18 @@ struct Made {
     signature: Vec<u8>,
 }
 
-/// An RSA CA of `bits`, a leaf of `bits` it signs, and the leaf's signature over `message`.
-fn make(dir: &Path, bits: u32, message: &[u8]) -> Made {
-    let bits = format!("rsa_keygen_bits:{bits}");
-    for key in ["ca.key", "leaf.key"] {
-        openssl(
-            dir,
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                &bits,
-                "-out",
-                key,
-            ],
-        );
-    }
+/// A CA certificate `ca.der` for `ca.key`, self-signed with `digest` (`-sha256`, …), and a
+/// leaf `leaf.der` for `leaf.key` and [`HOST`] that it signs with `digest`.
+fn certificates(dir: &Path, digest: &str) {
     openssl(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            "ca.key",
-            "-sha256",
-            "-subj",
-            "/CN=RSA test CA",
-            "-days",
-            "30",
-            "-outform",
-            "DER",
-            "-out",
-            "ca.der",
-        ],
+        &format!(
+            "req -x509 -new -key ca.key {digest} -subj /CN=test-CA -days 30 -outform DER -out ca.der"
+        ),
     );
     openssl(
         dir,
-        &[
-            "req",
-            "-new",
-            "-key",
-            "leaf.key",
-            "-subj",
-            &format!("/CN={HOST}"),
-            "-out",
-            "leaf.csr",
-        ],
+        &format!("req -new -key leaf.key -subj /CN={HOST} -out leaf.csr"),
     );
     std::fs::write(
         dir.join("leaf.ext"),
@@ -139,58 +107,31 @@ fn make(dir: &Path, bits: u32, message: &[u8]) -> Made {
     .expect("write leaf.ext");
     openssl(
         dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.der",
-            "-CAform",
-            "DER",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-sha256",
-            "-days",
-            "30",
-            "-extfile",
-            "leaf.ext",
-            "-outform",
-            "DER",
-            "-out",
-            "leaf.der",
-        ],
+        &format!(
+            "x509 -req -in leaf.csr -CA ca.der -CAform DER -CAkey ca.key -CAcreateserial \
+             {digest} -days 30 -extfile leaf.ext -outform DER -out leaf.der"
+        ),
     );
+}
+
+/// An RSA CA of `bits`, a leaf of `bits` it signs, and the leaf's signature over `message`.
+fn make(dir: &Path, bits: u32, message: &[u8]) -> Made {
+    for key in ["ca.key", "leaf.key"] {
+        openssl(
+            dir,
+            &format!("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{bits} -out {key}"),
+        );
+    }
+    certificates(dir, "-sha256");
     std::fs::write(dir.join("message"), message).expect("write message");
     openssl(
         dir,
-        &[
-            "dgst",
-            "-sha256",
-            "-sign",
-            "leaf.key",
-            "-sigopt",
-            "rsa_padding_mode:pss",
-            "-sigopt",
-            "rsa_pss_saltlen:digest",
-            "-out",
-            "signature",
-            "message",
-        ],
+        "dgst -sha256 -sign leaf.key -sigopt rsa_padding_mode:pss -sigopt \
+         rsa_pss_saltlen:digest -out signature message",
     );
     openssl(
         dir,
-        &[
-            "rsa",
-            "-in",
-            "leaf.key",
-            "-RSAPublicKey_out",
-            "-outform",
-            "DER",
-            "-out",
-            "leaf.pub",
-        ],
+        "rsa -in leaf.key -RSAPublicKey_out -outform DER -out leaf.pub",
     );
     let read = |f: &str| std::fs::read(dir.join(f)).expect(f);
     Made {
@@ -275,4 +216,56 @@ fn rsa_verification_fits_a_small_heap() {
         assert!(allocations > 0, "RSA-{bits}: no allocation counted");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// An EC key on `curve` (`P-256`, `P-384`) in `file`.
+fn ec_key(dir: &Path, curve: &str, file: &str) {
+    openssl(
+        dir,
+        &format!("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:{curve} -out {file}"),
+    );
+}
+
+/// Whether embedded-tls's verifier accepts `leaf` under `ca` for [`HOST`].
+fn chain_accepted(ca: &[u8], leaf: &[u8]) -> bool {
+    let mut verifier: CertVerifier<'_, Aes128GcmSha256, NoClock, 4096> =
+        CertVerifier::new(Certificate::X509(ca));
+    verifier.set_hostname_verification(HOST).expect("host");
+    let mut chain = CertificateRef::with_context(&[]);
+    chain.add(CertificateEntryRef::X509(leaf)).expect("chain");
+    verifier.verify_certificate(&Sha256::new(), chain).is_ok()
+}
+
+#[test]
+fn ecdsa_chains_under_p256_and_p384_cas() {
+    let dir = std::env::temp_dir().join(format!("kp-ecdsa-chains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let read = |f: &str| std::fs::read(dir.join(f)).expect(f);
+    // (CA curve, leaf curve, digest, accepted)
+    let cases = [
+        ("P-256", "P-256", "-sha256", true),
+        ("P-384", "P-256", "-sha384", true),
+        ("P-384", "P-384", "-sha384", true),
+        // embedded-tls verifies ecdsa-with-SHA256 with a P-256 key only.
+        ("P-384", "P-256", "-sha256", false),
+    ];
+    for (ca_curve, leaf_curve, digest, accepted) in cases {
+        ec_key(&dir, ca_curve, "ca.key");
+        ec_key(&dir, leaf_curve, "leaf.key");
+        certificates(&dir, digest);
+        let (ca, leaf) = (read("ca.der"), read("leaf.der"));
+        assert_eq!(
+            chain_accepted(&ca, &leaf),
+            accepted,
+            "a {leaf_curve} leaf under a {ca_curve} CA signing with {digest}"
+        );
+        // The same leaf under another CA of the same kind: refused.
+        ec_key(&dir, ca_curve, "ca.key");
+        certificates(&dir, digest);
+        assert!(
+            !chain_accepted(&read("ca.der"), &leaf),
+            "a {leaf_curve} leaf accepted under a CA that did not sign it"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
