@@ -31,10 +31,13 @@
 //!
 //! - `embassy_produces_over_tls_and_fails_clearly_kafka` (Kafka only: SSL listeners):
 //!   `transport-embassy`'s TLS (embedded-tls, its runner beside the producer) into an ECDSA
-//!   P-256 and an RSA-2048 broker, 2,000 records each read back exactly; a CA that did not
-//!   sign the broker's certificate stops the producer at once (`UnknownIssuer`); a broker
-//!   whose certificate lacks its advertised name fails the accepted records
-//!   `NotPersisted(Tls(NotValidForName))` long before their deadlines.
+//!   P-256 and an RSA-2048 broker (2,000 records each) and mTLS (500), read back exactly;
+//!   10,000 records through the chaos proxy cutting every connection (inside handshakes and
+//!   records), read back exactly; a wrong CA, an expired certificate and mTLS without a
+//!   client certificate stop the producer at once with their `TlsFailure`; a broker whose
+//!   certificate lacks its advertised name fails the accepted records
+//!   `NotPersisted(Tls(NotValidForName))` long before their deadlines; a PLAINTEXT listener
+//!   behind TLS is a loss, the record refused at its deadline.
 //!
 //! The first three are in `produce.rs`, the power cut in `power_cut.rs`, OAUTHBEARER in
 //! `oauth.rs`, TLS in `tls.rs`; this file has the broker, the stack and the records they

@@ -16,6 +16,9 @@
 //!   advertises [`HOST`]: the bootstrap connection verifies, the records are accepted, and
 //!   the broker connection fails with `NotValidForName`; every record is `NotPersisted` with
 //!   that reason within seconds, well before its 20 s deadline;
+//! - the chaos proxy (byte mode) in front of `SSL_CHAOS`, which advertises it: every
+//!   connection cut at a random byte, inside handshakes and inside records; 10,000 records
+//!   read back exactly, and no cut taken for a TLS failure;
 //! - the PLAINTEXT listener behind a TLS configuration: Kafka closes on the ClientHello, an
 //!   ordinary loss redialled at the backoff, never a TLS failure; the record is refused at
 //!   its deadline.
@@ -23,11 +26,13 @@
 //! The producer reaches every name through `map_address` (no DNS): the names are what the
 //! certificates are checked against and what the client sends as SNI.
 
-use super::produce::{Run, send_and_flush, verify};
+use super::produce::{Run, send_and_flush, verify, verify_exactly_once};
 use super::*;
 use producer_core::state::{FatalReason, NotPersistedReason};
 use producer_core::tls::TlsFailure;
+use std::net::SocketAddr;
 use tests::kafka::{Issued, KeyKind, TestCa, Tls, Validity};
+use tests::{ChaosProxy, ProxyMode};
 use transport_embassy::tls::{self, ClientIdentity, SecurityProtocol, TlsConfig, TlsResources};
 
 /// The name the brokers advertise and their certificates carry.
@@ -39,6 +44,9 @@ const RSA_PORT: u16 = 9094;
 const OTHER_NAME_PORT: u16 = 9095;
 const EXPIRED_PORT: u16 = 9096;
 const MTLS_PORT: u16 = 9097;
+/// The chaos proxy in front of `SSL_CHAOS`, which listens on [`CHAOS_UPSTREAM_PORT`].
+const CHAOS_PORT: u16 = 9098;
+const CHAOS_UPSTREAM_PORT: u16 = 9099;
 /// Record buffers: the least a broker forces (a whole 16 KiB record), and 4 KiB to write.
 const RECORD_RX: usize = tls::RECORD_RX_MIN;
 const RECORD_TX: usize = 4096;
@@ -69,8 +77,8 @@ struct TlsRun {
 /// How a TLS run goes.
 #[derive(Clone, Copy)]
 enum Mode {
-    /// `n` records through `send_and_flush`.
-    Records(usize),
+    /// `n` records through `send_and_flush`, each with a deadline this far from its send.
+    Records(usize, std::time::Duration),
     /// One record with this deadline, whose refusal ends the run; then two seconds more of
     /// driving.
     Refused(std::time::Duration),
@@ -142,10 +150,11 @@ fn produce_over_tls(
                         .await;
                     (Vec::new(), true)
                 } else {
-                    let Mode::Records(n) = mode else {
+                    let Mode::Records(n, within) = mode else {
                         unreachable!()
                     };
-                    send_and_flush(&mut producer, topic, n, unix_ms).await
+                    let within = embassy_time::Duration::from_micros(within.as_micros() as u64);
+                    send_and_flush(&mut producer, topic, n, unix_ms, within).await
                 };
                 TlsRun {
                     tls_error: producer.client().tls_error(),
@@ -190,8 +199,18 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
     let expired = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Expired);
     let mtls = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
     let client = ca.client(KeyKind::EcdsaP256, "gateway");
+    let chaos_cert = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
     let at = |port: u16| format!("{HOST}:{port}");
     let ns = NetNs::new();
+    // Inside the namespace, on the broker's address: the embassy stack reaches it.
+    let chaos = ns.run(|| {
+        ChaosProxy::start_on(
+            SocketAddr::from((BROKER_IP, CHAOS_PORT)),
+            SocketAddr::from((BROKER_IP, CHAOS_UPSTREAM_PORT)),
+            ProxyMode::Pass,
+            0xe7b,
+        )
+    });
     let kafka = Kafka::builder(1)
         .in_namespace(ns.name(), BROKER_IP)
         .client_ports(vec![PORT])
@@ -206,7 +225,13 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
                     &at(OTHER_NAME_PORT),
                 )
                 .ssl_behind("SSL_EXPIRED", expired, EXPIRED_PORT, &at(EXPIRED_PORT))
-                .mtls_behind("MTLS", mtls, ca.pem(), MTLS_PORT, &at(MTLS_PORT)),
+                .mtls_behind("MTLS", mtls, ca.pem(), MTLS_PORT, &at(MTLS_PORT))
+                .ssl_behind(
+                    "SSL_CHAOS",
+                    chaos_cert,
+                    CHAOS_UPSTREAM_PORT,
+                    &at(CHAOS_PORT),
+                ),
         )
         .start();
 
@@ -230,7 +255,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
             client,
             at(port),
             topic,
-            Mode::Records(n),
+            Mode::Records(n, Duration::from_secs(20)),
         );
         eprintln!(
             "{what}: produced {n} records over TLS in {:?}: {:?}",
@@ -248,6 +273,55 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         });
         verify(&out.run, &log);
     }
+
+    // Every connection through the proxy cut at a random byte: inside handshakes (a loss,
+    // redialled: never a TLS failure) and inside records. Read back exactly.
+    const CHAOS_TOPIC: &str = "embassy-tls-chaos";
+    const CHAOS_N: usize = 10_000;
+    kafka.create_topic(CHAOS_TOPIC, PARTITIONS);
+    chaos.set_mode(ProxyMode::Bytes {
+        cut_probability: 1.0,
+    });
+    let device = ns.open_tap();
+    let out = produce_over_tls(
+        device,
+        ca.pem().to_string(),
+        None,
+        at(CHAOS_PORT),
+        CHAOS_TOPIC,
+        Mode::Records(CHAOS_N, Duration::from_secs(120)),
+    );
+    chaos.set_mode(ProxyMode::Pass);
+    let stats = chaos.stats();
+    eprintln!(
+        "chaos: {CHAOS_N} records over TLS in {:?} through {} connections, {} cuts ({} within \
+         a hello, {} past 4 KiB): {:?}",
+        out.run.elapsed,
+        stats.connections,
+        stats.cut_bytes,
+        stats.cut_bytes_in_hello,
+        stats.cut_bytes_in_records,
+        out.run.counters
+    );
+    assert_eq!(out.tls_error, None, "chaos: a cut is never a TLS failure");
+    let log = ns.run(|| {
+        read_back(
+            &kafka.bootstrap(),
+            CHAOS_TOPIC,
+            PARTITIONS,
+            CHAOS_N,
+            Duration::from_secs(60),
+        )
+    });
+    verify_exactly_once(&out.run, &log);
+    assert!(
+        stats.cut_bytes_in_hello >= 1,
+        "cuts inside a handshake: {stats:?}"
+    );
+    assert!(
+        stats.cut_bytes_in_records >= 1,
+        "cuts inside records: {stats:?}"
+    );
 
     // Failures for good: the producer stops at the first handshake.
     let within = Duration::from_secs(20);
@@ -307,7 +381,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         None,
         format!("{BOOTSTRAP_HOST}:{OTHER_NAME_PORT}"),
         TOPIC,
-        Mode::Records(20),
+        Mode::Records(20, Duration::from_secs(20)),
     );
     let fatal = FatalReason::Tls(TlsFailure::NotValidForName);
     assert_eq!(out.tls_error, Some(TlsFailure::NotValidForName));
