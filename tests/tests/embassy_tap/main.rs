@@ -33,7 +33,8 @@
 //!   `transport-embassy`'s TLS (embedded-tls, its runner beside the producer) into an ECDSA
 //!   P-256 and an RSA-2048 broker (2,000 records each) and mTLS (500), read back exactly;
 //!   10,000 records through the chaos proxy cutting every connection (inside handshakes and
-//!   records), read back exactly; a wrong CA, an expired certificate and mTLS without a
+//!   records), read back exactly; 1,000 records with every producer call dropped after
+//!   300 µs and made again (handshakes included), read back exactly; a wrong CA, an expired certificate and mTLS without a
 //!   client certificate stop the producer at once with their `TlsFailure`; a broker whose
 //!   certificate lacks its advertised name fails the accepted records
 //!   `NotPersisted(Tls(NotValidForName))` long before their deadlines; a PLAINTEXT listener

@@ -12,7 +12,7 @@ pub(super) struct Run {
 }
 
 /// Takes every outcome the producer has ready.
-fn drain(
+pub(super) fn drain(
     producer: &mut TapProducer<'_>,
     pending: &mut HashMap<(BatchToken, u32), usize>,
     told: &mut [Told],

@@ -7,6 +7,9 @@
 //!   (`ssl.client.auth=required`, the client's P-256 certificate given): 2,000 records
 //!   each (500 over mTLS), every one persisted, read back exactly (once, in order, at the
 //!   offset reported);
+//! - the ECDSA listener with every producer call dropped after 300 µs unless done and made
+//!   again (its cancel-safety, with the sessions in the runner): the first send is dropped
+//!   during the bootstrap handshake, and 1,000 records are read back exactly, with no retry;
 //! - failures for good, each stopping the first send with the failure long before its
 //!   deadline: a CA that did not sign the broker's certificate
 //!   (`UnknownIssuer`), an expired certificate (`Expired`: this transport's own date check,
@@ -26,7 +29,7 @@
 //! The producer reaches every name through `map_address` (no DNS): the names are what the
 //! certificates are checked against and what the client sends as SNI.
 
-use super::produce::{Run, send_and_flush, verify, verify_exactly_once};
+use super::produce::{Run, drain, send_and_flush, verify, verify_exactly_once};
 use super::*;
 use producer_core::state::{FatalReason, NotPersistedReason};
 use producer_core::tls::TlsFailure;
@@ -72,6 +75,73 @@ struct TlsRun {
     refused: Option<TapError>,
     /// How long the first send took (to its outcome or its error).
     first_send: std::time::Duration,
+    /// With [`Mode::Interrupted`]: producer calls abandoned, in all and during the first
+    /// send (which waits for the bootstrap connection's handshake and the metadata).
+    abandoned: (u32, u32),
+}
+
+/// Like `send_and_flush` (60 s deadlines), but every call into the producer races a 300 µs
+/// timer and is dropped when the timer wins, then made again: the producer's futures are
+/// dropped mid-turn over and over, handshakes included. Returns what the producer told, whether
+/// everything was decided, and the calls abandoned (in all, during the first send).
+async fn send_interrupted(
+    producer: &mut TapProducer<'_>,
+    topic: &'static str,
+    n: usize,
+    timestamp_base: i64,
+) -> (Vec<Told>, bool, (u32, u32)) {
+    let slice = embassy_time::Duration::from_micros(300);
+    let mut told = vec![Told::default(); n];
+    let mut pending = HashMap::new();
+    let (mut abandoned, mut during_first) = (0, 0);
+    for i in 0..n {
+        let c = content(i);
+        let headers: Vec<RecordHeader<'_>> = c
+            .headers
+            .iter()
+            .map(|(k, v)| RecordHeader {
+                key: k,
+                value: v.as_deref(),
+            })
+            .collect();
+        let record = ProducerRecord {
+            topic,
+            partition: None,
+            key: Some(&c.key),
+            value: Some(&c.value),
+            headers: &headers,
+            timestamp: Some(timestamp_base + i as i64),
+        };
+        let deadline = Instant::now() + embassy_time::Duration::from_secs(60);
+        let receipt = loop {
+            match select(producer.send(&record, deadline), Timer::after(slice)).await {
+                Either::First(sent) => {
+                    break sent.unwrap_or_else(|e| panic!("record {i} refused: {e}"));
+                }
+                Either::Second(()) => {
+                    abandoned += 1;
+                    if i == 0 {
+                        during_first += 1;
+                    }
+                }
+            }
+        };
+        pending.insert((receipt.batch, receipt.offset_delta), i);
+        told[i].partition = Some(receipt.partition);
+        drain(producer, &mut pending, &mut told);
+    }
+    let give_up = Instant::now() + embassy_time::Duration::from_secs(60);
+    while !pending.is_empty() && Instant::now() < give_up {
+        if let Either::Second(()) = select(producer.flush(give_up), Timer::after(slice)).await {
+            abandoned += 1;
+        }
+        drain(producer, &mut pending, &mut told);
+    }
+    let flushed = producer.flush(Instant::now()).await;
+    producer
+        .close(Instant::now() + embassy_time::Duration::from_secs(2))
+        .await;
+    (told, flushed, (abandoned, during_first))
 }
 
 /// How a TLS run goes.
@@ -79,6 +149,9 @@ struct TlsRun {
 enum Mode {
     /// `n` records through `send_and_flush`, each with a deadline this far from its send.
     Records(usize, std::time::Duration),
+    /// `n` records as [`send_interrupted`] sends them: every producer call abandoned after
+    /// 300 µs unless done, and made again.
+    Interrupted(usize),
     /// One record with this deadline, whose refusal ends the run; then two seconds more of
     /// driving.
     Refused(std::time::Duration),
@@ -132,7 +205,13 @@ fn produce_over_tls(
             let work = async {
                 let mut refused = None;
                 let mut first_send = std::time::Duration::ZERO;
-                let (told, flushed) = if let Mode::Refused(within) = mode {
+                let mut abandoned = (0, 0);
+                let (told, flushed) = if let Mode::Interrupted(n) = mode {
+                    let (told, flushed, a) =
+                        send_interrupted(&mut producer, topic, n, unix_ms).await;
+                    abandoned = a;
+                    (told, flushed)
+                } else if let Mode::Refused(within) = mode {
                     let record = ProducerRecord {
                         topic,
                         partition: None,
@@ -166,6 +245,7 @@ fn produce_over_tls(
                     },
                     refused,
                     first_send,
+                    abandoned,
                 }
             };
             match select(runner.run(), work).await {
@@ -273,6 +353,42 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         });
         verify(&out.run, &log);
     }
+
+    // Every producer call dropped after 300 µs unless done, and made again: the handshakes
+    // go on in the runner, and nothing is lost or sent twice.
+    const DROPPED_TOPIC: &str = "embassy-tls-dropped";
+    const DROPPED_N: usize = 1_000;
+    kafka.create_topic(DROPPED_TOPIC, PARTITIONS);
+    let device = ns.open_tap();
+    let out = produce_over_tls(
+        device,
+        ca.pem().to_string(),
+        None,
+        at(SSL_PORT),
+        DROPPED_TOPIC,
+        Mode::Interrupted(DROPPED_N),
+    );
+    eprintln!(
+        "interrupted: {DROPPED_N} records over TLS in {:?}, {} producer calls dropped ({} \
+         during the first send's handshake and metadata): {:?}",
+        out.run.elapsed, out.abandoned.0, out.abandoned.1, out.run.counters
+    );
+    assert_eq!(out.tls_error, None, "interrupted");
+    assert!(
+        out.abandoned.1 >= 1,
+        "the first send (the bootstrap handshake) was never interrupted: {:?}",
+        out.abandoned
+    );
+    let log = ns.run(|| {
+        read_back(
+            &kafka.bootstrap(),
+            DROPPED_TOPIC,
+            PARTITIONS,
+            DROPPED_N,
+            Duration::from_secs(60),
+        )
+    });
+    verify(&out.run, &log);
 
     // Every connection through the proxy cut at a random byte: inside handshakes (a loss,
     // redialled: never a TLS failure) and inside records. Read back exactly.
