@@ -82,6 +82,10 @@ pub use wire::TlsWire;
 /// The least record read buffer (`RX` of [`TlsRecords`]) that holds any record a broker may
 /// send: 2^14 bytes of plaintext and 256 bytes of expansion.
 pub const RECORD_RX_MIN: usize = 16_384 + 256;
+/// The least record write buffer (`TX` of [`TlsRecords`]) without a client certificate: the
+/// ClientHello and the client's Finished, with room. A client certificate needs its own
+/// length more.
+pub const RECORD_TX_MIN: usize = 1024;
 /// Each of a [`TlsWire`]'s four queues, in bytes.
 pub const WIRE_QUEUE: usize = 2048;
 /// The longest certificate chain a broker may send (the verifier keeps a copy until it has
@@ -177,6 +181,14 @@ pub enum TlsSetupError {
         /// The broker capacity.
         needed: usize,
     },
+    /// A record buffer is too small: `RX` below [`RECORD_RX_MIN`] (a broker's record would
+    /// not fit), or `TX` below [`RECORD_TX_MIN`] plus the client certificate's length.
+    RecordBuffers {
+        /// `RX` or `TX` as given.
+        given: usize,
+        /// The least that works.
+        needed: usize,
+    },
     /// The security protocol does not agree with the client: `Ssl` with `client.sasl` set, or
     /// `SaslSsl` without; or a protocol without TLS given to `with_tls`.
     Protocol,
@@ -201,6 +213,12 @@ impl fmt::Display for TlsSetupError {
                 f,
                 "{given} TLS connections for {needed} broker connections: size TlsResources' N \
                  to the broker capacity"
+            ),
+            TlsSetupError::RecordBuffers { given, needed } => write!(
+                f,
+                "a TLS record buffer of {given} bytes where {needed} are needed: size \
+                 TlsResources' RX to RECORD_RX_MIN (a broker's 16 KiB record) and TX to \
+                 RECORD_TX_MIN plus the client certificate"
             ),
             TlsSetupError::Protocol => f.write_str(
                 "the security protocol does not agree with client.sasl: SASL_SSL needs a SASL \
@@ -258,7 +276,7 @@ impl<const N: usize, const RX: usize, const TX: usize> Default for TlsResources<
 }
 
 /// The producer's handle on TLS: give it to [`Producer::with_tls`](crate::Producer::with_tls).
-#[derive(Clone, Copy)]
+/// Not `Clone`: one producer per set of sessions.
 pub struct TlsLinks<'d> {
     pub(crate) wires: &'d [TlsWire],
     clock: &'d Cell<Option<(u64, u64)>>,
@@ -300,6 +318,12 @@ pub fn new<'d, R, const N: usize, const RX: usize, const TX: usize>(
 where
     R: RngCore + CryptoRng,
 {
+    if RX < RECORD_RX_MIN {
+        return Err(TlsSetupError::RecordBuffers {
+            given: RX,
+            needed: RECORD_RX_MIN,
+        });
+    }
     let ca = decode_cert(config.ca).ok_or(TlsSetupError::Ca)?;
     let client = match config.client {
         None => None,
@@ -308,6 +332,13 @@ where
             Some((cert, decode_key(id.key).ok_or(TlsSetupError::ClientKey)?))
         }
     };
+    let tx_needed = RECORD_TX_MIN + client.as_ref().map_or(0, |(cert, _)| cert.len());
+    if TX < tx_needed {
+        return Err(TlsSetupError::RecordBuffers {
+            given: TX,
+            needed: tx_needed,
+        });
+    }
     let TlsResources { shared, records } = resources;
     let shared: &'d TlsShared<N> = shared;
     Ok((
@@ -389,6 +420,46 @@ vBPf
         assert_eq!(facts.not_after, 2_111_771_885);
         // The first DNS SAN, not the common name.
         assert_eq!(facts.name, Some(&b"broker.example"[..]));
+    }
+
+    struct NoRng;
+    impl RngCore for NoRng {
+        fn next_u32(&mut self) -> u32 {
+            unreachable!()
+        }
+        fn next_u64(&mut self) -> u64 {
+            unreachable!()
+        }
+        fn fill_bytes(&mut self, _: &mut [u8]) {
+            unreachable!()
+        }
+        fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), rand_core::Error> {
+            unreachable!()
+        }
+    }
+    impl CryptoRng for NoRng {}
+
+    #[test]
+    fn record_buffers_below_what_a_broker_forces_are_refused() {
+        let config = TlsConfig {
+            ca: PEM,
+            client: None,
+        };
+        let mut small = std::boxed::Box::new(TlsResources::<1, 4096, 4096>::new());
+        assert_eq!(
+            new(&mut small, config, NoRng).err(),
+            Some(TlsSetupError::RecordBuffers {
+                given: 4096,
+                needed: RECORD_RX_MIN
+            })
+        );
+        let mut tiny_tx = std::boxed::Box::new(TlsResources::<1, RECORD_RX_MIN, 512>::new());
+        assert!(matches!(
+            new(&mut tiny_tx, config, NoRng).err(),
+            Some(TlsSetupError::RecordBuffers { given: 512, .. })
+        ));
+        let mut enough = std::boxed::Box::new(TlsResources::<1, RECORD_RX_MIN, 2048>::new());
+        assert!(new(&mut enough, config, NoRng).is_ok());
     }
 
     #[test]

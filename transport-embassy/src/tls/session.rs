@@ -114,9 +114,8 @@ where
         generation,
         ended: &ended,
     };
+    // With `tls-rsa` (embedded-tls's `alloc`), `new` offers the RSA signature schemes too.
     let config = embedded_tls::TlsConfig::new().with_server_name(host);
-    #[cfg(feature = "tls-rsa")]
-    let config = config.enable_rsa_signatures();
     let mut conn: TlsConnection<'_, WireIo<'_>, Suite> =
         TlsConnection::new(io, &mut records.rx, &mut records.tx);
     let mut provider = Provider {
