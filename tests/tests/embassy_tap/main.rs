@@ -31,7 +31,8 @@
 //!
 //! - `embassy_produces_over_tls_and_fails_clearly_kafka` (Kafka only: SSL listeners):
 //!   `transport-embassy`'s TLS (embedded-tls, its runner beside the producer) into an ECDSA
-//!   P-256 and an RSA-2048 broker (2,000 records each) and mTLS (500), read back exactly;
+//!   P-256 and an RSA-2048 broker (2,000 records each), mTLS and SASL_SSL (500 each), read
+//!   back exactly;
 //!   10,000 records through the chaos proxy cutting every connection (inside handshakes and
 //!   records), read back exactly; 1,000 records with every producer call dropped after
 //!   300 µs and made again (handshakes included), read back exactly; a wrong CA, an expired certificate and mTLS without a

@@ -3,10 +3,10 @@
 //!
 //! One Kafka node with SSL listeners besides its PLAINTEXT one (the fixture's and the
 //! independent consumer's):
-//! - `SSL` (ECDSA P-256, named [`HOST`]), `SSL_RSA` (RSA-2048, named [`HOST`]) and `MTLS`
-//!   (`ssl.client.auth=required`, the client's P-256 certificate given): 2,000 records
-//!   each (500 over mTLS), every one persisted, read back exactly (once, in order, at the
-//!   offset reported);
+//! - `SSL` (ECDSA P-256, named [`HOST`]), `SSL_RSA` (RSA-2048, named [`HOST`]), `MTLS`
+//!   (`ssl.client.auth=required`, the client's P-256 certificate given) and `SASL_SSL`
+//!   (PLAIN inside TLS): 2,000 records each (500 over mTLS and SASL_SSL), every one
+//!   persisted, read back exactly (once, in order, at the offset reported);
 //! - the ECDSA listener with every producer call dropped after 300 µs unless done and made
 //!   again (its cancel-safety, with the sessions in the runner): the first send is dropped
 //!   during the bootstrap handshake, and 1,000 records are read back exactly, with no retry;
@@ -50,6 +50,9 @@ const MTLS_PORT: u16 = 9097;
 /// The chaos proxy in front of `SSL_CHAOS`, which listens on [`CHAOS_UPSTREAM_PORT`].
 const CHAOS_PORT: u16 = 9098;
 const CHAOS_UPSTREAM_PORT: u16 = 9099;
+const SASL_SSL_PORT: u16 = 9100;
+/// The SASL_SSL listener's PLAIN user.
+const SASL_USER: (&str, &str) = ("alice", "alice-secret");
 /// Record buffers: the least a broker forces (a whole 16 KiB record), and 4 KiB to write.
 const RECORD_RX: usize = tls::RECORD_RX_MIN;
 const RECORD_TX: usize = 4096;
@@ -164,6 +167,7 @@ fn produce_over_tls(
     device: TunTapDevice,
     ca: String,
     client: Option<Issued>,
+    sasl: bool,
     bootstrap: String,
     topic: &'static str,
     mode: Mode,
@@ -176,6 +180,15 @@ fn produce_over_tls(
             let mut config = ProducerConfig::new("embassy-tls", &bootstrap, &topics);
             config.client.batch_bytes = BATCH_BYTES;
             config.map_address = Some(map_tls);
+            let protocol = if sasl {
+                config.client.sasl = Some(transport_embassy::Mechanism::Plain {
+                    username: SASL_USER.0,
+                    password: SASL_USER.1,
+                });
+                SecurityProtocol::SaslSsl
+            } else {
+                SecurityProtocol::Ssl
+            };
             let mut buffers: [ConnectionBuffers<RX, TX>; BROKERS] =
                 core::array::from_fn(|_| ConnectionBuffers::new());
             let mut resources = Box::new(Resources::new());
@@ -194,9 +207,7 @@ fn produce_over_tls(
                 &mut buffers,
             )
             .expect("producer");
-            let mut producer = producer
-                .with_tls(SecurityProtocol::Ssl, links)
-                .expect("with_tls");
+            let mut producer = producer.with_tls(protocol, links).expect("with_tls");
             let unix_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .expect("clock")
@@ -280,6 +291,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
     let mtls = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
     let client = ca.client(KeyKind::EcdsaP256, "gateway");
     let chaos_cert = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
+    let sasl_cert = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
     let at = |port: u16| format!("{HOST}:{port}");
     let ns = NetNs::new();
     // Inside the namespace, on the broker's address: the embassy stack reaches it.
@@ -311,19 +323,43 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
                     chaos_cert,
                     CHAOS_UPSTREAM_PORT,
                     &at(CHAOS_PORT),
+                )
+                .sasl_ssl_behind(
+                    "SASL_SSL",
+                    sasl_cert,
+                    SASL_USER.0,
+                    SASL_USER.1,
+                    SASL_SSL_PORT,
+                    &at(SASL_SSL_PORT),
                 ),
         )
         .start();
 
-    // ECDSA P-256, RSA-2048, mTLS: every record persisted and read back exactly.
-    for (what, topic, port, client, n) in [
-        ("ECDSA P-256", "embassy-tls-ecdsa", SSL_PORT, None, 2_000),
-        ("RSA-2048", "embassy-tls-rsa", RSA_PORT, None, 2_000),
+    // ECDSA P-256, RSA-2048, mTLS, SASL_SSL: every record persisted and read back exactly.
+    for (what, topic, port, client, sasl, n) in [
+        (
+            "ECDSA P-256",
+            "embassy-tls-ecdsa",
+            SSL_PORT,
+            None,
+            false,
+            2_000,
+        ),
+        ("RSA-2048", "embassy-tls-rsa", RSA_PORT, None, false, 2_000),
         (
             "mTLS",
             "embassy-tls-mtls",
             MTLS_PORT,
             Some(client.clone()),
+            false,
+            500,
+        ),
+        (
+            "SASL_SSL (PLAIN)",
+            "embassy-tls-sasl",
+            SASL_SSL_PORT,
+            None,
+            true,
             500,
         ),
     ] {
@@ -333,6 +369,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
             device,
             ca.pem().to_string(),
             client,
+            sasl,
             at(port),
             topic,
             Mode::Records(n, Duration::from_secs(20)),
@@ -364,6 +401,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         device,
         ca.pem().to_string(),
         None,
+        false,
         at(SSL_PORT),
         DROPPED_TOPIC,
         Mode::Interrupted(DROPPED_N),
@@ -403,6 +441,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         device,
         ca.pem().to_string(),
         None,
+        false,
         at(CHAOS_PORT),
         CHAOS_TOPIC,
         Mode::Records(CHAOS_N, Duration::from_secs(120)),
@@ -456,6 +495,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
             device,
             trusted.pem().to_string(),
             None,
+            false,
             at(port),
             "embassy-tls-refused",
             Mode::Refused(within),
@@ -470,6 +510,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         device,
         ca.pem().to_string(),
         None,
+        false,
         at(PORT),
         "embassy-tls-refused",
         Mode::Refused(Duration::from_secs(3)),
@@ -495,6 +536,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         device,
         ca.pem().to_string(),
         None,
+        false,
         format!("{BOOTSTRAP_HOST}:{OTHER_NAME_PORT}"),
         TOPIC,
         Mode::Records(20, Duration::from_secs(20)),
