@@ -304,6 +304,11 @@ impl<'d> Link<'d> {
     pub(crate) fn close(&mut self) {
         self.socket.close();
         self.phase = Phase::Closing;
+        // The session ends with the connection: the runner lets its buffers go.
+        #[cfg(feature = "tls")]
+        if let Some(wire) = self.wire {
+            wire.reset();
+        }
     }
 
     /// A closing link is done once the broker has closed its side too (or the socket is
