@@ -107,9 +107,10 @@ impl fmt::Display for TlsFailure {
                  certificate and key (--cert/--key) to a pair the broker's truststore accepts"
             }
             TlsFailure::ProtocolMismatch => {
-                "no TLS version or cipher suite in common with the broker: the client speaks \
-                 TLS 1.2 and 1.3; check the broker's ssl.enabled.protocols and \
-                 ssl.cipher.suites"
+                "no TLS version, cipher suite or signature algorithm in common with the broker: \
+                 check the broker's ssl.enabled.protocols and ssl.cipher.suites against the \
+                 client's (transport-std: TLS 1.2 and 1.3; transport-embassy: TLS 1.3 only, \
+                 RSA certificates with its tls-rsa feature)"
             }
             TlsFailure::NotTls => {
                 "the broker answered without TLS: the listener is not SSL or SASL_SSL; use \

@@ -164,7 +164,19 @@ impl ChaosProxy {
     /// Listens on a free loopback port and relays to `upstream` (which need not be up yet:
     /// each accepted connection dials it then).
     pub fn start(upstream: SocketAddr, mode: ProxyMode, seed: u64) -> ChaosProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        ChaosProxy::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream, mode, seed)
+    }
+
+    /// [`ChaosProxy::start`], listening on `listen` (port 0: a free one), e.g. a network
+    /// namespace's broker address, from inside that namespace (`NetNs::run`: the proxy's
+    /// threads stay in it).
+    pub fn start_on(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        mode: ProxyMode,
+        seed: u64,
+    ) -> ChaosProxy {
+        let listener = TcpListener::bind(listen).expect("bind proxy");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(ProxyShared {

@@ -23,6 +23,11 @@
 //! }
 //! ```
 //!
+//! With TLS (feature `tls`, [`tls`]) the methods stay cancel-safe: the TLS sessions, whose
+//! library keeps its progress inside its own futures, run in [`tls::TlsRunner::run`], which
+//! the firmware runs beside the producer for its whole life (as it runs embassy-net's
+//! runner); the producer and the runner share only byte queues and flags.
+//!
 //! Memory is the caller's: the capacities as one type ([`Fixed`]`<TOPICS, PARTITIONS,
 //! BATCHES, BROKERS>`), batch storage (`BATCHES * batch_bytes` bytes) and one
 //! [`ConnectionBuffers`] per broker connection. The embassy-net `StackResources` must have
@@ -38,6 +43,8 @@ mod buffers;
 mod config;
 mod durability;
 mod link;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use core::future::poll_fn;
 use core::task::{Context, Poll};
@@ -52,7 +59,7 @@ use heapless::String;
 use producer_core::capacity::{Array, PerBroker, Ring};
 use producer_core::client::HOST_MAX;
 use producer_core::client::{Client, ClientDelivery, ConnId};
-use producer_core::driver::{Broken, Deliveries, send_step, turn};
+use producer_core::driver::{Broken, Deliveries, send_step};
 use producer_core::time::Instant;
 use producer_core::wire::FrameDecoder;
 
@@ -83,7 +90,7 @@ pub use producer_core::wire::RecordHeader;
 #[cfg(feature = "sasl")]
 pub use producer_core::{client::Entropy, sasl::Mechanism};
 
-use link::{Link, Phase, Polled};
+use link::{Link, Phase};
 
 /// Why a turn of the connections handed control back to `drive`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +137,12 @@ pub struct Producer<'d, S, C: Capacities, D = Volatile> {
     /// drives do not return for it again.
     #[cfg(feature = "sasl")]
     token_asked: bool,
+    /// The TLS sessions' side shared with the producer, when it uses TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<tls::TlsLinks<'d>>,
+    /// `client.sasl` is set: with TLS, the protocol must be SASL_SSL.
+    #[cfg(feature = "tls")]
+    sasl_configured: bool,
 }
 
 /// The core's clock is the embassy clock: microseconds since boot.
@@ -255,6 +268,10 @@ where
             given: 0,
             needed: brokers,
         })?;
+        #[cfg(all(feature = "tls", feature = "sasl"))]
+        let sasl_configured = config.client.sasl.is_some();
+        #[cfg(all(feature = "tls", not(feature = "sasl")))]
+        let sasl_configured = false;
         let batches = client.batch_slots();
         let max_frame = u32::try_from(RX.saturating_sub(4)).unwrap_or(u32::MAX);
         Ok(Producer {
@@ -269,6 +286,10 @@ where
             durability,
             #[cfg(feature = "sasl")]
             token_asked: false,
+            #[cfg(feature = "tls")]
+            tls: None,
+            #[cfg(feature = "tls")]
+            sasl_configured,
         })
     }
 
@@ -369,6 +390,36 @@ where
     /// gateways without a clock.
     pub fn set_wall_clock(&mut self, unix_ms: i64) {
         self.client.set_wall_clock(core_now(), unix_ms);
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.set_wall_clock(unix_ms);
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    /// Runs every broker connection over TLS (`protocol` SSL, or SASL_SSL when `client.sasl`
+    /// is set), through the sessions of `tls` (from [`tls::new`]), whose runner must run
+    /// beside the producer. Call it right after building the producer, before it is driven.
+    /// Certificate dates are checked once [`Producer::set_wall_clock`] was called.
+    pub fn with_tls(
+        mut self,
+        protocol: tls::SecurityProtocol,
+        tls: tls::TlsLinks<'d>,
+    ) -> Result<Self, tls::TlsSetupError> {
+        if !protocol.tls() || protocol.sasl() != self.sasl_configured {
+            return Err(tls::TlsSetupError::Protocol);
+        }
+        if tls.wires.len() < self.links.len() {
+            return Err(tls::TlsSetupError::Connections {
+                given: tls.wires.len(),
+                needed: self.links.len(),
+            });
+        }
+        for (link, wire) in self.links.iter_mut().zip(tls.wires) {
+            link.wire = Some(wire);
+        }
+        self.tls = Some(tls);
+        Ok(self)
     }
 
     #[cfg(feature = "sasl")]
@@ -423,6 +474,8 @@ where
                 Phase::Up => link.close(),
                 Phase::Idle | Phase::Closing => continue,
                 Phase::Resolving { .. } | Phase::Connecting { .. } => link.abort(),
+                #[cfg(feature = "tls")]
+                Phase::Handshaking { .. } => link.abort(),
             }
             self.client.on_connection_lost(ConnId(i as u8), now);
         }
@@ -587,6 +640,8 @@ where
                 }
                 None => link.resolve(&endpoint.host, endpoint.port, now),
             }
+            #[cfg(feature = "tls")]
+            link.dialling(&endpoint.host);
         }
         for i in 0..self.links.len() {
             let conn = ConnId(i as u8);
@@ -608,21 +663,35 @@ where
                             Ok(true)
                         }
                         Poll::Ready(Err(e)) => Err(e),
+                        // TCP is up and the TLS handshake starts: a turn for it at once.
+                        Poll::Pending => Ok(!matches!(link.phase, Phase::Connecting { .. })),
+                    }
+                }
+                #[cfg(feature = "tls")]
+                Phase::Handshaking { .. } => {
+                    match link.poll_handshake(cx, now, self.connect_timeout) {
+                        Poll::Ready(Ok(true)) => {
+                            info!("producer: connection {:?} established (TLS)", conn.0);
+                            self.client.on_connected(conn, now);
+                            Ok(true)
+                        }
+                        Poll::Ready(Ok(false)) => Ok(true),
+                        Poll::Ready(Err(e)) => Err(e),
                         Poll::Pending => Ok(false),
                     }
                 }
-                Phase::Up => {
-                    let mut io = Polled {
-                        socket: &mut link.socket,
-                        cx,
-                    };
-                    let buffers = &mut link.buffers;
-                    turn::service(&mut self.client, &mut io, buffers, &self.frames, conn, now)
-                }
+                Phase::Up => link.service(&mut self.client, &self.frames, cx, conn, now),
             };
             match result {
                 Ok(moved) => progress |= moved,
                 Err(Broken) => {
+                    #[cfg(feature = "tls")]
+                    if let Some(failure) = link.tls_failure() {
+                        link.abort();
+                        self.client.on_tls_failure(conn, now, failure);
+                        progress = true;
+                        continue;
+                    }
                     info!("producer: connection {:?} lost", conn.0);
                     link.abort();
                     self.client.on_connection_lost(conn, now);

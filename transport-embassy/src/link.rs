@@ -18,9 +18,12 @@ use embassy_net::IpEndpoint;
 use embassy_net::tcp::{State, TcpSocket};
 use embedded_io_async::{Read, Write};
 use heapless::String;
+use producer_core::capacity::Capacities;
 use producer_core::client::HOST_MAX;
-use producer_core::driver::{Broken, ConnBuffers, Io};
+use producer_core::client::{Client, ConnId};
+use producer_core::driver::{Broken, ConnBuffers, Io, turn};
 use producer_core::time::Instant;
+use producer_core::wire::FrameDecoder;
 
 /// Where a connection is in its life.
 // The name being resolved is kept inline (256 bytes per connection, small beside its
@@ -43,6 +46,10 @@ pub(crate) enum Phase {
         started: bool,
         since: Instant,
     },
+    /// TCP is established and the TLS handshake runs (feature `tls`); the client hears of
+    /// the connection when it is done. `since`: when the attempt began, for its timeout.
+    #[cfg(feature = "tls")]
+    Handshaking { since: Instant },
     /// Established and handed to the client.
     Up,
     /// Our FIN is queued (`Producer::close`); waiting for the broker to close its side.
@@ -53,6 +60,9 @@ pub(crate) struct Link<'d> {
     pub(crate) socket: TcpSocket<'d>,
     pub(crate) phase: Phase,
     pub(crate) buffers: ConnBuffers<&'d mut [u8], &'d mut [u8]>,
+    /// The connection's TLS session, shared with the runner, when the producer uses TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) wire: Option<&'d crate::tls::TlsWire>,
 }
 
 /// The socket polled once with the task's `Context`: `Pending` is "nothing now".
@@ -91,6 +101,8 @@ impl<'d> Link<'d> {
             socket,
             phase: Phase::Idle,
             buffers: ConnBuffers::new(frame, request),
+            #[cfg(feature = "tls")]
+            wire: None,
         }
     }
 
@@ -126,12 +138,66 @@ impl<'d> Link<'d> {
         self.socket.abort();
         self.phase = Phase::Idle;
         self.clear();
+        #[cfg(feature = "tls")]
+        if let Some(wire) = self.wire {
+            wire.reset();
+        }
+    }
+
+    /// A connection to `host` is about to be dialled: with TLS, the name its certificate
+    /// must carry (and SNI), and a fresh session.
+    #[cfg(feature = "tls")]
+    pub(crate) fn dialling(&mut self, host: &str) {
+        if let Some(wire) = self.wire {
+            wire.dial(host);
+        }
+    }
+
+    /// Why TLS failed for good on this connection, if it did: checked before the link is
+    /// aborted, which forgets it.
+    #[cfg(feature = "tls")]
+    pub(crate) fn tls_failure(&self) -> Option<producer_core::tls::TlsFailure> {
+        self.wire.and_then(|w| w.failure())
+    }
+
+    /// Advances the TLS handshake: `Ready(Ok)` when established (the link is `Up`),
+    /// `Ready(Err)` when the connection ended or failed ([`Link::tls_failure`] says which),
+    /// or took longer than `timeout` from the first SYN.
+    #[cfg(feature = "tls")]
+    pub(crate) fn poll_handshake(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+        timeout: Duration,
+    ) -> Poll<Result<bool, Broken>> {
+        let (Phase::Handshaking { since }, Some(wire)) = (&self.phase, self.wire) else {
+            return Poll::Ready(Err(Broken));
+        };
+        if now.saturating_duration_since(*since) >= timeout {
+            return Poll::Ready(Err(Broken));
+        }
+        let moved = wire.exchange(&mut self.socket, cx);
+        match wire.handshake() {
+            Poll::Ready(Ok(())) => {
+                self.phase = Phase::Up;
+                Poll::Ready(Ok(true))
+            }
+            Poll::Ready(Err(_)) => Poll::Ready(Err(Broken)),
+            Poll::Pending if moved => Poll::Ready(Ok(false)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// When this link gives up connecting, if it is connecting.
     pub(crate) fn connect_deadline(&self, timeout: Duration) -> Option<Instant> {
         match self.phase {
             Phase::Resolving { since, .. } | Phase::Connecting { since, .. } => {
+                Some(Instant::from_micros(since.as_micros().saturating_add(
+                    timeout.as_micros().try_into().unwrap_or(u64::MAX),
+                )))
+            }
+            #[cfg(feature = "tls")]
+            Phase::Handshaking { since } => {
                 Some(Instant::from_micros(since.as_micros().saturating_add(
                     timeout.as_micros().try_into().unwrap_or(u64::MAX),
                 )))
@@ -164,11 +230,9 @@ impl<'d> Link<'d> {
             }
             // The first poll queues the SYN and registers the wake-up; later turns watch the
             // state below.
-            match pin!(self.socket.connect(to)).poll(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.phase = Phase::Up;
-                    return Poll::Ready(Ok(()));
-                }
+            let polled = pin!(self.socket.connect(to)).poll(cx);
+            match polled {
+                Poll::Ready(Ok(())) => return self.established(since),
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(Broken)),
                 Poll::Pending => {
                     self.phase = Phase::Connecting {
@@ -186,19 +250,65 @@ impl<'d> Link<'d> {
                 let _ = pin!(self.socket.wait_write_ready()).poll(cx);
                 Poll::Pending
             }
-            State::Established => {
-                self.phase = Phase::Up;
-                Poll::Ready(Ok(()))
-            }
+            State::Established => self.established(since),
             // Refused (RST), timed out in the stack, or closed before it opened.
             _ => Poll::Ready(Err(Broken)),
         }
+    }
+
+    /// TCP is up: the connection is the client's now, or, with TLS, once the handshake is
+    /// done (`Pending` until then).
+    fn established(&mut self, since: Instant) -> Poll<Result<(), Broken>> {
+        #[cfg(feature = "tls")]
+        if let Some(wire) = self.wire {
+            wire.start_handshake();
+            self.phase = Phase::Handshaking { since };
+            return Poll::Pending;
+        }
+        let _ = since;
+        self.phase = Phase::Up;
+        Poll::Ready(Ok(()))
+    }
+
+    /// An established connection's turn: the socket's bytes, or with TLS the session's
+    /// plaintext (the ciphertext moved between the socket and the wire first), to and from
+    /// the client.
+    pub(crate) fn service<S, C>(
+        &mut self,
+        client: &mut Client<S, C>,
+        frames: &FrameDecoder,
+        cx: &mut Context<'_>,
+        conn: ConnId,
+        now: Instant,
+    ) -> Result<bool, Broken>
+    where
+        S: AsRef<[u8]> + AsMut<[u8]>,
+        C: Capacities,
+    {
+        #[cfg(feature = "tls")]
+        if let Some(wire) = self.wire {
+            let moved = wire.exchange(&mut self.socket, cx);
+            let mut io = crate::tls::Plain(wire);
+            let served = turn::service(client, &mut io, &mut self.buffers, frames, conn, now)?;
+            // The driver's writes are for the runner: ciphertext for them goes out next turn.
+            return Ok(served | moved | wire.exchange(&mut self.socket, cx));
+        }
+        let mut io = Polled {
+            socket: &mut self.socket,
+            cx,
+        };
+        turn::service(client, &mut io, &mut self.buffers, frames, conn, now)
     }
 
     /// Queues a FIN after whatever is unsent (graceful close).
     pub(crate) fn close(&mut self) {
         self.socket.close();
         self.phase = Phase::Closing;
+        // The session ends with the connection: the runner lets its buffers go.
+        #[cfg(feature = "tls")]
+        if let Some(wire) = self.wire {
+            wire.reset();
+        }
     }
 
     /// A closing link is done once the broker has closed its side too (or the socket is

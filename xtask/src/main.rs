@@ -151,7 +151,13 @@ fn test() -> Result<(), String> {
             &[],
         )?;
     }
-    for features in ["log", "log,flash"] {
+    // TLS (embedded-tls) alone, and with every algorithm and the other features.
+    for features in [
+        "log",
+        "log,flash",
+        "log,tls",
+        "log,tls-p384,tls-rsa,sasl-scram,flash",
+    ] {
         step(
             "cargo",
             &[
@@ -198,8 +204,16 @@ fn test() -> Result<(), String> {
         )?;
     }
     // The embedded transport as firmware would build it: Cortex-M4F, defmt logging, with and
-    // without the flash store and SASL.
-    for features in ["defmt", "defmt,flash", "defmt,sasl-scram"] {
+    // without the flash store, SASL and TLS (ECDSA P-256 alone; P-384 with SCRAM; RSA, whose
+    // allocator the firmware provides).
+    for features in [
+        "defmt",
+        "defmt,flash",
+        "defmt,sasl-scram",
+        "defmt,tls",
+        "defmt,tls-p384,sasl-scram,flash",
+        "defmt,tls-rsa",
+    ] {
         step(
             "cargo",
             &[

@@ -232,6 +232,39 @@ impl Tls {
         self.push(l)
     }
 
+    /// [`Tls::sasl_ssl`] on `port`, advertising `advertised`.
+    pub fn sasl_ssl_behind(
+        self,
+        name: &str,
+        cert: Issued,
+        user: &str,
+        password: &str,
+        port: u16,
+        advertised: &str,
+    ) -> Tls {
+        let mut l = self.add(name, cert);
+        l.plain_user = Some((user.to_string(), password.to_string()));
+        l.port = Some(port);
+        l.advertised = Some(advertised.to_string());
+        self.push(l)
+    }
+
+    /// [`Tls::mtls`] on `port`, advertising `advertised`.
+    pub fn mtls_behind(
+        self,
+        name: &str,
+        cert: Issued,
+        client_ca: &str,
+        port: u16,
+        advertised: &str,
+    ) -> Tls {
+        let mut l = self.add(name, cert);
+        l.client_ca = Some(client_ca.to_string());
+        l.port = Some(port);
+        l.advertised = Some(advertised.to_string());
+        self.push(l)
+    }
+
     pub(super) fn listeners(&self) -> &[TlsListener] {
         &self.listeners
     }
