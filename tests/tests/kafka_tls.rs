@@ -5,7 +5,8 @@
 //! roundtrip tests, and checked exactly.
 //!
 //! One test starts Kafka once:
-//! - roundtrips over SSL (RSA, ECDSA), SASL_SSL (PLAIN) and mTLS (`ssl.client.auth=required`,
+//! - roundtrips over SSL (RSA, ECDSA, and a listener that speaks TLS 1.2 only, as a service
+//!   with MSK's default policy does), SASL_SSL (PLAIN) and mTLS (`ssl.client.auth=required`,
 //!   a client certificate): every record persisted once, in order;
 //! - the ChaosProxy in byte mode in front of an SSL listener it is advertised for: cuts
 //!   inside the handshake (within its first 64 bytes) and inside records, everything read
@@ -133,6 +134,8 @@ fn tls_listeners_round_trip_survive_cuts_and_fail_clearly() {
     let tls = Tls::new()
         .ssl("SSL_RSA", rsa.clone())
         .ssl("SSL_ECDSA", ecdsa.clone())
+        .ssl("SSL_TLS12", ecdsa.clone())
+        .tls12_only("SSL_TLS12")
         .sasl_ssl("SASL_SSL", ecdsa.clone(), "alice", "alice-secret")
         .mtls("SSL_MTLS", rsa.clone(), client_ca.pem())
         .ssl("SSL_EXPIRED", expired)
@@ -156,6 +159,15 @@ fn tls_listeners_round_trip_survive_cuts_and_fail_clearly() {
         "SSL, ECDSA",
         "tls-ecdsa",
         config(&boot("SSL_ECDSA"), "tls-ecdsa", &ca_pem),
+        1000,
+    );
+    // A TLS 1.2-only listener, as a service with a TLS 1.2-only policy (Amazon MSK's
+    // default): rustls speaks 1.2 too.
+    round_trip(
+        &kafka,
+        "SSL, TLS 1.2 only",
+        "tls-12",
+        config(&boot("SSL_TLS12"), "tls-12", &ca_pem),
         1000,
     );
     let mut sasl = config(&boot("SASL_SSL"), "tls-sasl", &ca_pem);

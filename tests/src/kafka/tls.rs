@@ -165,6 +165,9 @@ pub struct TlsListener {
     pub(super) port: Option<u16>,
     /// Advertise this `host:port` (default: where it listens), e.g. a proxy in front.
     pub(super) advertised: Option<String>,
+    /// Speak TLS 1.2 and nothing newer (`ssl.enabled.protocols=TLSv1.2`), as a service
+    /// with a TLS 1.2-only policy does (Amazon MSK's default).
+    tls12_only: bool,
 }
 
 /// The TLS listeners of a cluster: see the module documentation.
@@ -195,6 +198,7 @@ impl Tls {
             client_ca: None,
             port: None,
             advertised: None,
+            tls12_only: false,
         }
     }
 
@@ -265,6 +269,13 @@ impl Tls {
         self.push(l)
     }
 
+    /// The listener `name`, added before, speaks TLS 1.2 only.
+    pub fn tls12_only(mut self, name: &str) -> Tls {
+        let i = self.index(name);
+        self.listeners[i].tls12_only = true;
+        self
+    }
+
     pub(super) fn listeners(&self) -> &[TlsListener] {
         &self.listeners
     }
@@ -301,6 +312,10 @@ impl Tls {
             set("ssl.keystore.type", "PEM".into());
             set("ssl.keystore.certificate.chain", inline(&l.cert.chain_pem));
             set("ssl.keystore.key", inline(&l.cert.key_pem));
+            if l.tls12_only {
+                set("ssl.enabled.protocols", "TLSv1.2".into());
+                set("ssl.protocol", "TLSv1.2".into());
+            }
             if let Some(ca) = &l.client_ca {
                 set("ssl.client.auth", "required".into());
                 set("ssl.truststore.type", "PEM".into());

@@ -14,7 +14,9 @@
 //!   deadline: a CA that did not sign the broker's certificate
 //!   (`UnknownIssuer`), an expired certificate (`Expired`: this transport's own date check,
 //!   from the wall clock the firmware gives), mTLS without a client certificate
-//!   (`ClientCertificateRefused`, told by the broker's alert after the handshake);
+//!   (`ClientCertificateRefused`, told by the broker's alert after the handshake), a
+//!   listener that speaks TLS 1.2 only (`SSL_TLS12`, `ProtocolMismatch`: this client speaks
+//!   TLS 1.3 only);
 //! - `SSL_OTHER_NAME`, whose certificate names only [`BOOTSTRAP_HOST`] while the broker
 //!   advertises [`HOST`]: the bootstrap connection verifies, the records are accepted, and
 //!   the broker connection fails with `NotValidForName`; every record is `NotPersisted` with
@@ -51,6 +53,8 @@ const MTLS_PORT: u16 = 9097;
 const CHAOS_PORT: u16 = 9098;
 const CHAOS_UPSTREAM_PORT: u16 = 9099;
 const SASL_SSL_PORT: u16 = 9100;
+/// `SSL_TLS12`: TLS 1.2 only, as a service with a TLS 1.2-only policy (MSK's default).
+const TLS12_PORT: u16 = 9101;
 /// The SASL_SSL listener's PLAIN user.
 const SASL_USER: (&str, &str) = ("alice", "alice-secret");
 /// Record buffers: the least a broker forces (a whole 16 KiB record), and 4 KiB to write.
@@ -292,6 +296,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
     let client = ca.client(KeyKind::EcdsaP256, "gateway");
     let chaos_cert = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
     let sasl_cert = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
+    let tls12_cert = ca.server(KeyKind::EcdsaP256, &[HOST], Validity::Current);
     let at = |port: u16| format!("{HOST}:{port}");
     let ns = NetNs::new();
     // Inside the namespace, on the broker's address: the embassy stack reaches it.
@@ -331,7 +336,9 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
                     SASL_USER.1,
                     SASL_SSL_PORT,
                     &at(SASL_SSL_PORT),
-                ),
+                )
+                .ssl_behind("SSL_TLS12", tls12_cert, TLS12_PORT, &at(TLS12_PORT))
+                .tls12_only("SSL_TLS12"),
         )
         .start();
 
@@ -488,6 +495,13 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
             &ca,
             MTLS_PORT,
             TlsFailure::ClientCertificateRefused,
+        ),
+        // This client speaks TLS 1.3 only: no version in common, for good.
+        (
+            "a TLS 1.2-only broker",
+            &ca,
+            TLS12_PORT,
+            TlsFailure::ProtocolMismatch,
         ),
     ] {
         let device = ns.open_tap();
