@@ -60,6 +60,10 @@
 //! - Not checked by embedded-tls: basic constraints (that an intermediate is a CA), key
 //!   usage and extended key usage, name constraints, revocation.
 //! - TLS 1.3 only, TLS_AES_128_GCM_SHA256, key exchange on secp256r1.
+//! - Not survived: a KeyUpdate or any post-handshake handshake message but NewSessionTicket
+//!   from the broker panics inside embedded-tls 0.19 (`unimplemented!`), as do two
+//!   malformed inputs only the broker itself can send (docs/design.md, "TLS", says which and
+//!   why Kafka's brokers do not send them to a producer).
 //!
 //! A failure maps to a [`TlsFailure`]: the producer stops
 //! ([`FatalReason::Tls`](crate::FatalReason::Tls)), as on transport-std. A connection that ends during the
