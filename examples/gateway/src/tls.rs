@@ -16,7 +16,7 @@
 //!   not checked (`main` says so in the log), the chain and name still are.
 
 use rand_core::{CryptoRng, RngCore};
-use static_cell::ConstStaticCell;
+use static_cell::StaticCell;
 use transport_embassy::tls::{
     self, CERT_DER_MAX, RECORD_RX_MIN, TlsConfig, TlsLinks, TlsResources, TlsRunner, TlsSetupError,
 };
@@ -75,11 +75,14 @@ pub enum SetupError {
 /// Decodes the CA (hex DER) and sets the sessions up over the static resources. Call once
 /// (the resources are taken), after `entropy::seed`.
 pub fn setup(ca_hex: &str) -> Result<(TlsLinks<'static>, Runner), SetupError> {
-    static RESOURCES: ConstStaticCell<Resources> = ConstStaticCell::new(Resources::new());
+    // Not a `ConstStaticCell`: a few bytes of the wires start non-zero, which would put all
+    // 58 KB in `.data`, with their image in flash; made at boot, they stay in `.bss`.
+    static RESOURCES: StaticCell<Resources> = StaticCell::new();
     let mut der = [0u8; CERT_DER_MAX];
     let ca = crate::settings::decode_hex(ca_hex, &mut der).ok_or(SetupError::CaTooLong)?;
     let config = TlsConfig { ca, client: None };
-    tls::new(RESOURCES.take(), config, EntropyRng).map_err(SetupError::Transport)
+    let resources = RESOURCES.init_with(Resources::new);
+    tls::new(resources, config, EntropyRng).map_err(SetupError::Transport)
 }
 
 /// Runs the TLS sessions for as long as the firmware runs.
