@@ -33,6 +33,8 @@
 
 #[cfg(feature = "scram")]
 mod bench;
+#[cfg(feature = "tls")]
+mod bench_tls;
 #[cfg(any(feature = "scram", feature = "tls"))]
 mod entropy;
 mod lan9118;
@@ -136,6 +138,9 @@ async fn main(spawner: Spawner) {
     );
     if settings.bench {
         bench()
+    }
+    if settings.bench_tls {
+        bench_tls()
     }
 
     let nic = match Lan9118::new() {
@@ -342,6 +347,15 @@ fn bench() -> ! {
     semihosting::process::exit(if bench::scram() { 0 } else { 1 });
     #[cfg(not(feature = "scram"))]
     fail("bench=scram: this firmware was built without the scram feature")
+}
+
+/// `bench=tls`: times a TLS handshake's P-256 operations and exits (0, or 1 if one went
+/// wrong).
+fn bench_tls() -> ! {
+    #[cfg(feature = "tls")]
+    semihosting::process::exit(if bench_tls::tls() { 0 } else { 1 });
+    #[cfg(not(feature = "tls"))]
+    fail("bench=tls: this firmware was built without the tls feature")
 }
 
 /// Sets the client's SASL mechanism and credentials from the settings, and the entropy

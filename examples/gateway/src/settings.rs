@@ -119,6 +119,9 @@ pub struct Settings {
     /// `bench=scram`: instead of producing, time one SCRAM-SHA-512 exchange (4096
     /// iterations, Kafka's known answer) on the CPU alone and exit (see `bench.rs`).
     pub bench: bool,
+    /// `bench=tls`: instead of producing, time a TLS handshake's P-256 operations on the CPU
+    /// alone and exit (see `bench_tls.rs`).
+    pub bench_tls: bool,
 }
 
 impl core::fmt::Debug for Settings {
@@ -138,6 +141,7 @@ impl core::fmt::Debug for Settings {
             .field("password", &self.password.map(|_| "<redacted>"))
             .field("entropy_seed", &self.entropy_seed.map(|_| "<redacted>"))
             .field("bench", &self.bench)
+            .field("bench_tls", &self.bench_tls)
             .finish()
     }
 }
@@ -159,6 +163,7 @@ impl Default for Settings {
             password: None,
             entropy_seed: None,
             bench: false,
+            bench_tls: false,
         }
     }
 }
@@ -229,6 +234,7 @@ impl Settings {
             "password" if !value.is_empty() => self.password = Some(value),
             "entropy_seed" => self.entropy_seed = Some(parse_hex(value)?),
             "bench" if value == "scram" => self.bench = true,
+            "bench" if value == "tls" => self.bench_tls = true,
             _ => return None,
         }
         Some(())
