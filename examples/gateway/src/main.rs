@@ -10,6 +10,7 @@
 //! | 0 | every record is persisted |
 //! | 2 | some record is not (or possibly) persisted |
 //! | 3 | SASL authentication failed: the producer stopped (wrong credentials or mechanism) |
+//! | 4 | TLS failed: the producer stopped (the broker's certificate not trusted, not for its name, out of date, or no TLS) |
 //! | 1 | bad arguments, or the chip or producer could not be set up |
 //! | 101 | panic or hard fault |
 //!
@@ -23,20 +24,27 @@
 //! With feature `scram` (default) it can authenticate with SASL SCRAM-SHA-256/512
 //! (`sasl=`, `username=`, `password=`), its nonces from a ChaCha20 RNG seeded by the host
 //! (`entropy_seed=`, see `entropy.rs`), and `bench=scram` times one SCRAM-SHA-512 exchange
-//! (see `bench.rs`).
+//! (see `bench.rs`). With feature `tls` (default) it connects over TLS 1.3
+//! (`security_protocol=SSL` or `SASL_SSL`, the CA as `ca=`, the broker's name as `host=`;
+//! see `tls.rs`), its key shares from the same RNG.
 
 #![no_std]
 #![no_main]
 
 #[cfg(feature = "scram")]
 mod bench;
-#[cfg(feature = "scram")]
+#[cfg(feature = "tls")]
+mod bench_tls;
+#[cfg(any(feature = "scram", feature = "tls"))]
 mod entropy;
 mod lan9118;
 mod readings;
 mod settings;
 mod systick;
+#[cfg(feature = "tls")]
+mod tls;
 
+use core::cell::Cell;
 use core::fmt::Write as _;
 
 use cortex_m_rt::{ExceptionFrame, exception};
@@ -53,7 +61,7 @@ use transport_embassy::{
 
 use lan9118::Lan9118;
 use readings::Reading;
-use settings::Settings;
+use settings::{Security, Settings};
 
 /// Topics the producer writes to.
 const TOPICS: usize = 1;
@@ -64,7 +72,7 @@ const BATCHES: usize = 16;
 /// Largest record batch.
 const BATCH_BYTES: usize = 2048;
 /// Broker connections (bootstrap and leader may differ).
-const BROKERS: usize = 2;
+pub(crate) const BROKERS: usize = 2;
 /// Largest response frame a connection accepts, and its TCP receive window.
 const RX: usize = 4096;
 /// Largest request (one full batch plus headers), and the TCP send window.
@@ -92,11 +100,18 @@ async fn net_task(mut runner: embassy_net::Runner<'static, Lan9118>) -> ! {
     runner.run().await
 }
 
+/// The broker name `host=` gave, once `main` has read the settings.
+static BROKER_NAME: critical_section::Mutex<Cell<Option<&'static str>>> =
+    critical_section::Mutex::new(Cell::new(None));
+
 /// Where the producer connects for a broker address: QEMU's user network reaches the host's
 /// loopback at 10.0.2.2, so a broker on the host advertising `127.0.0.1` or `localhost` is
-/// reached there. Other addresses are used as they are.
+/// reached there, and so is the broker name `host=` gave (there is no DNS). Other addresses
+/// are used as they are.
 fn map_address(host: &str, port: u16) -> Option<IpEndpoint> {
-    matches!(host, "127.0.0.1" | "localhost").then(|| IpEndpoint::new(IpAddress::Ipv4(HOST), port))
+    let named = critical_section::with(|cs| BROKER_NAME.borrow(cs).get()) == Some(host);
+    (named || matches!(host, "127.0.0.1" | "localhost"))
+        .then(|| IpEndpoint::new(IpAddress::Ipv4(HOST), port))
 }
 
 #[embassy_executor::main]
@@ -123,6 +138,9 @@ async fn main(spawner: Spawner) {
     );
     if settings.bench {
         bench()
+    }
+    if settings.bench_tls {
+        bench_tls()
     }
 
     let nic = match Lan9118::new() {
@@ -151,8 +169,17 @@ async fn main(spawner: Spawner) {
     }
     stack.wait_config_up().await;
 
-    let mut bootstrap = heapless::String::<24>::new();
-    let _ = write!(bootstrap, "{HOST}:{}", settings.port);
+    let mut bootstrap = heapless::String::<80>::new();
+    let written = match settings.host {
+        Some(name) => {
+            critical_section::with(|cs| BROKER_NAME.borrow(cs).set(Some(name)));
+            write!(bootstrap, "{name}:{}", settings.port)
+        }
+        None => write!(bootstrap, "{HOST}:{}", settings.port),
+    };
+    if written.is_err() {
+        fail("host= is longer than 73 characters")
+    }
     let bootstrap = [bootstrap.as_str()];
     let topics = [settings.topic];
     let mut config = ProducerConfig::new("gateway", &bootstrap, &topics);
@@ -164,12 +191,24 @@ async fn main(spawner: Spawner) {
     if let Err(why) = configure_sasl(&mut config.client, &settings) {
         fail(why)
     }
+    let security = settings.security.unwrap_or(if settings.sasl.is_some() {
+        Security::SaslPlaintext
+    } else {
+        Security::Plaintext
+    });
+    if security.sasl() != settings.sasl.is_some() {
+        fail("security_protocol=: SASL_PLAINTEXT and SASL_SSL need sasl=, the others refuse it")
+    }
+    if settings.ca.is_some() && !security.tls() {
+        fail("ca= given without security_protocol=SSL or SASL_SSL")
+    }
+    info!("security protocol {=str}", security.name());
 
     static STORAGE: ConstStaticCell<[u8; BATCHES * BATCH_BYTES]> =
         ConstStaticCell::new([0; BATCHES * BATCH_BYTES]);
     static BUFFERS: ConstStaticCell<[ConnectionBuffers<RX, TX>; BROKERS]> =
         ConstStaticCell::new([const { ConnectionBuffers::new() }; BROKERS]);
-    let mut producer: GatewayProducer =
+    let producer: GatewayProducer =
         match Producer::new(stack, config, STORAGE.take(), BUFFERS.take()) {
             Ok(p) => p,
             Err(e) => {
@@ -177,13 +216,19 @@ async fn main(spawner: Spawner) {
                 semihosting::process::exit(1)
             }
         };
+    let mut producer = if security.tls() {
+        with_tls(producer, security, &settings, spawner)
+    } else {
+        producer
+    };
 
+    // After `with_tls`: the wall clock is the TLS sessions' too, for certificate dates.
     match settings.epoch_ms {
         Some(epoch_ms) => producer.set_wall_clock((epoch_ms + Instant::now().as_millis()) as i64),
         None => warn!(
             "no wall clock (epoch_ms): records go without a timestamp, and a broker that keeps \
              the producer's (CreateTime) may forget this producer at once; use a LogAppendTime \
-             topic"
+             topic; certificate dates are not checked"
         ),
     }
     let tally = produce(&mut producer, &settings).await;
@@ -208,6 +253,13 @@ async fn main(spawner: Spawner) {
             defmt::Display2Format(&e)
         );
         3
+    } else if let Some(failure) = producer.client().tls_error() {
+        error!(
+            "TLS failed ({}), exiting with status 4: {}",
+            failure,
+            defmt::Display2Format(&failure)
+        );
+        4
     } else if tally.persisted == settings.records {
         0
     } else {
@@ -227,12 +279,83 @@ fn authentication_error(producer: &GatewayProducer) -> Option<transport_embassy:
     }
 }
 
+/// Puts every connection of `producer` over TLS (`security` is `SSL` or `SASL_SSL`), with
+/// the CA of `ca=`, and starts the sessions' runner in its own task. Exits with status 1 if
+/// that cannot be done.
+#[cfg(feature = "tls")]
+fn with_tls(
+    producer: GatewayProducer,
+    security: Security,
+    settings: &Settings,
+    spawner: Spawner,
+) -> GatewayProducer {
+    use transport_embassy::tls::SecurityProtocol;
+
+    let Some(ca) = settings.ca else {
+        fail("security_protocol=SSL and SASL_SSL need ca= (the brokers' CA, DER in hex)")
+    };
+    // The key shares' generator; with SASL `configure_sasl` seeded it already.
+    match settings.entropy_seed {
+        Some(seed) if !security.sasl() => entropy::seed(seed),
+        Some(_) => {}
+        None => fail(
+            "security_protocol=SSL|SASL_SSL: give entropy_seed= (64 hex digits, fresh per \
+             boot): this board has no TRNG to seed the key shares' RNG from",
+        ),
+    }
+    let (links, runner) = match tls::setup(ca) {
+        Ok(tls) => tls,
+        Err(e) => {
+            error!("TLS not usable: {}", e);
+            semihosting::process::exit(1)
+        }
+    };
+    let protocol = if security.sasl() {
+        SecurityProtocol::SaslSsl
+    } else {
+        SecurityProtocol::Ssl
+    };
+    let producer = match producer.with_tls(protocol, links) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("TLS not usable: {}", defmt::Display2Format(&e));
+            semihosting::process::exit(1)
+        }
+    };
+    match tls::run(runner) {
+        Ok(token) => spawner.spawn(token),
+        Err(_) => fail("TLS task already running"),
+    }
+    info!(
+        "tls: TLS 1.3, CA of {=usize} bytes, broker name {=str}",
+        ca.len() / 2,
+        settings
+            .host
+            .unwrap_or("10.0.2.2 (no host=: an IP literal no certificate names)")
+    );
+    producer
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(_: GatewayProducer, _: Security, _: &Settings, _: Spawner) -> GatewayProducer {
+    fail("security_protocol=SSL|SASL_SSL: this firmware was built without the tls feature")
+}
+
 /// `bench=scram`: times one SCRAM-SHA-512 exchange and exits (0, or 1 if it went wrong).
 fn bench() -> ! {
     #[cfg(feature = "scram")]
     semihosting::process::exit(if bench::scram() { 0 } else { 1 });
     #[cfg(not(feature = "scram"))]
     fail("bench=scram: this firmware was built without the scram feature")
+}
+
+/// `bench=tls`: times a TLS handshake's P-256 operations and exits (0, or 1 if one went
+/// wrong).
+fn bench_tls() -> ! {
+    #[cfg(feature = "tls")]
+    semihosting::process::exit(if bench_tls::tls() { 0 } else { 1 });
+    #[cfg(not(feature = "tls"))]
+    fail("bench=tls: this firmware was built without the tls feature")
 }
 
 /// Sets the client's SASL mechanism and credentials from the settings, and the entropy

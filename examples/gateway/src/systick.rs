@@ -61,7 +61,7 @@ pub fn init(mut syst: SYST) {
 /// Core clock cycles (SysTick's count) since [`init`], to the cycle: the tick count and the
 /// SysTick counter read together. Under QEMU a cycle is 40 ns of its virtual clock; with
 /// `-icount shift=0`, where each instruction is one virtual nanosecond, 40 instructions.
-#[cfg(feature = "scram")]
+#[cfg(any(feature = "scram", feature = "tls"))]
 pub fn cycles() -> u64 {
     critical_section::with(|cs| {
         let mut ticks = DRIVER.ticks.borrow(cs).get();

@@ -56,7 +56,7 @@ impl SaslMechanism {
         }
     }
 
-    fn is_scram(self) -> bool {
+    pub(super) fn is_scram(self) -> bool {
         matches!(
             self,
             SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512

@@ -8,12 +8,15 @@
 //!   [`super::KafkaBuilder::tls`]), each with its own certificate through Kafka's PEM
 //!   keystore (`ssl.keystore.type=PEM`, the chain and key inline), and, for mTLS,
 //!   `ssl.client.auth=required` with a PEM truststore of the CA that signs client
-//!   certificates. A SASL_SSL listener offers PLAIN with one user.
+//!   certificates. A SASL_SSL listener offers PLAIN with one user, or SCRAM to the cluster's
+//!   SCRAM users ([`Tls::scram_ssl_behind`], with [`super::Sasl`] making the users).
 //!
 //! Replication, the controllers and the fixture's own connections stay on PLAINTEXT, and
 //! so does the independent consumer that reads records back.
 
 use std::process::Command;
+
+use super::SaslMechanism;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -71,6 +74,7 @@ pub struct Issued {
 /// A certificate authority made for the test.
 pub struct TestCa {
     pem: String,
+    der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -89,6 +93,7 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("CA certificate");
         TestCa {
             pem: cert.pem(),
+            der: cert.der().to_vec(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -96,6 +101,11 @@ impl TestCa {
     /// The CA's certificate, PEM: what a client trusts.
     pub fn pem(&self) -> &str {
         &self.pem
+    }
+
+    /// The CA's certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
     }
 
     fn issue(
@@ -159,6 +169,8 @@ pub struct TlsListener {
     cert: Issued,
     /// SASL_SSL: PLAIN with this user and password.
     plain_user: Option<(String, String)>,
+    /// SASL_SSL: this SCRAM mechanism, for the cluster's users of it.
+    scram: Option<SaslMechanism>,
     /// mTLS: the CA (PEM) client certificates must chain to.
     client_ca: Option<String>,
     /// Listen on this port (default: a free one).
@@ -195,6 +207,7 @@ impl Tls {
             name: name.to_string(),
             cert,
             plain_user: None,
+            scram: None,
             client_ca: None,
             port: None,
             advertised: None,
@@ -253,6 +266,24 @@ impl Tls {
         self.push(l)
     }
 
+    /// A SASL_SSL listener `name` on `port`, advertising `advertised`, serving `cert` and
+    /// offering the SCRAM `mechanism` to the users of it the cluster's [`super::Sasl`] made.
+    pub fn scram_ssl_behind(
+        self,
+        name: &str,
+        cert: Issued,
+        mechanism: SaslMechanism,
+        port: u16,
+        advertised: &str,
+    ) -> Tls {
+        assert!(mechanism.is_scram(), "{} is not SCRAM", mechanism.name());
+        let mut l = self.add(name, cert);
+        l.scram = Some(mechanism);
+        l.port = Some(port);
+        l.advertised = Some(advertised.to_string());
+        self.push(l)
+    }
+
     /// [`Tls::mtls`] on `port`, advertising `advertised`.
     pub fn mtls_behind(
         self,
@@ -293,7 +324,7 @@ impl Tls {
         self.listeners
             .iter()
             .map(|l| {
-                let p = if l.plain_user.is_some() {
+                let p = if l.plain_user.is_some() || l.scram.is_some() {
                     "SASL_SSL"
                 } else {
                     "SSL"
@@ -320,6 +351,13 @@ impl Tls {
                 set("ssl.client.auth", "required".into());
                 set("ssl.truststore.type", "PEM".into());
                 set("ssl.truststore.certificates", inline(ca));
+            }
+            if let Some(m) = l.scram {
+                set("sasl.enabled.mechanisms", m.name().into());
+                set(
+                    &format!("{}.sasl.jaas.config", m.name().to_lowercase()),
+                    format!("{} required;", m.login_module()),
+                );
             }
             if let Some((user, password)) = &l.plain_user {
                 set("sasl.enabled.mechanisms", "PLAIN".into());

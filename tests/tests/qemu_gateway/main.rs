@@ -12,6 +12,10 @@
 //!   SCRAM-SHA-512 listener (user created by the fixture, 4096 iterations): the readings
 //!   arrive exactly once as above; and with a wrong password the firmware stops at once,
 //!   having dialled once, and exits with status 3 and the authentication error in its log.
+//! - `gateway_produces_over_tls_with_scram_kafka` (`tls.rs`): Kafka only, through a SASL_SSL
+//!   listener (SCRAM-SHA-512 inside TLS 1.3, an ECDSA P-256 certificate from a CA made in the
+//!   test): the readings arrive exactly once; and given another CA the firmware stops at the
+//!   bootstrap handshake and exits with status 4, nothing persisted.
 //!
 //! The firmware reaches the host's loopback at 10.0.2.2 (QEMU user networking, which connects
 //! to the host's 127.0.0.1: where Kafka's `CLIENT` listener and tansu bind). Both brokers
@@ -45,6 +49,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tests::kafka::{Kafka, Sasl, SaslMechanism, StoredBatch};
 use tests::qemu::{self, GatewayRun};
 use tests::{Broker, BrokerKind, ChaosProxy, ProxyMode, ReadRecord, free_port, read_back};
+
+mod tls;
 
 const TOPIC: &str = "gateway-readings";
 const PARTITIONS: i32 = 4;
