@@ -8,7 +8,8 @@
 //! - [`prepare`]: everything below, once per process; returns the firmware's ELF.
 //! - [`ensure_qemu`], [`ensure_defmt_print`], [`build_gateway`]: the steps.
 //! - [`run_gateway`]: one boot, with a timeout; QEMU's exit status is the firmware's.
-//!   [`run_gateway_with`] hands each decoded log line to a closure instead of stderr.
+//!   [`run_gateway_with`] hands each decoded log line to a closure instead of stderr;
+//!   [`run_gateway_counting`] runs under `-icount shift=0` (SysTick counts instructions).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -201,6 +202,23 @@ impl GatewayRun {
 ///
 /// Panics if QEMU or defmt-print cannot be started.
 pub fn run_gateway(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun {
+    run_gateway_qemu(elf, args, timeout, &[])
+}
+
+/// [`run_gateway`] under QEMU's instruction counting (`-icount shift=0`): one guest
+/// instruction is one nanosecond of the virtual clock, so the firmware's SysTick readings
+/// (its `bench=` figures, its TLS handshake counts) are instruction counts. While the guest
+/// sleeps the virtual clock follows the host's, so the network and timers work as usual.
+pub fn run_gateway_counting(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun {
+    run_gateway_qemu(elf, args, timeout, &["-icount", "shift=0"])
+}
+
+fn run_gateway_qemu(
+    elf: &Path,
+    args: &[String],
+    timeout: Duration,
+    qemu_args: &[&str],
+) -> GatewayRun {
     // A SASL password is not echoed (the firmware does not log it either).
     let shown: Vec<&str> = args
         .iter()
@@ -217,7 +235,9 @@ pub fn run_gateway(elf: &Path, args: &[String], timeout: Duration) -> GatewayRun
         elf.display(),
         shown.join(" ")
     );
-    let run = run_gateway_with(elf, args, timeout, |line| eprintln!("gateway: {line}"));
+    let run = run_gateway_qemu_with(elf, args, timeout, qemu_args, |line| {
+        eprintln!("gateway: {line}")
+    });
     if run.timed_out {
         eprintln!("qemu harness: timed out after {timeout:?}; killed QEMU");
     }
@@ -236,6 +256,16 @@ pub fn run_gateway_with(
     elf: &Path,
     args: &[String],
     timeout: Duration,
+    on_line: impl FnMut(&str) + Send + 'static,
+) -> GatewayRun {
+    run_gateway_qemu_with(elf, args, timeout, &[], on_line)
+}
+
+fn run_gateway_qemu_with(
+    elf: &Path,
+    args: &[String],
+    timeout: Duration,
+    qemu_args: &[&str],
     mut on_line: impl FnMut(&str) + Send + 'static,
 ) -> GatewayRun {
     let mut semihosting = String::from("enable=on,target=native,arg=gateway");
@@ -248,6 +278,7 @@ pub fn run_gateway_with(
     let mut qemu = Command::new("qemu-system-arm")
         .args(["-M", "mps2-an386", "-display", "none", "-monitor", "none"])
         .args(["-serial", "none", "-nic", "user,model=lan9118"])
+        .args(qemu_args)
         .arg("-semihosting-config")
         .arg(&semihosting)
         .arg("-kernel")

@@ -81,7 +81,7 @@ use rand_core::{CryptoRng, RngCore};
 
 pub use producer_core::tls::TlsFailure;
 pub(crate) use wire::Plain;
-pub use wire::TlsWire;
+pub use wire::{TlsProgress, TlsWire};
 
 /// The least record read buffer (`RX` of [`TlsRecords`]) that holds any record a broker may
 /// send: 2^14 bytes of plaintext and 256 bytes of expansion.
@@ -286,7 +286,13 @@ pub struct TlsLinks<'d> {
     clock: &'d Cell<Option<(u64, u64)>>,
 }
 
-impl TlsLinks<'_> {
+impl<'d> TlsLinks<'d> {
+    /// The connections' wires, one per broker connection, to watch their sessions'
+    /// [`progress`](TlsWire::progress) (take it before the links go to the producer).
+    pub fn wires(&self) -> &'d [TlsWire] {
+        self.wires
+    }
+
     /// The wall clock, `unix_ms` now: certificate dates are checked from then on.
     pub(crate) fn set_wall_clock(&self, unix_ms: i64) {
         let boot = embassy_time::Instant::now().as_secs();

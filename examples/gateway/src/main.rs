@@ -40,6 +40,7 @@ mod entropy;
 mod lan9118;
 mod readings;
 mod settings;
+mod stack;
 mod systick;
 #[cfg(feature = "tls")]
 mod tls;
@@ -116,6 +117,7 @@ fn map_address(host: &str, port: u16) -> Option<IpEndpoint> {
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
+    stack::paint();
     let Some(core) = cortex_m::Peripherals::take() else {
         fail("core peripherals already taken")
     };
@@ -231,6 +233,8 @@ async fn main(spawner: Spawner) {
              topic; certificate dates are not checked"
         ),
     }
+    stack::report("setup");
+    stack::paint();
     let tally = produce(&mut producer, &settings).await;
     producer.close(Instant::now() + CLOSE_TIMEOUT).await;
     let counters = producer.counters();
@@ -265,6 +269,7 @@ async fn main(spawner: Spawner) {
     } else {
         2
     };
+    stack::report("the run");
     semihosting::process::exit(code)
 }
 
@@ -315,6 +320,7 @@ fn with_tls(
     } else {
         SecurityProtocol::Ssl
     };
+    let wires = links.wires();
     let producer = match producer.with_tls(protocol, links) {
         Ok(p) => p,
         Err(e) => {
@@ -322,7 +328,7 @@ fn with_tls(
             semihosting::process::exit(1)
         }
     };
-    match tls::run(runner) {
+    match tls::run(runner, wires) {
         Ok(token) => spawner.spawn(token),
         Err(_) => fail("TLS task already running"),
     }

@@ -105,7 +105,8 @@ fn gateway_produces_over_tls_with_scram_kafka() {
     let (mut args, epoch_ms) = gateway_args(port, RECORDS);
     args.extend(scram_args(SCRAM_PASSWORD));
     args.extend(tls_args(&ca));
-    let run = qemu::run_gateway(&elf, &args, RUN_TIMEOUT);
+    // Under instruction counting, so the firmware's handshake counts are instructions.
+    let run = qemu::run_gateway_counting(&elf, &args, RUN_TIMEOUT);
     let ended_ms = wall_clock_ms();
     for needle in [
         "security protocol SASL_SSL",
@@ -130,5 +131,56 @@ fn gateway_produces_over_tls_with_scram_kafka() {
         epoch_ms,
         ended_ms,
     );
+    handshake_cost(&run);
     eprintln!("tls: {RECORDS} readings over SASL_SSL in {:?}", run.elapsed);
+}
+
+/// Checks and prints the firmware's handshake counts (`TLS handshake with HOST: N
+/// instructions in the runner's polls, longest poll M, stack peak S bytes`, one per
+/// connection) and its stack peaks. A handshake is at least its four P-256 operations (55,393,600 instructions by
+/// `bench=tls`) and, with the key schedule, records and DER, well under 4 times that.
+fn handshake_cost(run: &qemu::GatewayRun) {
+    let prefix = format!("TLS handshake with {HOST}: ");
+    let handshakes: Vec<(u64, u64, u64)> = run
+        .log_lines
+        .iter()
+        .filter_map(|l| {
+            let rest = &l[l.find(&prefix)? + prefix.len()..];
+            let (n, rest) =
+                rest.split_once(" instructions in the runner's polls, longest poll ")?;
+            let (longest, rest) = rest.split_once(", stack peak ")?;
+            let stack = rest.trim().strip_suffix(" bytes")?;
+            Some((n.parse().ok()?, longest.parse().ok()?, stack.parse().ok()?))
+        })
+        .collect();
+    assert!(
+        !handshakes.is_empty(),
+        "no handshake count in the log: {:#?}",
+        run.log_lines
+    );
+    for &(n, longest, stack) in &handshakes {
+        assert!(
+            (55_393_600..250_000_000).contains(&n) && longest <= n,
+            "implausible handshake count {n} (longest poll {longest})"
+        );
+        assert!(
+            (4_096..1_048_576).contains(&stack),
+            "implausible handshake stack peak {stack}"
+        );
+        eprintln!(
+            "tls: handshake with {HOST}: {n} instructions, longest poll {longest}, stack peak \
+             {stack} bytes"
+        );
+    }
+    for what in ["setup", "the run"] {
+        let peak = run
+            .log_lines
+            .iter()
+            .find_map(|l| {
+                let rest = &l[l.find("stack: peak ")? + "stack: peak ".len()..];
+                rest.strip_suffix(&format!(" during {what}"))
+            })
+            .unwrap_or_else(|| panic!("no stack peak of {what} in the log: {:#?}", run.log_lines));
+        eprintln!("tls: stack peak {peak} during {what}");
+    }
 }

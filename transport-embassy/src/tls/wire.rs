@@ -197,6 +197,40 @@ impl TlsWire {
     }
 }
 
+/// Where a connection's session is, as [`TlsWire::progress`] shows it to the firmware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsProgress {
+    /// No connection, or the producer gave it up.
+    Idle,
+    /// The socket is connected and the runner runs the handshake.
+    Handshake,
+    /// The handshake is done: plaintext flows (what the producer waits for).
+    Up,
+    /// The session ended: a loss or a failure.
+    Ended,
+}
+
+impl TlsWire {
+    /// Where this connection's session is, and its generation (bumped for each connection
+    /// the producer dials). For a firmware's own accounting, read between polls of the
+    /// runner (e.g. to time a handshake's polls); it changes nothing.
+    pub fn progress(&self) -> (u32, TlsProgress) {
+        let w = self.inner.borrow();
+        let progress = match w.state {
+            State::Idle => TlsProgress::Idle,
+            State::Handshake => TlsProgress::Handshake,
+            State::Up => TlsProgress::Up,
+            State::Lost | State::Failed(_) => TlsProgress::Ended,
+        };
+        (w.generation, progress)
+    }
+
+    /// `f` of the host this connection dialled (empty before the first).
+    pub fn with_host<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        f(&self.inner.borrow().host)
+    }
+}
+
 /// The established connection's plaintext, as the driver reads and writes it.
 pub(crate) struct Plain<'w>(pub(crate) &'w TlsWire);
 
