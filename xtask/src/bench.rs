@@ -135,9 +135,10 @@ pub(crate) fn bench(part: Option<&str>) -> Result<(), String> {
     }
     let mut md = format!(
         "# Benchmarks\n\n{}\n\nEach section was measured by `cargo xtask bench` (`cargo xtask \
-         bench PART` re-measures one section) at the time it gives. The machine is shared: \
-         compare figures within a section (this project against its peer in the same run), \
-         not across runs.\n",
+         bench PART` re-measures one section) at the time it gives. The table above is the \
+         machine that assembled this file; a section kept from an earlier run was measured on \
+         the machine of that run, which may differ. The machine is shared: compare figures \
+         within a section (this project against its peer in the same run), not across runs.\n",
         machine_description()
     );
     // A part not measured on this machine yet keeps its section from the BENCHMARKS.md
