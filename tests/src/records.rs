@@ -20,6 +20,17 @@ use transport_std::{Error, Producer, ProducerRecord};
 
 use crate::ReadRecord;
 
+/// `headers` as the producer takes them: borrowed names and values.
+pub fn header_refs(headers: &[(String, Option<Vec<u8>>)]) -> Vec<RecordHeader<'_>> {
+    headers
+        .iter()
+        .map(|(k, v)| RecordHeader {
+            key: k,
+            value: v.as_deref(),
+        })
+        .collect()
+}
+
 /// The content of record `i`: a unique value (it names the record), a key for most records,
 /// and 0 to 3 headers (some with null values). Every 101st record is a tombstone (no value)
 /// named by its unique key.
@@ -194,14 +205,7 @@ pub fn produce_paced(
             }
         }
         let c = content(i);
-        let headers: Vec<RecordHeader<'_>> = c
-            .headers
-            .iter()
-            .map(|(k, v)| RecordHeader {
-                key: k,
-                value: v.as_deref(),
-            })
-            .collect();
+        let headers = header_refs(&c.headers);
         let record = ProducerRecord {
             topic,
             partition: None,

@@ -69,7 +69,6 @@ use embassy_time::{Instant, Timer, with_timeout};
 use producer_core::client::{Client, ProducerRecord, RestoreSummary, SendError};
 use producer_core::flash::{BlockingAsync, FlashStore, pages_needed};
 use producer_core::state::{BatchToken, Counters, Outcome};
-use producer_core::wire::RecordHeader;
 use tests::kafka::Kafka;
 use tests::netns::{BROKER_IP, NetNs, NsTansu, PREFIX_LEN, STACK_IP, list_namespaces, run_embassy};
 use tests::{BrokerKind, ReadRecord, read_back};

@@ -88,14 +88,7 @@ pub(super) async fn send_and_flush(
     let mut pending = HashMap::new();
     for i in 0..n {
         let c = content(i);
-        let headers: Vec<RecordHeader<'_>> = c
-            .headers
-            .iter()
-            .map(|(k, v)| RecordHeader {
-                key: k,
-                value: v.as_deref(),
-            })
-            .collect();
+        let headers = tests::records::header_refs(&c.headers);
         let record = ProducerRecord {
             topic,
             partition: None,

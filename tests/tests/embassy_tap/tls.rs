@@ -103,14 +103,7 @@ async fn send_interrupted(
     let (mut abandoned, mut during_first) = (0, 0);
     for i in 0..n {
         let c = content(i);
-        let headers: Vec<RecordHeader<'_>> = c
-            .headers
-            .iter()
-            .map(|(k, v)| RecordHeader {
-                key: k,
-                value: v.as_deref(),
-            })
-            .collect();
+        let headers = tests::records::header_refs(&c.headers);
         let record = ProducerRecord {
             topic,
             partition: None,
@@ -271,6 +264,20 @@ fn produce_over_tls(
     })
 }
 
+/// `n` records of `topic` read back over PLAINTEXT by the independent consumer, inside the
+/// namespace where the broker is.
+fn read_back_in(ns: &NetNs, kafka: &Kafka, topic: &str, n: usize) -> Vec<Vec<ReadRecord>> {
+    ns.run(|| {
+        read_back(
+            &kafka.bootstrap(),
+            topic,
+            PARTITIONS,
+            n,
+            Duration::from_secs(60),
+        )
+    })
+}
+
 /// The first send stops with `failure`, well before its 20 s deadline.
 fn assert_refused(what: &str, out: &TlsRun, failure: TlsFailure) {
     let fatal = FatalReason::Tls(failure);
@@ -386,15 +393,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
             out.run.elapsed, out.run.counters
         );
         assert_eq!(out.tls_error, None, "{what}");
-        let log = ns.run(|| {
-            read_back(
-                &kafka.bootstrap(),
-                topic,
-                PARTITIONS,
-                n,
-                Duration::from_secs(60),
-            )
-        });
+        let log = read_back_in(&ns, &kafka, topic, n);
         verify(&out.run, &log);
     }
 
@@ -424,15 +423,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         "the first send (the bootstrap handshake) was never interrupted: {:?}",
         out.abandoned
     );
-    let log = ns.run(|| {
-        read_back(
-            &kafka.bootstrap(),
-            DROPPED_TOPIC,
-            PARTITIONS,
-            DROPPED_N,
-            Duration::from_secs(60),
-        )
-    });
+    let log = read_back_in(&ns, &kafka, DROPPED_TOPIC, DROPPED_N);
     verify(&out.run, &log);
 
     // Every connection through the proxy cut at a random byte: inside handshakes (a loss,
@@ -466,15 +457,7 @@ fn embassy_produces_over_tls_and_fails_clearly_kafka() {
         out.run.counters
     );
     assert_eq!(out.tls_error, None, "chaos: a cut is never a TLS failure");
-    let log = ns.run(|| {
-        read_back(
-            &kafka.bootstrap(),
-            CHAOS_TOPIC,
-            PARTITIONS,
-            CHAOS_N,
-            Duration::from_secs(60),
-        )
-    });
+    let log = read_back_in(&ns, &kafka, CHAOS_TOPIC, CHAOS_N);
     verify_exactly_once(&out.run, &log);
     assert!(
         stats.cut_bytes_in_hello >= 1,
