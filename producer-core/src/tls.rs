@@ -45,6 +45,25 @@ pub enum TlsFailure {
 }
 
 impl TlsFailure {
+    /// What a TLS alert from the broker means, by its description code (RFC 8446, 6.2), for
+    /// every transport alike: a certificate alert is the broker refusing the client's
+    /// certificate (or wanting one), and a handshake, version or security alert is no version
+    /// or cipher suite in common. Under TLS 1.3 the client's side of the handshake is done
+    /// before the server has checked its certificate, so a refusal can arrive as an alert on
+    /// an established connection. Any other alert (close_notify, a decode error, ...) is not a
+    /// failure for good: `None`, and the connection is an ordinary loss.
+    pub fn from_alert(description: u8) -> Option<TlsFailure> {
+        match description {
+            // bad_certificate, unsupported_certificate, certificate_revoked,
+            // certificate_expired, certificate_unknown, unknown_ca, access_denied,
+            // certificate_required
+            42..=46 | 48 | 49 | 116 => Some(TlsFailure::ClientCertificateRefused),
+            // handshake_failure, protocol_version, insufficient_security
+            40 | 70 | 71 => Some(TlsFailure::ProtocolMismatch),
+            _ => None,
+        }
+    }
+
     /// Every failure, in the order of their codes ([`TlsFailure::code`]).
     pub const ALL: [TlsFailure; 8] = [
         TlsFailure::UnknownIssuer,
@@ -131,5 +150,28 @@ mod tests {
         }
         assert_eq!(TlsFailure::from_code(0), None);
         assert_eq!(TlsFailure::from_code(9), None);
+    }
+
+    #[test]
+    fn alerts_that_say_a_setting_is_wrong_are_failures_for_good() {
+        for refused in [42, 43, 44, 45, 46, 48, 49, 116] {
+            assert_eq!(
+                TlsFailure::from_alert(refused),
+                Some(TlsFailure::ClientCertificateRefused),
+                "{refused}"
+            );
+        }
+        for mismatch in [40, 70, 71] {
+            assert_eq!(
+                TlsFailure::from_alert(mismatch),
+                Some(TlsFailure::ProtocolMismatch),
+                "{mismatch}"
+            );
+        }
+        // close_notify, unexpected_message, bad_record_mac, illegal_parameter, decode_error,
+        // internal_error: not about the settings.
+        for other in [0, 10, 20, 47, 50, 80, 255] {
+            assert_eq!(TlsFailure::from_alert(other), None, "{other}");
+        }
     }
 }

@@ -30,7 +30,7 @@ use producer_core::driver::{Broken, Io};
 use producer_core::tls::TlsFailure;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{AlertDescription, CertificateError, ClientConnection, InvalidMessage, RootCertStore};
+use rustls::{CertificateError, ClientConnection, InvalidMessage, RootCertStore};
 
 /// How the producer talks to the brokers, as Kafka's `security.protocol` names it. SASL is on
 /// when the client has a mechanism (`client.sasl`), TLS when this says so; the two must
@@ -375,28 +375,7 @@ fn handshake_failure(e: &rustls::Error) -> Option<TlsFailure> {
             | InvalidMessage::UnknownProtocolVersion
             | InvalidMessage::MessageTooLarge,
         ) => Some(TlsFailure::NotTls),
-        E::AlertReceived(a) => alert_failure(*a),
-        _ => None,
-    }
-}
-
-/// What an alert from the broker means. After the client's last handshake message (TLS 1.3
-/// finishes on the client's side before the server has checked its certificate), a refused
-/// client certificate arrives as an alert on an established connection.
-fn alert_failure(a: AlertDescription) -> Option<TlsFailure> {
-    use AlertDescription as A;
-    match a {
-        A::BadCertificate
-        | A::CertificateRequired
-        | A::UnknownCA
-        | A::CertificateUnknown
-        | A::UnsupportedCertificate
-        | A::CertificateRevoked
-        | A::CertificateExpired
-        | A::AccessDenied => Some(TlsFailure::ClientCertificateRefused),
-        A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity => {
-            Some(TlsFailure::ProtocolMismatch)
-        }
+        E::AlertReceived(a) => TlsFailure::from_alert(u8::from(*a)),
         _ => None,
     }
 }
@@ -458,8 +437,8 @@ impl Io for Conn<'_> {
                 let _ = tls.flush(tcp);
                 log::debug!("TLS: {e}");
                 if let rustls::Error::AlertReceived(a) = e {
-                    tls.failure =
-                        alert_failure(a).filter(|f| *f == TlsFailure::ClientCertificateRefused);
+                    tls.failure = TlsFailure::from_alert(u8::from(a))
+                        .filter(|f| *f == TlsFailure::ClientCertificateRefused);
                 }
                 return Err(Broken);
             }

@@ -11,7 +11,7 @@ use embedded_tls::pki::CertVerifier;
 use embedded_tls::{
     Aes128GcmSha256, Certificate, CertificateEntryRef, CertificateRef, CertificateVerifyRef,
     CryptoProvider, CryptoRngCore, NoClock, SignatureScheme, TlsConnection, TlsContext, TlsError,
-    TlsVerifier, alert::AlertDescription,
+    TlsVerifier,
 };
 use p256::ecdsa::{DerSignature, SigningKey};
 use producer_core::client::HOST_MAX;
@@ -475,7 +475,7 @@ fn handshake_failure(
             }
             None
         }
-        TlsError::HandshakeAborted(_, alert) => alert_failure(alert),
+        TlsError::HandshakeAborted(_, alert) => TlsFailure::from_alert(alert as u8),
         // The first bytes back were not a TLS record.
         TlsError::InvalidRecord | TlsError::UnknownContentType => Some(TlsFailure::NotTls),
         TlsError::InvalidCipherSuite
@@ -487,24 +487,5 @@ fn handshake_failure(
             warn!("TLS handshake with {:?} failed: {:?}", host, other);
             Some(TlsFailure::BadCertificate)
         }
-    }
-}
-
-/// What the broker's alert during the handshake means.
-fn alert_failure(alert: AlertDescription) -> Option<TlsFailure> {
-    use AlertDescription as A;
-    match alert {
-        A::BadCertificate
-        | A::CertificateRequired
-        | A::UnknownCa
-        | A::CertificateUnknown
-        | A::UnsupportedCertificate
-        | A::CertificateRevoked
-        | A::CertificateExpired
-        | A::AccessDenied => Some(TlsFailure::ClientCertificateRefused),
-        A::HandshakeFailure | A::ProtocolVersion | A::InsufficientSecurity => {
-            Some(TlsFailure::ProtocolMismatch)
-        }
-        _ => None,
     }
 }
