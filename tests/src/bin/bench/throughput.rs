@@ -137,6 +137,17 @@ fn pump_librdkafka(bootstrap: &str, topic: &str, records: u64) -> (u64, u64, f64
     )
 }
 
+/// The median run of `runs` (by time; `runs` is left sorted so) and every run's
+/// records per second, in the order they ran.
+pub(crate) fn median_run(runs: &mut [ChildRun]) -> (&ChildRun, Vec<String>) {
+    let all = runs
+        .iter()
+        .map(|r| format!("{:.0}", r.persisted as f64 / r.seconds))
+        .collect();
+    runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    (&runs[runs.len() / 2], all)
+}
+
 /// Runs `bench child …` (over SSL with `ca`) and takes its own resource usage when it exits.
 pub(crate) fn run_child(
     side: &str,
@@ -268,12 +279,7 @@ pub(crate) fn run() {
                 let _ = writeln!(md, "| {broker_name} | {name} | failed | | | | | |");
                 continue;
             }
-            let all: Vec<String> = rs
-                .iter()
-                .map(|r| format!("{:.0}", r.persisted as f64 / r.seconds))
-                .collect();
-            rs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-            let m = &rs[rs.len() / 2];
+            let (m, all) = median_run(rs);
             let rate = records as f64 / m.seconds;
             let _ = writeln!(
                 md,

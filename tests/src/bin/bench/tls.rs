@@ -80,12 +80,7 @@ pub(crate) fn run() {
             let _ = writeln!(md, "| {label} | failed | | | | | | | | |");
             continue;
         }
-        let all: Vec<String> = rs
-            .iter()
-            .map(|r| format!("{:.0}", r.persisted as f64 / r.seconds))
-            .collect();
-        rs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-        let m = &rs[rs.len() / 2];
+        let (m, all) = throughput::median_run(rs);
         let rate = records as f64 / m.seconds;
         if i == 0 {
             plaintext = Some((rate, m.cpu_seconds));
